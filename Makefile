@@ -1,0 +1,61 @@
+# govcloud-operator: `make test` runs every check, `make demo` tells the story on a local cluster.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export PYTHONUNBUFFERED := 1
+
+.PHONY: all venv tools lint unit integration e2e test demo crds cluster-up cluster-down clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11+ is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
+	@command -v kubectl >/dev/null || { echo "error: kubectl is not on PATH; install kubectl (any recent version)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+## tools: find (KUBEBUILDER_ASSETS) or build the pinned control-plane binaries, kwok and helm
+tools: venv
+	$(PY) -m govcloud.dev tools
+
+## crds: regenerate crds/ from the pydantic models
+crds: venv
+	$(PY) -m govcloud.api.crdgen
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests e2e
+	$(VENV)/bin/ruff format --check operator tests e2e
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(PY) -m govcloud.api.crdgen --check
+
+unit: venv
+	$(VENV)/bin/pytest tests/unit -q
+
+integration: tools
+	$(VENV)/bin/pytest tests/integration -q
+
+e2e: tools
+	$(VENV)/bin/pytest e2e -q
+
+## test: every check — lint, types, layers, unit, integration and e2e on the real local control plane
+test: lint unit integration e2e
+
+## demo: start a local control plane, run the operator, onboard the example departments
+demo: tools
+	$(PY) -m govcloud.dev.demo
+
+cluster-up: tools
+	$(PY) -m govcloud.dev cluster up
+
+cluster-down: venv
+	$(PY) -m govcloud.dev cluster down
+
+clean:
+	rm -rf .cache/clusters .pytest_cache .mypy_cache .ruff_cache

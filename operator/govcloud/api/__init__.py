@@ -1,0 +1,1 @@
+"""API layer: pydantic models of every custom resource; crds/ is generated from them."""

@@ -1,0 +1,492 @@
+"""CloudTenant: one department of the city, onboarded from one YAML object."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from govcloud.api import cel
+from govcloud.api.v1alpha1 import _base
+from govcloud.api.v1alpha1._base import (
+    DNS_LABEL_PATTERN,
+    Condition,
+    LabelValue,
+    Model,
+    Quantity,
+)
+
+# The tenant name is the prefix of every namespace name (<tenant>-<namespace>, at most
+# 63 characters), so it is kept short enough to leave room for a useful suffix.
+MAX_TENANT_NAME_LENGTH = 40
+MAX_NAMESPACE_NAME_LENGTH = 63
+MAX_CONTACTS = 10
+MAX_NAMESPACES = 20
+MAX_MEMBERS = 50
+MAX_QUOTA_ENTRIES = 32
+MAX_LIMIT_ENTRIES = 16
+MAX_PEERS = 32
+MAX_SELECTOR_LABELS = 16
+
+TENANT_NAME_PATTERN = rf"^[a-z0-9]([-a-z0-9]{{0,{MAX_TENANT_NAME_LENGTH - 2}}}[a-z0-9])?$"
+TENANT_NAME_RE = re.compile(TENANT_NAME_PATTERN)
+
+SERVICE_ACCOUNT_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+SERVICE_ACCOUNT_RE = re.compile(SERVICE_ACCOUNT_PATTERN)
+
+# ResourceQuota resource names (https://kubernetes.io/docs/concepts/policy/resource-quotas/).
+QUOTA_NAME_PATTERN = (
+    r"^(cpu|memory|ephemeral-storage|pods|services|services\.loadbalancers|services\.nodeports"
+    r"|persistentvolumeclaims|configmaps|secrets|replicationcontrollers|resourcequotas"
+    r"|hugepages-[A-Za-z0-9]+"
+    r"|(requests|limits)\.[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?"
+    r"|count/[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
+    r"|[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.storageclass\.storage\.k8s\.io/"
+    r"(requests\.storage|persistentvolumeclaims)"
+    r"|[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.deviceclass\.resource\.k8s\.io/devices)$"
+)
+QUOTA_NAME_RE = re.compile(QUOTA_NAME_PATTERN)
+
+# Labels the operator itself puts on a tenant namespace; a spec may not override them.
+RESERVED_LABEL_PREFIXES = ("govcloud.io/", "pod-security.kubernetes.io/")
+RESERVED_LABEL_KEYS = ("app.kubernetes.io/managed-by", "kubernetes.io/metadata.name")
+
+CLASSIFIED_REFUSED = cel.Rule(
+    rule="!self",
+    message=(
+        "classified (涉密) systems are not hosted on the government cloud;"
+        " remove classified: true, or keep the system on its own accredited network"
+    ),
+)
+SECURITY_LEVEL_RANGE = cel.Rule(
+    rule="self >= 1 && self <= 3",
+    message="securityLevel is the system's MLPS (等保) protection level and must be 1, 2 or 3",
+)
+CONTACTS_REQUIRED = cel.Rule(
+    rule="size(self) > 0",
+    message="at least one contact (the person responsible for the tenant) is required",
+)
+CONTACT_REACHABLE = cel.Rule(
+    rule="has(self.email) || has(self.phone)",
+    message="a contact needs an email address or a phone number",
+)
+NAMESPACES_REQUIRED = cel.Rule(
+    rule="size(self) > 0",
+    message="at least one namespace is required",
+)
+NAMESPACES_UNIQUE = cel.Rule(
+    rule="self.all(a, self.exists_one(b, b.name == a.name))",
+    message="namespace names must be unique within a tenant",
+)
+SERVICE_ACCOUNT_FORMAT = cel.Rule(
+    rule=f"self.matches(r'{SERVICE_ACCOUNT_PATTERN}')",
+    message="service accounts are written <namespace>/<name>, e.g. payroll-apps/deployer",
+)
+QUOTA_NAMES = cel.Rule(
+    rule=f"self.all(k, k.matches(r'{QUOTA_NAME_PATTERN}'))",
+    message=(
+        "quota keys must be ResourceQuota resource names such as requests.cpu, limits.memory,"
+        " requests.storage, pods, services, count/deployments.apps,"
+        " requests.nvidia.com/gpu or <class>.storageclass.storage.k8s.io/requests.storage"
+    ),
+    message_expression=(
+        f"'quota key ' + self.filter(k, !k.matches(r'{QUOTA_NAME_PATTERN}'))[0]"
+        " + ' is not a ResourceQuota resource name; use names such as requests.cpu,"
+        " limits.memory, requests.storage, pods, count/deployments.apps'"
+    ),
+)
+RESERVED_LABELS = cel.Rule(
+    rule=(
+        "self.all(k, !k.startsWith('govcloud.io/') && !k.contains('.govcloud.io/')"
+        " && !k.startsWith('pod-security.kubernetes.io/')"
+        " && k != 'app.kubernetes.io/managed-by' && k != 'kubernetes.io/metadata.name')"
+    ),
+    message=(
+        "labels under govcloud.io/ and pod-security.kubernetes.io/, app.kubernetes.io/managed-by"
+        " and kubernetes.io/metadata.name are set by the operator; remove them from the spec"
+    ),
+)
+PEER_ONE_OF = cel.Rule(
+    rule="has(self.tenant) != has(self.namespaceSelector)",
+    message="an allowFrom entry names exactly one of tenant or namespaceSelector",
+)
+SELECTOR_NOT_EMPTY = cel.Rule(
+    rule="size(self) > 0",
+    message=(
+        "namespaceSelector must name at least one label; an empty selector would admit"
+        " every namespace of the cluster"
+    ),
+)
+
+# Root-level rules: they need metadata.name, which only the root of the object can see.
+TENANT_NAME_FORMAT = cel.Rule(
+    rule=f"self.metadata.name.matches(r'{TENANT_NAME_PATTERN}')",
+    message=(
+        f"the tenant name must be a DNS label (lowercase letters, digits and '-') of at most"
+        f" {MAX_TENANT_NAME_LENGTH} characters, leaving room for the namespace names"
+        " <tenant>-<namespace>"
+    ),
+)
+DERIVED_NAMESPACE_LENGTH = cel.Rule(
+    rule="self.spec.namespaces.all(n, size(self.metadata.name) + 1 + size(n.name) <= 63)",
+    message=(
+        "every namespace name <tenant>-<namespace> must be at most 63 characters;"
+        " shorten the tenant or the namespace name"
+    ),
+    field_path=".spec.namespaces",
+)
+ROOT_RULES = (TENANT_NAME_FORMAT, DERIVED_NAMESPACE_LENGTH)
+
+
+def _refuse_if(broken: bool, rule: cel.Rule) -> None:
+    """Raises the rule's own message, so the operator says what the API server says."""
+    if broken:
+        raise ValueError(rule.message)
+
+
+def namespace_name(tenant: str, name: str) -> str:
+    """The real name of a tenant namespace: <tenant>-<name>."""
+    return f"{tenant}-{name}"
+
+
+def check_tenant_name(tenant: str, spec: CloudTenantSpec) -> None:
+    """Applies the root-level rules (which need metadata.name) to a tenant already parsed."""
+    _refuse_if(not TENANT_NAME_RE.match(tenant), TENANT_NAME_FORMAT)
+    too_long = [
+        namespace_name(tenant, namespace.name)
+        for namespace in spec.namespaces
+        if len(namespace_name(tenant, namespace.name)) > MAX_NAMESPACE_NAME_LENGTH
+    ]
+    if too_long:
+        raise ValueError(f"{DERIVED_NAMESPACE_LENGTH.message}: {', '.join(too_long)}")
+
+
+def parse(tenant: str, spec: Mapping[str, Any]) -> CloudTenantSpec:
+    """The spec of tenant `tenant` checked as the API server checks it; ValueError if not."""
+    parsed = CloudTenantSpec.model_validate(spec)
+    check_tenant_name(tenant, parsed)
+    return parsed
+
+
+def _is_reserved_label(key: str) -> bool:
+    return (
+        key.startswith(RESERVED_LABEL_PREFIXES)
+        or ".govcloud.io/" in key
+        or key in RESERVED_LABEL_KEYS
+    )
+
+
+class Tier(StrEnum):
+    """The funding tier of a unit: city, county/district, or development zone."""
+
+    CITY = "city"
+    COUNTY = "county"
+    DEVZONE = "devzone"
+
+
+class DeletionPolicy(StrEnum):
+    """What happens to the namespaces when the tenant is deleted."""
+
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+class Phase(StrEnum):
+    """The lifecycle phase of a tenant."""
+
+    PENDING = "Pending"
+    ACTIVE = "Active"
+    SUSPENDED = "Suspended"
+    TERMINATING = "Terminating"
+    ERROR = "Error"
+
+
+class Unit(Model):
+    """The organisational unit behind the tenant."""
+
+    code: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL_PATTERN,
+        description="The unit's short code, a DNS label, e.g. finance-bureau.",
+    )
+    tier: Tier = Field(description="Funding tier: city, county or devzone.")
+    region: str | None = Field(
+        default=None, max_length=128, description="County, district or zone, if any."
+    )
+
+
+class Contact(Model):
+    """The person responsible for the tenant (R1); reachable by email or phone."""
+
+    model_config = ConfigDict(json_schema_extra=cel.validations(CONTACT_REACHABLE))
+
+    name: str = Field(min_length=1, max_length=128)
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()-]{3,32}$")
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Self:
+        _refuse_if(self.email is None and self.phone is None, CONTACT_REACHABLE)
+        return self
+
+
+Subject = Annotated[str, Field(min_length=1, max_length=256)]
+ServiceAccountRef = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=317,
+        json_schema_extra=cel.validations(SERVICE_ACCOUNT_FORMAT),
+    ),
+]
+
+
+class Members(Model):
+    """Who holds a role in every namespace of the tenant."""
+
+    users: list[Subject] = Field(default_factory=list, max_length=MAX_MEMBERS)
+    groups: list[Subject] = Field(default_factory=list, max_length=MAX_MEMBERS)
+    service_accounts: list[ServiceAccountRef] = Field(
+        default_factory=list,
+        alias="serviceAccounts",
+        max_length=MAX_MEMBERS,
+        description="Service accounts as <namespace>/<name>.",
+    )
+
+    @field_validator("service_accounts")
+    @classmethod
+    def _namespaced_service_accounts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            _refuse_if(not SERVICE_ACCOUNT_RE.match(entry), SERVICE_ACCOUNT_FORMAT)
+        return value
+
+
+class TenantNamespace(Model):
+    """A namespace of the tenant; the real name is <tenant>-<name>."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_NAMESPACE_NAME_LENGTH,
+        pattern=DNS_LABEL_PATTERN,
+        description="Short name; the namespace is called <tenant>-<name>.",
+    )
+    labels: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        max_length=_base.MAX_LABELS,
+        description="Extra labels for the namespace; the operator's own labels are reserved.",
+        json_schema_extra=cel.validations(_base.LABEL_KEYS, RESERVED_LABELS),
+    )
+    adopt: bool = Field(
+        default=False,
+        description="Take over an existing namespace of this name that no tenant owns.",
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _own_labels_only(cls, value: dict[str, str]) -> dict[str, str]:
+        _base.check_label_keys(value)
+        _refuse_if(any(_is_reserved_label(key) for key in value), RESERVED_LABELS)
+        return value
+
+
+class LimitRangeSpec(Model):
+    """Container defaults applied in every namespace of the tenant."""
+
+    default: dict[str, Quantity] = Field(
+        default_factory=dict,
+        max_length=MAX_LIMIT_ENTRIES,
+        description="Default limits of a container that sets none.",
+    )
+    default_request: dict[str, Quantity] = Field(
+        default_factory=dict,
+        alias="defaultRequest",
+        max_length=MAX_LIMIT_ENTRIES,
+        description="Default requests of a container that sets none.",
+    )
+    max: dict[str, Quantity] = Field(
+        default_factory=dict,
+        max_length=MAX_LIMIT_ENTRIES,
+        description="The most a single container may ask for.",
+    )
+
+
+class NetworkPeer(Model):
+    """A door into the tenant's namespaces: another tenant, or namespaces by label (R12)."""
+
+    model_config = ConfigDict(json_schema_extra=cel.validations(PEER_ONE_OF))
+
+    tenant: str | None = Field(
+        default=None,
+        max_length=MAX_TENANT_NAME_LENGTH,
+        pattern=DNS_LABEL_PATTERN,
+        description="Every namespace of this tenant may connect.",
+    )
+    namespace_selector: dict[str, LabelValue] | None = Field(
+        default=None,
+        alias="namespaceSelector",
+        max_length=MAX_SELECTOR_LABELS,
+        description="Namespaces carrying all of these labels may connect.",
+        json_schema_extra=cel.validations(_base.LABEL_KEYS, SELECTOR_NOT_EMPTY),
+    )
+
+    @field_validator("namespace_selector")
+    @classmethod
+    def _narrow_selector(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None:
+            _base.check_label_keys(value)
+            _refuse_if(not value, SELECTOR_NOT_EMPTY)
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind_of_peer(self) -> Self:
+        _refuse_if((self.tenant is None) == (self.namespace_selector is None), PEER_ONE_OF)
+        return self
+
+
+class NetworkSpec(Model):
+    """Network isolation of the tenant's namespaces."""
+
+    isolated: bool = Field(
+        default=True,
+        description="Deny ingress from other tenants; the tenant's own namespaces may connect.",
+    )
+    allow_from: list[NetworkPeer] = Field(
+        default_factory=list,
+        alias="allowFrom",
+        max_length=MAX_PEERS,
+        description="Other tenants or namespaces that may connect although isolated.",
+    )
+
+
+class CloudTenantSpec(Model):
+    """The desired state of a department on the government cloud."""
+
+    display_name: str = Field(
+        alias="displayName",
+        min_length=1,
+        max_length=256,
+        description="Human-readable name, e.g. 市财政局.",
+    )
+    unit: Unit
+    contacts: list[Contact] = Field(
+        max_length=MAX_CONTACTS,
+        description="The people responsible for the tenant; at least one.",
+        json_schema_extra=cel.validations(CONTACTS_REQUIRED),
+    )
+    admins: Members = Field(default_factory=Members, description="Full control of the namespaces.")
+    editors: Members = Field(default_factory=Members, description="Edit workloads.")
+    viewers: Members = Field(default_factory=Members, description="Read-only access.")
+    security_level: int = Field(
+        alias="securityLevel",
+        description="The system's MLPS (等保) protection level: 1, 2 or 3.",
+        json_schema_extra={"minimum": 1, "maximum": 3, **cel.validations(SECURITY_LEVEL_RANGE)},
+    )
+    classified: bool = Field(
+        default=False,
+        description="Classified (涉密) systems are refused: they are not hosted on this cloud.",
+        json_schema_extra=cel.validations(CLASSIFIED_REFUSED),
+    )
+    namespaces: list[TenantNamespace] = Field(
+        max_length=MAX_NAMESPACES,
+        description="The tenant's namespaces; each becomes <tenant>-<name>.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            **cel.validations(NAMESPACES_REQUIRED, NAMESPACES_UNIQUE),
+        },
+    )
+    quota: dict[str, Quantity] = Field(
+        default_factory=dict,
+        max_length=MAX_QUOTA_ENTRIES,
+        description="Tenant-wide hard limits by ResourceQuota resource name, e.g. requests.cpu.",
+        json_schema_extra=cel.validations(QUOTA_NAMES),
+    )
+    limit_range: LimitRangeSpec | None = Field(default=None, alias="limitRange")
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    suspended: bool = Field(
+        default=False, description="No new pods; members keep read access only."
+    )
+    deletion_policy: DeletionPolicy = Field(
+        default=DeletionPolicy.RETAIN,
+        alias="deletionPolicy",
+        description="Retain keeps the namespaces and their data when the tenant is deleted.",
+    )
+
+    @field_validator("contacts")
+    @classmethod
+    def _someone_responsible(cls, value: list[Contact]) -> list[Contact]:
+        _refuse_if(not value, CONTACTS_REQUIRED)
+        return value
+
+    @field_validator("security_level")
+    @classmethod
+    def _mlps_level(cls, value: int) -> int:
+        _refuse_if(not 1 <= value <= 3, SECURITY_LEVEL_RANGE)
+        return value
+
+    @field_validator("classified")
+    @classmethod
+    def _not_classified(cls, value: bool) -> bool:
+        _refuse_if(value, CLASSIFIED_REFUSED)
+        return value
+
+    @field_validator("namespaces")
+    @classmethod
+    def _distinct_namespaces(cls, value: list[TenantNamespace]) -> list[TenantNamespace]:
+        _refuse_if(not value, NAMESPACES_REQUIRED)
+        names = [namespace.name for namespace in value]
+        _refuse_if(len(set(names)) != len(names), NAMESPACES_UNIQUE)
+        return value
+
+    @field_validator("quota")
+    @classmethod
+    def _resource_quota_names(cls, value: dict[str, str]) -> dict[str, str]:
+        _refuse_if(not all(QUOTA_NAME_RE.match(key) for key in value), QUOTA_NAMES)
+        return value
+
+
+class ResourceAmounts(Model):
+    """Quota hard limits and usage by resource name, as in ResourceQuota status."""
+
+    hard: dict[str, str] = Field(default_factory=dict)
+    used: dict[str, str] = Field(default_factory=dict)
+
+
+class NamespaceStatus(Model):
+    """The observed state of one tenant namespace."""
+
+    name: str
+    phase: str
+    message: str = ""
+    quota: ResourceAmounts = Field(default_factory=ResourceAmounts)
+
+
+class UsageSummary(Model):
+    """used/hard of the tenant quota, preformatted for the printer columns."""
+
+    cpu: str | None = Field(default=None, description="CPU used/hard, e.g. 2/64.")
+    memory: str | None = Field(default=None, description="Memory used/hard, e.g. 1Gi/128Gi.")
+
+
+class CloudTenantStatus(Model):
+    """The observed state of the tenant, written by the operator."""
+
+    phase: Phase = Phase.PENDING
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    namespace_count: int = Field(
+        default=0, alias="namespaceCount", ge=0, description="Namespaces that exist."
+    )
+    usage: UsageSummary = Field(default_factory=UsageSummary)
+    namespaces: list[NamespaceStatus] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    quota: ResourceAmounts = Field(default_factory=ResourceAmounts)
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )

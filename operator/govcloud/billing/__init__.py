@@ -1,0 +1,1 @@
+"""Billing (pure): rating usage against the rate card, billing periods."""

@@ -1,0 +1,1 @@
+"""Desired state (pure): a CloudTenant spec in, the Kubernetes manifests that should exist out."""

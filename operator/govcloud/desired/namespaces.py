@@ -1,0 +1,77 @@
+"""Namespace manifests of a tenant: ownership, tier, security level and Pod Security labels."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from govcloud import constants
+from govcloud.api.v1alpha1 import cloudtenant
+from govcloud.desired import meta
+
+PSA_VERSION = "latest"
+PSA_RESTRICTED = "restricted"
+PSA_BASELINE = "baseline"
+_HIGHEST_LEVEL = 3
+
+# Label keys a user may never set on a tenant namespace: ours, Pod Security Admission's
+# (any of them, e.g. a pinned old *-version, would weaken the policy) and the API server's.
+_RESERVED_PREFIXES = (f"{constants.GROUP}/", "pod-security.kubernetes.io/")
+_RESERVED_KEYS = frozenset({constants.LABEL_MANAGED_BY, meta.LABEL_NAMESPACE_NAME})
+
+
+def pod_security_labels(security_level: int) -> dict[str, str]:
+    """PSA labels: level 3 enforces ``restricted``; lower levels enforce ``baseline``.
+
+    Every level warns and audits against ``restricted`` so teams see what level 3 would refuse.
+    """
+    enforce = PSA_RESTRICTED if security_level >= _HIGHEST_LEVEL else PSA_BASELINE
+    return {
+        constants.PSA_ENFORCE: enforce,
+        constants.PSA_ENFORCE_VERSION: PSA_VERSION,
+        constants.PSA_WARN: PSA_RESTRICTED,
+        constants.PSA_AUDIT: PSA_RESTRICTED,
+    }
+
+
+def user_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The user's namespace labels minus any key the operator or the API server owns."""
+    return {
+        key: value
+        for key, value in labels.items()
+        if key not in _RESERVED_KEYS and not key.startswith(_RESERVED_PREFIXES)
+    }
+
+
+def labels(
+    spec: cloudtenant.CloudTenantSpec, namespace: cloudtenant.TenantNamespace
+) -> dict[str, str]:
+    """All labels of a tenant namespace; ours and the PSA labels override the user's."""
+    ours = {
+        constants.LABEL_TIER: spec.unit.tier.value,
+        constants.LABEL_SECURITY_LEVEL: str(spec.security_level),
+        constants.LABEL_TENANT_NAMESPACE: namespace.name,
+        **pod_security_labels(spec.security_level),
+    }
+    return {**user_labels(namespace.labels), **ours}
+
+
+def build(
+    tenant: str, spec: cloudtenant.CloudTenantSpec, namespace: cloudtenant.TenantNamespace
+) -> meta.Manifest:
+    """The Namespace manifest for one of the tenant's namespaces."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": meta.object_meta(
+            meta.namespace_name(tenant, namespace.name),
+            None,
+            tenant,
+            extra_labels=labels(spec, namespace),
+            annotations={constants.ANNOTATION_DISPLAY_NAME: spec.display_name},
+        ),
+    }
+
+
+def build_all(tenant: str, spec: cloudtenant.CloudTenantSpec) -> list[meta.Manifest]:
+    """Namespace manifests for every namespace in the spec, in spec order."""
+    return [build(tenant, spec, namespace) for namespace in spec.namespaces]

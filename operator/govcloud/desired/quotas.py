@@ -1,0 +1,387 @@
+"""Elastic split of a tenant's quota into per-namespace ResourceQuotas that never over-commit it.
+
+Why a split
+    Kubernetes enforces a ResourceQuota per namespace, atomically (quota admission updates
+    ``status.used`` with a compare-and-swap). If the per-namespace hards sum to at most the
+    tenant's quota, the API server itself keeps the tenant within its quota, however many pods
+    are created at once in however many of its namespaces; no operator-side check can race.
+
+Notation (per resource, all in integer milli-units so cpu and counts are exact)
+    T       the tenant's hard (rounded down)
+    hard_i  ``spec.hard`` of namespace i's ``govcloud-quota``;  eff_i its ``status.hard``,
+            the value admission actually enforces (the quota controller copies spec to status)
+    used_i  ``status.used`` (rounded up)
+    c_i     the commitment of namespace i: max(hard_i, eff_i, used_i). Admission only admits
+            new usage while used_i stays <= eff_i, and eff_i only ever becomes hard_i, so c_i
+            bounds the namespace's usage from now on until someone raises its hard. A
+            namespace with no quota object, no key for the resource or no reported usage has
+            an unknown commitment.
+
+Invariant I
+    Σ_i c_i <= T. While it holds, Σ_i used_i <= T at every instant.
+
+Guarantee
+    (G1) The final hards of an allocation always satisfy Σ_i hard_i <= T, and hard_i >= used_i
+         whenever Σ_i used_i <= T.
+    (G2) Phase-1 writes never increase any c_i. Phase-2 writes go through ``cap_increases``,
+         which reads the quotas afresh: if that read shows I holding, the raises together add
+         at most its slack T − Σ_i c_i to Σ_i c_i, so I keeps holding whatever happens
+         meanwhile (pods created or deleted, the quota controller syncing, the writes applied
+         in any order or some failing); if it shows I broken or any c_i unknown, nothing is
+         raised. Hence once I holds it holds for good; while it does not (the tenant's quota
+         was shrunk below usage, a quota was deleted by hand) only decreases are written, and
+         I is restored as usage drains below the lowered hards.
+    Assumption: only this operator raises the hards of a tenant's quotas, one reconcile at a
+    time per tenant (kopf serialises handlers per object).
+
+Algorithm (``allocate``)
+    free = max(0, T − Σ used_i). Target_i = used_i + an equal share of free, rounding down to
+    whole units (millicores for cpu, MiB for bytes when there is at least 1Mi per namespace);
+    the remainder units go one each to the namespaces in sorted order. If Σ used_i > T the
+    tenant is over-committed: targets are hard_i = min(used_i, L) with the largest level L
+    keeping Σ hard_i <= T (water-filling), so no namespace can start anything new and running
+    workloads are never touched; it is reported in ``Allocation.over_committed``.
+
+    Hysteresis: a resource keeps its current hards (identical strings, so zero writes) when
+    every namespace already limits it, I holds, and every namespace still has headroom
+    hard_i − used_i >= half of its fair share free / n.
+
+    Writes come in two phases. ``decreases`` (phase 1) lowers each hard to min(current,
+    target) — a resource not yet limited in a namespace is limited to 0, because its usage is
+    unknown until the quota controller reports it. ``increases`` (phase 2) holds the final
+    hards; before applying them the reconciler re-reads the quotas and passes them through
+    ``cap_increases``, which caps each raise to the slack then available. Whatever is capped
+    is granted by a later reconcile, once the quota controller has caught up.
+
+Suspension
+    A suspended tenant's quotas additionally get ``pods`` and ``count/pods`` = 0: admission
+    then refuses every new pod, while running pods keep running (see ``suspended_hard``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from govcloud.desired import meta, quantity
+
+SUSPENDED_HARD = {"pods": "0", "count/pods": "0"}
+_MEBIBYTE = 1024 * 1024 * 1000  # in milli-units
+
+Hards = Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class ObservedQuota:
+    """A namespace's ``govcloud-quota`` as read: spec.hard, status.used and status.hard."""
+
+    hard: Mapping[str, str]
+    used: Mapping[str, str] = field(default_factory=dict)
+    # None: status.hard was not read; assume the quota controller has caught up with spec.
+    status_hard: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Per-namespace hards to converge to, and the two ordered phases of writes to get there."""
+
+    hard: Hards
+    decreases: Hards
+    increases: Hards
+    over_committed: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        """Whether any quota write is planned (``cap_increases`` may still hold some back)."""
+        return bool(self.decreases or self.increases)
+
+
+@dataclass(frozen=True)
+class _Ledger:
+    """One resource across the tenant's namespaces, in milli-units."""
+
+    resource: str
+    tenant: int
+    used: Mapping[str, int]
+    hard: Mapping[str, int | None]
+    commitment: Mapping[str, int | None]
+
+    @property
+    def total_used(self) -> int:
+        return sum(self.used.values())
+
+    @property
+    def free(self) -> int:
+        return max(0, self.tenant - self.total_used)
+
+
+def observed_from_manifest(quota: Mapping[str, Any]) -> ObservedQuota:
+    """Read an ObservedQuota from a ResourceQuota object as returned by the API server."""
+    spec = quota.get("spec") or {}
+    status = quota.get("status") or {}
+    return ObservedQuota(
+        hard=dict(spec.get("hard") or {}),
+        used=dict(status.get("used") or {}),
+        status_hard=dict(status.get("hard") or {}),
+    )
+
+
+def manifest(tenant: str, namespace: str, hard: Mapping[str, str]) -> meta.Manifest:
+    """The ``govcloud-quota`` ResourceQuota of one namespace."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": meta.object_meta(meta.QUOTA_NAME, namespace, tenant),
+        "spec": {"hard": dict(hard)},
+    }
+
+
+def suspended_hard(hard: Mapping[str, str]) -> dict[str, str]:
+    """``hard`` with ``pods`` and ``count/pods`` forced to 0 so no new pod can start.
+
+    Quota admission never evicts, so running pods are untouched; resuming lifts the zero as an
+    ordinary (capped) increase.
+    """
+    return {**hard, **SUSPENDED_HARD}
+
+
+def allocate(
+    tenant_hard: Mapping[str, str],
+    namespaces: Sequence[str],
+    observed: Mapping[str, ObservedQuota],
+    *,
+    suspended: bool = False,
+) -> Allocation:
+    """Split ``tenant_hard`` over ``namespaces`` given their observed quotas (see module doc).
+
+    ``observed`` entries for namespaces not in ``namespaces`` are ignored here; pass them to
+    ``cap_increases`` so quotas of namespaces still being removed count until they are gone.
+    Raises ``quantity.QuantityError`` for a malformed tenant quantity.
+    """
+    names = sorted(set(namespaces))
+    if not names:
+        return Allocation(hard={}, decreases={}, increases={})
+    targets: dict[str, dict[str, str]] = {name: {} for name in names}
+    over_committed: dict[str, tuple[str, str]] = {}
+    for resource in sorted(tenant_hard):
+        ledger = _ledger(resource, tenant_hard[resource], names, observed)
+        for name, value in _resource_targets(ledger, observed).items():
+            targets[name][resource] = value
+        if ledger.total_used > ledger.tenant:
+            over_committed[resource] = (
+                _format(resource, ledger.total_used),
+                _format(resource, ledger.tenant),
+            )
+    if suspended:
+        targets = {name: suspended_hard(hard) for name, hard in targets.items()}
+    decreases, increases = _phases(targets, observed)
+    return Allocation(targets, decreases, increases, over_committed)
+
+
+def cap_increases(
+    tenant_hard: Mapping[str, str],
+    observed: Mapping[str, ObservedQuota],
+    planned: Hards,
+    *,
+    namespaces: Iterable[str] = (),
+) -> dict[str, dict[str, str]]:
+    """Cap the phase-2 hards so that applying them keeps Σ commitment <= tenant hard.
+
+    ``observed`` must be re-read after the decreases were applied and hold every quota the
+    tenant still has (including namespaces being removed); ``namespaces`` lists the tenant's
+    namespaces so that one without a quota object counts as unknown. Each raise spends
+    max(0, new − c_i) of the slack T − Σ c_i of its resource (so raising a hard up to the
+    namespace's usage is free). Without slack — I broken, or a commitment unknown — nothing
+    is raised. Returns only the quotas that still change; apply them in any order.
+    """
+    everyone = sorted(set(observed) | set(namespaces) | set(planned))
+    slack = {
+        resource: _slack(resource, text, everyone, observed)
+        for resource, text in tenant_hard.items()
+    }
+    capped: dict[str, dict[str, str]] = {}
+    for name in sorted(planned):
+        quota = observed.get(name)
+        hard = dict(planned[name])
+        for resource in sorted(set(hard) & set(slack)):
+            hard[resource], spent = _cap(resource, hard[resource], quota, slack[resource])
+            slack[resource] = _spend(slack[resource], spent)
+        if quota is None or not _same(hard, quota.hard):
+            capped[name] = hard
+    return capped
+
+
+def _ledger(
+    resource: str, tenant_text: str, names: Sequence[str], observed: Mapping[str, ObservedQuota]
+) -> _Ledger:
+    quotas = {name: observed.get(name) for name in names}
+    return _Ledger(
+        resource=resource,
+        tenant=max(0, quantity.to_milli(tenant_text)),
+        used={name: _used(resource, quota) or 0 for name, quota in quotas.items()},
+        hard={name: _hard(resource, quota) for name, quota in quotas.items()},
+        commitment={name: _commitment(resource, quota) for name, quota in quotas.items()},
+    )
+
+
+def _hard(resource: str, quota: ObservedQuota | None) -> int | None:
+    if quota is None or resource not in quota.hard:
+        return None
+    return quantity.to_milli(quota.hard[resource], round_up=True)
+
+
+def _used(resource: str, quota: ObservedQuota | None) -> int | None:
+    if quota is None or resource not in quota.used:
+        return None
+    return max(0, quantity.to_milli(quota.used[resource], round_up=True))
+
+
+def _commitment(resource: str, quota: ObservedQuota | None) -> int | None:
+    """max(spec hard, status hard, used); None when any part that matters is unknown."""
+    hard, used = _hard(resource, quota), _used(resource, quota)
+    if quota is None or hard is None or used is None:
+        return None
+    enforced = (quota.status_hard or {}).get(resource)
+    enforced_milli = quantity.to_milli(enforced, round_up=True) if enforced is not None else 0
+    return max(hard, enforced_milli, used)
+
+
+def _resource_targets(ledger: _Ledger, observed: Mapping[str, ObservedQuota]) -> dict[str, str]:
+    if _is_stable(ledger):
+        return {name: observed[name].hard[ledger.resource] for name in ledger.hard}
+    return {name: _format(ledger.resource, milli) for name, milli in _split(ledger).items()}
+
+
+def _is_stable(ledger: _Ledger) -> bool:
+    """Hysteresis: current hards are safe and still leave everyone half their fair share."""
+    commitments = list(ledger.commitment.values())
+    if not commitments or any(value is None for value in commitments):
+        return False
+    if sum(value or 0 for value in commitments) > ledger.tenant:
+        return False
+    count, free = len(commitments), ledger.free
+    return all(
+        2 * count * ((ledger.hard[name] or 0) - used) >= free for name, used in ledger.used.items()
+    )
+
+
+def _split(ledger: _Ledger) -> dict[str, int]:
+    if ledger.total_used > ledger.tenant:
+        return _water_fill(ledger)
+    names = sorted(ledger.used)
+    unit = _unit(ledger.resource, ledger.free, len(names))
+    base, extra = divmod(ledger.free // unit, len(names))
+    return {
+        name: ledger.used[name] + (base + (1 if index < extra else 0)) * unit
+        for index, name in enumerate(names)
+    }
+
+
+def _water_fill(ledger: _Ledger) -> dict[str, int]:
+    """hard_i = min(used_i, L) for the largest L (in whole units) keeping Σ hard_i <= T."""
+    remaining = ledger.tenant
+    unit = _unit(ledger.resource, remaining, len(ledger.used))
+    by_usage = sorted(ledger.used.items(), key=lambda item: (item[1], item[0]))
+    hards: dict[str, int] = {}
+    for index, (name, used) in enumerate(by_usage):
+        level = remaining // (len(by_usage) - index) // unit * unit
+        hards[name] = min(used, level)
+        remaining -= hards[name]
+    return hards
+
+
+def _unit(resource: str, pool: int, count: int) -> int:
+    """Split granularity in milli-units: millicores for cpu, whole units for counts and bytes.
+
+    Byte counts are split in whole MiB while the pool holds at least 1Mi per namespace, so
+    hards read ``3413Mi`` rather than ``3579139413``.
+    """
+    if resource.endswith("cpu"):
+        return 1
+    if quantity.is_binary(resource) and pool >= count * _MEBIBYTE:
+        return _MEBIBYTE
+    return 1000
+
+
+def _phases(
+    targets: Mapping[str, Mapping[str, str]], observed: Mapping[str, ObservedQuota]
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    decreases: dict[str, dict[str, str]] = {}
+    increases: dict[str, dict[str, str]] = {}
+    for name in sorted(targets):
+        target = targets[name]
+        quota = observed.get(name)
+        if not target:
+            continue  # no tenant quota: the quota object is not wanted and gets pruned
+        current = dict(quota.hard) if quota is not None else None
+        lowered = _lowered(current, target)
+        if current is None or not _same(lowered, current):
+            decreases[name] = lowered
+        if not _same(target, lowered):
+            increases[name] = dict(target)
+    return decreases, increases
+
+
+def _lowered(current: Mapping[str, str] | None, target: Mapping[str, str]) -> dict[str, str]:
+    """Phase-1 hards: min(current, target); not yet limited -> 0; other keys untouched."""
+    lowered = dict(current or {})
+    for resource, value in target.items():
+        now = lowered.get(resource)
+        if now is None:
+            lowered[resource] = "0"
+        elif quantity.parse(value) < quantity.parse(now):
+            lowered[resource] = value
+    return lowered
+
+
+def _slack(
+    resource: str, tenant_text: str, names: Sequence[str], observed: Mapping[str, ObservedQuota]
+) -> int | None:
+    """T − Σ c_i, or None when I does not hold or cannot be checked: then nothing may rise.
+
+    While I is broken even a raise up to a namespace's usage is refused: that usage may drain
+    before the write lands, and the raise would hand the room straight back.
+    """
+    commitments = [_commitment(resource, observed.get(name)) for name in names]
+    if any(value is None for value in commitments):
+        return None
+    slack = quantity.to_milli(tenant_text) - sum(value or 0 for value in commitments)
+    return slack if slack >= 0 else None
+
+
+def _spend(slack: int | None, spent: int) -> int | None:
+    return None if slack is None else slack - spent
+
+
+def _cap(
+    resource: str, planned: str, quota: ObservedQuota | None, slack: int | None
+) -> tuple[str, int]:
+    """The hard to write instead of ``planned`` and the slack it spends."""
+    current = quota.hard.get(resource) if quota is not None else None
+    if current is None:
+        return "0", 0  # not limited yet (phase 1 did not land): limit it first, as phase 1 does
+    if quantity.parse(planned) <= quantity.parse(current):
+        return planned, 0  # not an increase: never raises the commitment
+    commitment = _commitment(resource, quota)
+    if commitment is None or slack is None:
+        return current, 0
+    allowed = commitment + slack
+    if quantity.parse(planned) * 1000 <= allowed:
+        return planned, max(0, quantity.to_milli(planned, round_up=True) - commitment)
+    unit = _unit(resource, allowed, 1)
+    allowed = allowed // unit * unit
+    if allowed <= quantity.to_milli(current):
+        return current, 0
+    return _format(resource, allowed), max(0, allowed - commitment)
+
+
+def _same(left: Mapping[str, str], right: Mapping[str, str]) -> bool:
+    """Same keys and equal quantities (``1000m`` == ``1``)."""
+    return left.keys() == right.keys() and all(
+        quantity.equal(value, right[key]) for key, value in left.items()
+    )
+
+
+def _format(resource: str, milli: int) -> str:
+    return quantity.from_milli(milli, binary=quantity.is_binary(resource))

@@ -1,0 +1,149 @@
+"""RBAC of a tenant: RoleBindings per namespace, and a cluster-scoped view of its own CloudTenant.
+
+Each RoleBinding is named after the ClusterRole it grants (``govcloud-admin`` -> ``admin``), so
+a given name always has the same ``roleRef``; roleRef is immutable, and suspension therefore
+swaps *which* bindings exist (only ``govcloud-view``, holding every member) instead of editing
+one. The bindings that are no longer wanted are pruned by label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from govcloud import constants
+from govcloud.api.v1alpha1 import cloudtenant
+from govcloud.desired import meta
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+RBAC_API_VERSION = f"{RBAC_GROUP}/v1"
+ROLE_ADMIN = "admin"
+ROLE_EDIT = "edit"
+ROLE_VIEW = "view"
+SELF_VIEW_VERBS = ("get", "list", "watch")
+
+Subject = dict[str, str]
+
+
+def role_binding_name(cluster_role: str) -> str:
+    """The name of the RoleBinding granting ``cluster_role`` in a tenant namespace."""
+    return f"govcloud-{cluster_role}"
+
+
+def self_view_name(tenant: str) -> str:
+    """The name of the per-tenant ClusterRole and ClusterRoleBinding (self view)."""
+    return f"govcloud:tenant:{tenant}:self-view"
+
+
+def subjects(members: cloudtenant.Members) -> list[Subject]:
+    """RBAC subjects for users, groups and ``<namespace>/<name>`` service accounts."""
+    found = [{"kind": "User", "apiGroup": RBAC_GROUP, "name": user} for user in members.users]
+    found += [{"kind": "Group", "apiGroup": RBAC_GROUP, "name": group} for group in members.groups]
+    found += [service_account_subject(account) for account in members.service_accounts]
+    return unique(found)
+
+
+def service_account_subject(reference: str) -> Subject:
+    """The subject for a service account written as ``<namespace>/<name>``."""
+    namespace, _, name = reference.partition("/")
+    if not namespace or not name or "/" in name:
+        raise meta.SpecError(f"service account {reference!r} must be written <namespace>/<name>")
+    return {"kind": "ServiceAccount", "namespace": namespace, "name": name}
+
+
+def unique(found: Iterable[Subject]) -> list[Subject]:
+    """Drop repeated subjects, keeping the first occurrence so the order is stable."""
+    seen: list[Subject] = []
+    for subject in found:
+        if subject not in seen:
+            seen.append(subject)
+    return seen
+
+
+def all_members(spec: cloudtenant.CloudTenantSpec) -> list[Subject]:
+    """Every admin, editor and viewer of the tenant, once each."""
+    return unique([*subjects(spec.admins), *subjects(spec.editors), *subjects(spec.viewers)])
+
+
+def grants(spec: cloudtenant.CloudTenantSpec) -> dict[str, list[Subject]]:
+    """ClusterRole -> subjects in each namespace; a suspended tenant's members get ``view`` only."""
+    if spec.suspended:
+        return {ROLE_VIEW: all_members(spec)}
+    return {
+        ROLE_ADMIN: subjects(spec.admins),
+        ROLE_EDIT: subjects(spec.editors),
+        ROLE_VIEW: subjects(spec.viewers),
+    }
+
+
+def role_bindings(
+    tenant: str, namespace: str, spec: cloudtenant.CloudTenantSpec
+) -> list[meta.Manifest]:
+    """The RoleBindings of one namespace; a role with no subjects gets no binding."""
+    return [
+        {
+            "apiVersion": RBAC_API_VERSION,
+            "kind": "RoleBinding",
+            "metadata": meta.object_meta(role_binding_name(role), namespace, tenant),
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
+            "subjects": granted,
+        }
+        for role, granted in grants(spec).items()
+        if granted
+    ]
+
+
+def self_view_role(tenant: str, namespaces: Iterable[str]) -> meta.Manifest:
+    """A ClusterRole to read this tenant's own CloudTenant (and its namespaces), nothing else.
+
+    ``resourceNames`` authorizes ``get`` directly. For ``list`` and ``watch`` the API server
+    only applies resourceNames when the request carries ``fieldSelector=metadata.name=<name>``
+    (``kubectl get cloudtenant <name>`` uses get; ``-w`` sends that field selector), so an
+    unfiltered list of all CloudTenants stays forbidden.
+    """
+    rules = [
+        {
+            "apiGroups": [constants.GROUP],
+            "resources": [meta.CLOUDTENANT_PLURAL, f"{meta.CLOUDTENANT_PLURAL}/status"],
+            "resourceNames": [tenant],
+            "verbs": list(SELF_VIEW_VERBS),
+        }
+    ]
+    names = sorted(set(namespaces))
+    # An empty resourceNames list would mean "every namespace", so no names means no rule.
+    if names:
+        rules.append(
+            {
+                "apiGroups": [""],
+                "resources": ["namespaces"],
+                "resourceNames": names,
+                "verbs": list(SELF_VIEW_VERBS),
+            }
+        )
+    return {
+        "apiVersion": RBAC_API_VERSION,
+        "kind": "ClusterRole",
+        "metadata": meta.object_meta(self_view_name(tenant), None, tenant),
+        "rules": rules,
+    }
+
+
+def self_view_binding(tenant: str, spec: cloudtenant.CloudTenantSpec) -> meta.Manifest | None:
+    """Binds every member to the self-view ClusterRole; None when the tenant has no members."""
+    members = all_members(spec)
+    if not members:
+        return None
+    return {
+        "apiVersion": RBAC_API_VERSION,
+        "kind": "ClusterRoleBinding",
+        "metadata": meta.object_meta(self_view_name(tenant), None, tenant),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": self_view_name(tenant)},
+        "subjects": members,
+    }
+
+
+def cluster_scoped(
+    tenant: str, spec: cloudtenant.CloudTenantSpec, namespaces: Iterable[str]
+) -> list[meta.Manifest]:
+    """The tenant's cluster-scoped RBAC objects: the self-view ClusterRole and its binding."""
+    binding = self_view_binding(tenant, spec)
+    return [self_view_role(tenant, namespaces), *([binding] if binding else [])]

@@ -1,0 +1,1 @@
+"""Federation (pure): sub-center health hysteresis and credential checks."""

@@ -1,0 +1,13 @@
+"""Handlers: kopf decorators only; the body becomes a model and a reconciler does the work."""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = ("govcloud.handlers.startup", "govcloud.handlers.cloudtenant")
+
+
+def register() -> None:
+    """Import every handler module so that its kopf decorators register."""
+    for module in MODULES:
+        importlib.import_module(module)

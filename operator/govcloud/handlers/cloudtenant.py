@@ -1,0 +1,84 @@
+"""CloudTenant handlers: every event of a tenant or of an object it owns queues one reconcile."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from govcloud import constants, settings
+from govcloud.handlers import startup
+from govcloud.reconcile import tenant
+
+log = logging.getLogger(__name__)
+
+PLURAL = "cloudtenants"
+KIND = "CloudTenant"
+RETRY_SECONDS = 5.0
+MANAGED: dict[str, Any] = {
+    constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
+    constants.LABEL_TENANT: kopf.PRESENT,
+}
+CHILDREN = (
+    ("", "v1", "namespaces"),
+    ("", "v1", "resourcequotas"),
+    ("", "v1", "limitranges"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+    ("rbac.authorization.k8s.io", "v1", "clusterroles"),
+    ("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
+)
+
+
+def _queue(memo: kopf.Memo) -> Any:
+    async def work(name: str) -> None:
+        await reconcile(name, memo)
+
+    return startup.queue_for(memo, KIND, work)
+
+
+async def reconcile(name: str, memo: kopf.Memo) -> None:
+    recorder = memo.recorder
+    with recorder.reconcile_seconds.labels(kind=KIND).time():
+        result = await startup.run_in_executor(memo, tenant.reconcile, memo.hub, name, memo.config)
+    recorder.reconciles.labels(kind=KIND, result=result.outcome).inc()
+    if result.snapshot is not None:
+        recorder.record_tenant(name, result.snapshot)
+    elif result.outcome == "deleted":
+        recorder.forget_tenant(name)
+    if result.body is not None:
+        for event in result.events:
+            kopf.event(result.body, type=event.type, reason=event.reason, message=event.message)
+    if result.retry:
+        asyncio.get_running_loop().call_later(RETRY_SECONDS, _queue(memo).request, name)
+
+
+@kopf.on.event(constants.GROUP, constants.VERSION, PLURAL)
+async def tenant_changed(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
+    if event["type"] == "DELETED":
+        memo.recorder.forget_tenant(name)
+        return
+    _queue(memo).request(name)
+
+
+@kopf.timer(constants.GROUP, constants.VERSION, PLURAL, interval=settings.load().resync_seconds)
+async def tenant_resync(name: str, memo: kopf.Memo, **_: Any) -> None:
+    _queue(memo).request(name)
+
+
+def _register_children() -> None:
+    for group, version, plural in CHILDREN:
+        kopf.on.event(group, version, plural, labels=MANAGED, id=f"tenant-child-{plural}")(
+            child_changed
+        )
+
+
+async def child_changed(labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    owner = labels.get(constants.LABEL_TENANT)
+    if owner:
+        _queue(memo).request(owner)
+
+
+_register_children()

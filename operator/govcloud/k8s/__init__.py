@@ -1,0 +1,1 @@
+"""The only layer that talks to an API server (the hub or a sub-center)."""

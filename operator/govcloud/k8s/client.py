@@ -1,0 +1,258 @@
+"""One connection to one API server: get/list/apply/delete/patch_status, retried, writes counted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import (
+    ApiException,
+    ConflictError,
+    NotFoundError,
+    ResourceNotFoundError,
+)
+
+from govcloud import __version__, constants
+
+Manifest = dict[str, Any]
+WriteHook = Callable[[str, str], None]
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+RETRY_DEADLINE = 30.0
+USER_AGENT = f"govcloud-operator/{__version__}"
+
+
+class ApiError(RuntimeError):
+    """An API call failed for good; `status` is the HTTP code (0 when unreachable)."""
+
+    def __init__(self, message: str, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+def _message(error: ApiException) -> tuple[int, str, str]:
+    status = int(getattr(error, "status", 0) or 0)
+    body = getattr(error, "body", None) or ""
+    try:
+        decoded = json.loads(body)
+        return status, str(decoded.get("message", body)), str(decoded.get("reason", ""))
+    except (TypeError, ValueError):
+        return status, str(body or error), ""
+
+
+def load_api_client(kubeconfig: str | None = None) -> k8s_client.ApiClient:
+    """An ApiClient from a kubeconfig file, else $KUBECONFIG/~/.kube/config, else in-cluster."""
+    configuration = k8s_client.Configuration()
+    if kubeconfig:
+        k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        try:
+            k8s_config.load_kube_config(client_configuration=configuration)
+        except k8s_config.ConfigException:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+    return api_client_from(configuration)
+
+
+def api_client_from(configuration: k8s_client.Configuration) -> k8s_client.ApiClient:
+    configuration.retries = False
+    api = k8s_client.ApiClient(configuration)
+    api.user_agent = USER_AGENT
+    return api
+
+
+def load_api_client_from_dict(kubeconfig: dict[str, Any]) -> k8s_client.ApiClient:
+    """An ApiClient from a kubeconfig held in memory (a sub-center's Secret)."""
+    configuration = k8s_client.Configuration()
+    k8s_config.load_kube_config_from_dict(kubeconfig, client_configuration=configuration)
+    return api_client_from(configuration)
+
+
+class Cluster:
+    """Typed-enough helpers over the dynamic client for one API server."""
+
+    def __init__(
+        self, api: k8s_client.ApiClient, name: str = "hub", on_write: WriteHook | None = None
+    ):
+        self.name = name
+        self.api = api
+        self._on_write = on_write
+        self._dynamic: DynamicClient | None = None
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        if self._dynamic is None:
+            self._dynamic = self._retry("discovery", lambda: DynamicClient(self.api))
+        return self._dynamic
+
+    def resource(self, api_version: str, kind: str) -> Any:
+        try:
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            self.dynamic.resources.invalidate_cache()
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Manifest | None:
+        resource = self.resource(api_version, kind)
+        try:
+            found = self._retry("get", lambda: resource.get(name=name, namespace=namespace))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        return _to_dict(found)
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[Manifest]:
+        resource = self.resource(api_version, kind)
+        found = self._retry(
+            "list", lambda: resource.get(namespace=namespace, label_selector=label_selector)
+        )
+        items: Iterable[Any] = found.items or []
+        return [_to_dict(item) for item in items]
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def apply(self, manifest: Manifest) -> Manifest:
+        """Server-side apply as the operator's field manager, taking ownership of set fields."""
+        resource = self.resource(manifest["apiVersion"], manifest["kind"])
+        meta = manifest["metadata"]
+        self._count("apply", manifest["kind"])
+        applied = self._retry(
+            "apply",
+            lambda: resource.server_side_apply(
+                body=manifest,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=constants.FIELD_MANAGER,
+                force_conflicts=True,
+            ),
+        )
+        return _to_dict(applied)
+
+    def create(self, manifest: Manifest) -> Manifest:
+        resource = self.resource(manifest["apiVersion"], manifest["kind"])
+        self._count("create", manifest["kind"])
+        created = self._retry(
+            "create",
+            lambda: resource.create(body=manifest, namespace=manifest["metadata"].get("namespace")),
+        )
+        return _to_dict(created)
+
+    def patch_merge(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        patch: Manifest,
+        namespace: str | None = None,
+    ) -> Manifest:
+        resource = self.resource(api_version, kind)
+        self._count("patch", kind)
+        patched = self._retry(
+            "patch",
+            lambda: resource.patch(
+                body=patch,
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+            ),
+        )
+        return _to_dict(patched)
+
+    def patch_status(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        status: Manifest,
+        namespace: str | None = None,
+    ) -> Manifest:
+        resource = self.resource(api_version, kind).status
+        self._count("patch_status", kind)
+        patched = self._retry(
+            "patch_status",
+            lambda: resource.patch(
+                body={"status": status},
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+            ),
+        )
+        return _to_dict(patched)
+
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+    ) -> bool:
+        """Delete one object; False when it was already gone."""
+        resource = self.resource(api_version, kind)
+        body: Manifest = {"propagationPolicy": "Background"}
+        if resource_version:
+            body["preconditions"] = {"resourceVersion": resource_version}
+        self._count("delete", kind)
+        try:
+            self._retry(
+                "delete", lambda: resource.delete(name=name, namespace=namespace, body=body)
+            )
+        except ApiError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _count(self, verb: str, kind: str) -> None:
+        if self._on_write is not None:
+            self._on_write(verb, kind)
+
+    def _retry(self, what: str, call: Callable[[], Any]) -> Any:
+        """Retry throttling, 'storage is (re)initializing' and transient network failures."""
+        deadline = time.monotonic() + RETRY_DEADLINE
+        delay = 0.1
+        while True:
+            try:
+                return call()
+            except (NotFoundError, ConflictError) as error:
+                status, message, reason = _message(error)
+                raise ApiError(message, status, reason) from error
+            except ApiException as error:
+                status, message, reason = _message(error)
+                if status not in RETRYABLE_STATUS or time.monotonic() > deadline:
+                    raise ApiError(f"{what} failed: {message}", status, reason) from error
+            except (urllib3.exceptions.HTTPError, OSError) as error:
+                if time.monotonic() > deadline:
+                    raise ApiError(f"{what} failed: {self.name} unreachable: {error}") from error
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _to_dict(value: Any) -> Manifest:
+    if isinstance(value, dict):
+        return value
+    converted: Manifest = value.to_dict()
+    return converted

@@ -1,0 +1,1 @@
+"""Migration (pure): the staged migration state machine and object transforms."""

@@ -1,0 +1,1 @@
+"""Reconcilers: per kind, gather observed state, decide with pure code, apply, write status once."""

@@ -1,0 +1,782 @@
+"""CloudTenant reconciler: gather, decide with pure code, apply in a safe order, write status once.
+
+Every pass is level-based: it computes the whole desired state from the spec and converges
+to it, so a missed event, a restart or a hand edit all heal the same way. A pass that finds
+nothing to change makes no write at all, not even to the status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic
+
+from govcloud import constants, metrics
+from govcloud.api.v1alpha1 import cloudtenant
+from govcloud.desired import compare, meta, quantity, quotas
+from govcloud.desired import tenant as desired_tenant
+from govcloud.k8s import client
+from govcloud.reconcile import conditions
+
+log = logging.getLogger(__name__)
+
+KIND = "CloudTenant"
+RBAC = "rbac.authorization.k8s.io/v1"
+NAMESPACED_KINDS = (
+    ("v1", "ResourceQuota"),
+    ("v1", "LimitRange"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    (RBAC, "RoleBinding"),
+)
+CLUSTER_KINDS = ((RBAC, "ClusterRole"), (RBAC, "ClusterRoleBinding"))
+API_VERSIONS = {kind: api_version for api_version, kind in NAMESPACED_KINDS + CLUSTER_KINDS}
+
+READY = "Ready"
+NAMESPACES_READY = "NamespacesReady"
+QUOTA_READY = "QuotaReady"
+ACCESS_READY = "AccessReady"
+NETWORK_ISOLATED = "NetworkIsolated"
+
+Manifest = dict[str, Any]
+ObjectKey = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), name
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the CloudTenant."""
+
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass
+class Result:
+    """What a pass did: the tenant as last seen, events to post, metrics, and how it went."""
+
+    outcome: str
+    body: Manifest | None = None
+    events: list[Event] = field(default_factory=list)
+    snapshot: metrics.TenantSnapshot | None = None
+    retry: bool = False
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The tenant and everything of it found in the cluster at the start of a pass."""
+
+    tenant: Manifest
+    namespaces: Mapping[str, Manifest]
+    objects: Mapping[ObjectKey, Manifest]
+
+
+@dataclass(frozen=True)
+class NamespaceVerdict:
+    """Whether the operator may manage a namespace the spec asks for, and why not."""
+
+    name: str
+    usable: bool
+    phase: str
+    message: str = ""
+    adopt: bool = False
+
+
+def key_of(manifest: Mapping[str, Any]) -> ObjectKey:
+    metadata = manifest["metadata"]
+    return str(manifest["kind"]), str(metadata.get("namespace") or ""), str(metadata["name"])
+
+
+# -- the pass ------------------------------------------------------------------------------
+
+
+def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | None = None) -> Result:
+    """One level-based pass over the CloudTenant `name`."""
+    now = now or datetime.now(UTC)
+    body = hub.get(constants.API_VERSION, KIND, name)
+    if body is None:
+        return Result(outcome="deleted")
+    if body["metadata"].get("deletionTimestamp"):
+        return finalize(hub, body)
+    try:
+        spec = cloudtenant.CloudTenantSpec.model_validate(body.get("spec") or {})
+    except pydantic.ValidationError as error:
+        return refuse(hub, body, _validation_message(error), now)
+    if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
+        body = add_finalizer(hub, body)
+    observed = gather(hub, name, spec)
+    return converge(hub, observed, spec, settings, now)
+
+
+def converge(
+    hub: client.Cluster,
+    observed: Observed,
+    spec: cloudtenant.CloudTenantSpec,
+    settings: Any,
+    now: datetime,
+) -> Result:
+    name = observed.tenant["metadata"]["name"]
+    result = Result(outcome="success", body=observed.tenant)
+    verdicts = judge_namespaces(name, spec, observed)
+    usable = [verdict.name for verdict in verdicts if verdict.usable]
+    observed_quotas = quotas_of(observed, usable)
+    try:
+        allocation = quotas.allocate(spec.quota, usable, observed_quotas, suspended=spec.suspended)
+        wanted = desired_tenant.build(
+            name,
+            spec,
+            platform_namespaces=settings.platform_namespaces,
+            allocation=allocation,
+        )
+    except (meta.SpecError, quantity.QuantityError, ValueError) as error:
+        return refuse(hub, observed.tenant, str(error), now)
+    errors: list[str] = []
+    applied = Applier(hub, observed, result.events, errors)
+    for namespace_manifest in wanted.namespaces:
+        if namespace_manifest["metadata"]["name"] in usable:
+            applied.ensure(namespace_manifest)
+    for namespace, hard in allocation.decreases.items():
+        applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
+    for manifest in wanted.namespaced:
+        if manifest["metadata"]["namespace"] in usable:
+            applied.ensure(manifest)
+    for manifest in wanted.cluster_scoped:
+        applied.ensure(manifest)
+    final_quotas = raise_quotas(hub, name, spec, usable, allocation, applied)
+    keep = {key_of(item) for item in (*wanted.namespaced, *wanted.cluster_scoped, *wanted.quotas)}
+    applied.prune(keep, usable)
+    release_namespaces(
+        hub, observed, spec, set(usable) | conflicted(verdicts), result.events, errors
+    )
+    status = tenant_status(observed, spec, verdicts, final_quotas, allocation, errors, now)
+    write_status(hub, observed.tenant, status)
+    result.snapshot = snapshot(spec, status)
+    if errors:
+        result.outcome, result.retry = "error", True
+    elif any(verdict.phase == "Pending" for verdict in verdicts) or allocation_pending(
+        allocation, final_quotas
+    ):
+        result.retry = True
+    return result
+
+
+# -- gather --------------------------------------------------------------------------------
+
+
+def gather(hub: client.Cluster, name: str, spec: cloudtenant.CloudTenantSpec) -> Observed:
+    """Read the tenant's namespaces and every object labelled as the tenant's (O(kinds) calls)."""
+    selector = meta.selector(name)
+    tenant = hub.get(constants.API_VERSION, KIND, name) or {}
+    namespaces = {
+        item["metadata"]["name"]: item
+        for item in hub.list("v1", "Namespace", label_selector=selector)
+    }
+    for namespace in spec.namespaces:
+        real = f"{name}-{namespace.name}"
+        if real not in namespaces:
+            found = hub.get("v1", "Namespace", real)
+            if found is not None:
+                namespaces[real] = found
+    objects: dict[ObjectKey, Manifest] = {}
+    for api_version, kind in (*NAMESPACED_KINDS, *CLUSTER_KINDS):
+        for item in hub.list(api_version, kind, label_selector=selector):
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", api_version)
+            objects[key_of(item)] = item
+    return Observed(tenant=tenant, namespaces=namespaces, objects=objects)
+
+
+def quotas_of(observed: Observed, namespaces: Sequence[str]) -> dict[str, quotas.ObservedQuota]:
+    found: dict[str, quotas.ObservedQuota] = {}
+    for namespace in namespaces:
+        quota = observed.objects.get(("ResourceQuota", namespace, meta.QUOTA_NAME))
+        if quota is not None:
+            found[namespace] = quotas.observed_from_manifest(quota)
+    return found
+
+
+# -- decide --------------------------------------------------------------------------------
+
+
+def judge_namespaces(
+    name: str, spec: cloudtenant.CloudTenantSpec, observed: Observed
+) -> list[NamespaceVerdict]:
+    """Which of the spec's namespaces the operator may manage; a conflict is never a steal."""
+    previously_ours = {
+        item.get("name")
+        for item in (observed.tenant.get("status") or {}).get("namespaces") or []
+        if item.get("phase") == "Active"
+    }
+    verdicts = []
+    for namespace in spec.namespaces:
+        real = f"{name}-{namespace.name}"
+        verdicts.append(
+            judge(name, real, namespace.adopt, observed.namespaces.get(real), previously_ours)
+        )
+    return verdicts
+
+
+def judge(
+    tenant: str,
+    real: str,
+    adopt: bool,
+    found: Manifest | None,
+    previously_ours: set[Any],
+) -> NamespaceVerdict:
+    if found is None:
+        return NamespaceVerdict(real, usable=True, phase="Pending", message="creating")
+    labels = found["metadata"].get("labels") or {}
+    owner = labels.get(constants.LABEL_TENANT)
+    if found["metadata"].get("deletionTimestamp"):
+        return NamespaceVerdict(
+            real, usable=False, phase="Terminating", message="namespace is being deleted"
+        )
+    if owner == tenant or (owner is None and real in previously_ours):
+        return NamespaceVerdict(real, usable=True, phase="Active")
+    if owner is not None:
+        return NamespaceVerdict(
+            real,
+            usable=False,
+            phase="Conflict",
+            message=f"namespace {real} belongs to tenant {owner}; it is never taken over",
+        )
+    if adopt:
+        return NamespaceVerdict(real, usable=True, phase="Active", adopt=True)
+    return NamespaceVerdict(
+        real,
+        usable=False,
+        phase="Conflict",
+        message=(
+            f"namespace {real} already exists and is not managed by govcloud; set "
+            "adopt: true on this namespace entry to take it over (its workloads stay)"
+        ),
+    )
+
+
+def conflicted(verdicts: Sequence[NamespaceVerdict]) -> set[str]:
+    return {verdict.name for verdict in verdicts if not verdict.usable}
+
+
+def allocation_pending(
+    allocation: quotas.Allocation, final: Mapping[str, Mapping[str, str]]
+) -> bool:
+    """Whether some increase was capped and must be granted by a later pass."""
+    return any(
+        not _same_hard(allocation.hard.get(namespace, {}), final.get(namespace, {}))
+        for namespace in allocation.increases
+    )
+
+
+def _same_hard(left: Mapping[str, str], right: Mapping[str, str]) -> bool:
+    return left.keys() == right.keys() and all(
+        quantity.equal(value, right[key]) for key, value in left.items()
+    )
+
+
+# -- apply ---------------------------------------------------------------------------------
+
+
+class Applier:
+    """Writes only what differs, remembers what it wrote, and turns failures into messages."""
+
+    def __init__(
+        self, hub: client.Cluster, observed: Observed, events: list[Event], errors: list[str]
+    ) -> None:
+        self.hub = hub
+        self.observed = observed
+        self.events = events
+        self.errors = errors
+        self.current: dict[ObjectKey, Manifest] = dict(observed.objects)
+        for namespace in observed.namespaces.values():
+            self.current[key_of({**namespace, "kind": "Namespace"})] = namespace
+
+    def ensure(self, manifest: Manifest, reason: str | None = None) -> None:
+        key = key_of(manifest)
+        existing = self.current.get(key)
+        if not compare.needs_update(manifest, existing):
+            return
+        try:
+            if compare.needs_replace(manifest, existing):
+                self.hub.delete(manifest["apiVersion"], manifest["kind"], key[2], key[1] or None)
+            self.current[key] = self.hub.apply(manifest)
+        except client.ApiError as error:
+            self.errors.append(f"{describe(key)}: {error}")
+            return
+        self.events.append(Event("Normal", *self._why(key, existing, reason)))
+
+    def _why(
+        self, key: ObjectKey, existing: Manifest | None, reason: str | None
+    ) -> tuple[str, str]:
+        if reason is not None:
+            return reason, f"{describe(key)} set to {self.current[key].get('spec', {}).get('hard')}"
+        if existing is None and key[0] == "Namespace":
+            return "NamespaceCreated", f"created {describe(key)}"
+        if existing is None and self._tenant_was_ready():
+            return "DriftRepaired", f"restored {describe(key)}, which had been deleted"
+        if existing is None:
+            return "Created", f"created {describe(key)}"
+        return (
+            "DriftRepaired" if self._tenant_was_ready() else "Updated",
+            f"updated {describe(key)}",
+        )
+
+    def _tenant_was_ready(self) -> bool:
+        status = self.observed.tenant.get("status") or {}
+        return any(
+            item.get("type") == READY and item.get("status") == conditions.TRUE
+            for item in status.get("conditions") or []
+        ) and self.observed.tenant["metadata"].get("generation") == status.get("observedGeneration")
+
+    def prune(self, keep: set[ObjectKey], namespaces: Sequence[str]) -> None:
+        """Delete objects labelled as the tenant's that the spec no longer wants."""
+        for key in list(self.current):
+            if key[0] == "Namespace" or key in keep:
+                continue
+            if key[1] and key[1] not in namespaces:
+                continue  # objects in released namespaces are handled with the namespace
+            try:
+                self.hub.delete(API_VERSIONS[key[0]], key[0], key[2], key[1] or None)
+            except client.ApiError as error:
+                self.errors.append(f"pruning {describe(key)}: {error}")
+                continue
+            self.current.pop(key, None)
+            self.events.append(
+                Event("Normal", "Pruned", f"deleted {describe(key)}, no longer wanted")
+            )
+
+
+def raise_quotas(
+    hub: client.Cluster,
+    name: str,
+    spec: cloudtenant.CloudTenantSpec,
+    usable: Sequence[str],
+    allocation: quotas.Allocation,
+    applied: Applier,
+) -> dict[str, dict[str, str]]:
+    """Phase 2: re-read the quotas, cap each planned raise to the slack left, apply it."""
+    if allocation.increases:
+        fresh = {
+            item["metadata"]["namespace"]: quotas.observed_from_manifest(item)
+            for item in hub.list("v1", "ResourceQuota", label_selector=meta.selector(name))
+            if item["metadata"]["name"] == meta.QUOTA_NAME
+        }
+        for item_namespace, observed_quota in fresh.items():
+            key = ("ResourceQuota", item_namespace, meta.QUOTA_NAME)
+            if key in applied.current:
+                applied.current[key] = {
+                    **applied.current[key],
+                    "spec": {"hard": dict(observed_quota.hard)},
+                    "status": {
+                        "used": dict(observed_quota.used),
+                        "hard": dict(observed_quota.status_hard or {}),
+                    },
+                }
+        capped = quotas.cap_increases(spec.quota, fresh, allocation.increases, namespaces=usable)
+        for namespace, hard in capped.items():
+            applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
+    final: dict[str, dict[str, str]] = {}
+    for namespace in usable:
+        quota = applied.current.get(("ResourceQuota", namespace, meta.QUOTA_NAME))
+        if quota is not None:
+            final[namespace] = dict((quota.get("spec") or {}).get("hard") or {})
+    return final
+
+
+def release_namespaces(
+    hub: client.Cluster,
+    observed: Observed,
+    spec: cloudtenant.CloudTenantSpec | None,
+    wanted: set[str],
+    events: list[Event],
+    errors: list[str],
+) -> None:
+    """Namespaces the tenant owns but no longer wants follow its deletion policy."""
+    tenant = observed.tenant["metadata"]["name"]
+    policy = spec.deletion_policy if spec is not None else _policy_of(observed.tenant)
+    for name, namespace in observed.namespaces.items():
+        labels = namespace["metadata"].get("labels") or {}
+        if name in wanted or labels.get(constants.LABEL_TENANT) != tenant:
+            continue
+        try:
+            if policy == cloudtenant.DeletionPolicy.DELETE:
+                if not namespace["metadata"].get("deletionTimestamp"):
+                    hub.delete("v1", "Namespace", name)
+                    events.append(
+                        Event(
+                            "Normal",
+                            "NamespaceDeleted",
+                            f"deleted namespace {name} (deletionPolicy: Delete)",
+                        )
+                    )
+            else:
+                orphan(hub, tenant, name, observed)
+                events.append(
+                    Event(
+                        "Normal",
+                        "NamespaceRetained",
+                        f"released namespace {name}; it and its data are kept "
+                        "(deletionPolicy: Retain)",
+                    )
+                )
+        except client.ApiError as error:
+            errors.append(f"releasing namespace {name}: {error}")
+
+
+def orphan(hub: client.Cluster, tenant: str, namespace: str, observed: Observed) -> None:
+    """Keep a namespace and its data, drop the operator's policy objects, mark it orphaned."""
+    for key in list(observed.objects):
+        if key[1] == namespace:
+            hub.delete(API_VERSIONS[key[0]], key[0], key[2], namespace)
+    hub.patch_merge(
+        "v1",
+        "Namespace",
+        namespace,
+        {
+            "metadata": {
+                "labels": {
+                    constants.LABEL_MANAGED_BY: None,
+                    constants.LABEL_TENANT: None,
+                    constants.LABEL_ORPHANED: tenant,
+                },
+                "annotations": {
+                    constants.ANNOTATION_ORPHANED_AT: datetime.now(UTC).strftime(
+                        "%Y-%m-%dT%H:%M:%SZ"
+                    )
+                },
+            }
+        },
+    )
+
+
+def _policy_of(tenant: Manifest) -> cloudtenant.DeletionPolicy:
+    raw = (tenant.get("spec") or {}).get("deletionPolicy")
+    return (
+        cloudtenant.DeletionPolicy.DELETE
+        if raw == cloudtenant.DeletionPolicy.DELETE.value
+        else cloudtenant.DeletionPolicy.RETAIN
+    )
+
+
+# -- deletion ------------------------------------------------------------------------------
+
+
+def add_finalizer(hub: client.Cluster, body: Manifest) -> Manifest:
+    finalizers = [*(body["metadata"].get("finalizers") or []), constants.FINALIZER]
+    return hub.patch_merge(
+        constants.API_VERSION,
+        KIND,
+        body["metadata"]["name"],
+        {
+            "metadata": {
+                "finalizers": finalizers,
+                "resourceVersion": body["metadata"]["resourceVersion"],
+            }
+        },
+    )
+
+
+def finalize(hub: client.Cluster, body: Manifest) -> Result:
+    """The tenant is being deleted: release its namespaces per policy, remove its RBAC, let go."""
+    name = body["metadata"]["name"]
+    result = Result(outcome="deleted", body=body)
+    if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
+        return result
+    status = body.get("status") or {}
+    if status.get("phase") != cloudtenant.Phase.TERMINATING.value:
+        hub.patch_status(
+            constants.API_VERSION, KIND, name, {"phase": cloudtenant.Phase.TERMINATING.value}
+        )
+    observed = gather_for_deletion(hub, name)
+    errors: list[str] = []
+    release_namespaces(hub, observed, None, set(), result.events, errors)
+    for key in list(observed.objects):
+        if not key[1]:
+            try:
+                hub.delete(API_VERSIONS[key[0]], key[0], key[2])
+            except client.ApiError as error:
+                errors.append(f"deleting {describe(key)}: {error}")
+    if errors:
+        result.outcome, result.retry = "error", True
+        result.events.append(Event("Warning", "CleanupFailed", "; ".join(errors)))
+        return result
+    finalizers = [
+        item for item in body["metadata"].get("finalizers") or [] if item != constants.FINALIZER
+    ]
+    hub.patch_merge(
+        constants.API_VERSION,
+        KIND,
+        name,
+        {
+            "metadata": {
+                "finalizers": finalizers,
+                "resourceVersion": body["metadata"]["resourceVersion"],
+            }
+        },
+    )
+    return result
+
+
+def gather_for_deletion(hub: client.Cluster, name: str) -> Observed:
+    selector = meta.selector(name)
+    tenant = hub.get(constants.API_VERSION, KIND, name) or {"metadata": {"name": name}}
+    namespaces = {
+        item["metadata"]["name"]: item
+        for item in hub.list("v1", "Namespace", label_selector=selector)
+    }
+    objects: dict[ObjectKey, Manifest] = {}
+    for api_version, kind in (*NAMESPACED_KINDS, *CLUSTER_KINDS):
+        for item in hub.list(api_version, kind, label_selector=selector):
+            item.setdefault("kind", kind)
+            objects[key_of(item)] = item
+    return Observed(tenant=tenant, namespaces=namespaces, objects=objects)
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+def refuse(hub: client.Cluster, body: Manifest, message: str, now: datetime) -> Result:
+    """A spec the operator cannot act on: phase Error and a condition saying what to fix."""
+    generation = body["metadata"].get("generation")
+    previous = (body.get("status") or {}).get("conditions") or []
+    wanted = [conditions.Condition(READY, conditions.FALSE, "InvalidSpec", message)]
+    status = {
+        "phase": cloudtenant.Phase.ERROR.value,
+        "observedGeneration": generation,
+        "conditions": conditions.merge(previous, wanted, generation, now),
+    }
+    write_status(hub, body, status)
+    return Result(
+        outcome="invalid",
+        body=body,
+        events=[Event("Warning", "InvalidSpec", message)],
+    )
+
+
+def _validation_message(error: pydantic.ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        problems.append(f"spec.{where}: {item['msg']}" if where else str(item["msg"]))
+    return "; ".join(problems)
+
+
+def tenant_status(
+    observed: Observed,
+    spec: cloudtenant.CloudTenantSpec,
+    verdicts: Sequence[NamespaceVerdict],
+    final_quotas: Mapping[str, Mapping[str, str]],
+    allocation: quotas.Allocation,
+    errors: Sequence[str],
+    now: datetime,
+) -> Manifest:
+    generation = observed.tenant["metadata"].get("generation")
+    used_by_namespace = {
+        namespace: dict(
+            (
+                (observed.objects.get(("ResourceQuota", namespace, meta.QUOTA_NAME)) or {}).get(
+                    "status"
+                )
+                or {}
+            ).get("used")
+            or {}
+        )
+        for namespace in final_quotas
+    }
+    namespace_entries = [
+        {
+            "name": verdict.name,
+            "phase": verdict.phase
+            if verdict.phase != "Pending" or verdict.name not in final_quotas
+            else "Active",
+            "message": verdict.message if verdict.phase != "Pending" else "",
+            "quota": {
+                "hard": dict(final_quotas.get(verdict.name, {})),
+                "used": {
+                    key: value
+                    for key, value in used_by_namespace.get(verdict.name, {}).items()
+                    if key in final_quotas.get(verdict.name, {})
+                },
+            },
+        }
+        for verdict in verdicts
+    ]
+    total_used = sum_used(spec.quota, used_by_namespace.values())
+    wanted = decide_conditions(spec, namespace_entries, allocation, errors, total_used)
+    phase = decide_phase(spec, wanted)
+    return {
+        "phase": phase,
+        "observedGeneration": generation,
+        "namespaceCount": sum(1 for entry in namespace_entries if entry["phase"] == "Active"),
+        "usage": usage_summary(spec.quota, total_used),
+        "namespaces": namespace_entries,
+        "quota": {"hard": dict(spec.quota), "used": total_used},
+        "conditions": conditions.merge(
+            (observed.tenant.get("status") or {}).get("conditions") or [], wanted, generation, now
+        ),
+    }
+
+
+def sum_used(
+    tenant_hard: Mapping[str, str], used: Sequence[Mapping[str, str]] | Any
+) -> dict[str, str]:
+    totals: dict[str, str] = {}
+    for resource in tenant_hard:
+        amount = sum(
+            (quantity.parse(item[resource]) for item in used if resource in item),
+            start=quantity.parse("0"),
+        )
+        totals[resource] = quantity.to_string(amount, binary=quantity.is_binary(resource))
+    return totals
+
+
+def usage_summary(hard: Mapping[str, str], used: Mapping[str, str]) -> dict[str, str]:
+    summary = {}
+    for label, candidates in (
+        ("cpu", ("requests.cpu", "cpu", "limits.cpu")),
+        ("memory", ("requests.memory", "memory", "limits.memory")),
+    ):
+        for resource in candidates:
+            if resource in hard:
+                summary[label] = f"{used.get(resource, '0')}/{hard[resource]}"
+                break
+    return summary
+
+
+def decide_conditions(
+    spec: cloudtenant.CloudTenantSpec,
+    namespaces: Sequence[Mapping[str, Any]],
+    allocation: quotas.Allocation,
+    errors: Sequence[str],
+    total_used: Mapping[str, str],
+) -> list[conditions.Condition]:
+    not_active = [entry for entry in namespaces if entry["phase"] != "Active"]
+    if not_active:
+        ns_condition = conditions.Condition(
+            NAMESPACES_READY,
+            conditions.FALSE,
+            "NamespaceConflict"
+            if any(entry["phase"] == "Conflict" for entry in not_active)
+            else "NamespacesPending",
+            "; ".join(
+                f"{entry['name']}: {entry['phase']}"
+                + (f" ({entry['message']})" if entry["message"] else "")
+                for entry in not_active
+            ),
+        )
+    else:
+        ns_condition = conditions.Condition(
+            NAMESPACES_READY,
+            conditions.TRUE,
+            "AllNamespacesActive",
+            f"{len(namespaces)} namespaces active",
+        )
+    if allocation.over_committed:
+        details = ", ".join(
+            f"{resource} used {used} > quota {hard}"
+            for resource, (used, hard) in sorted(allocation.over_committed.items())
+        )
+        quota_condition = conditions.Condition(
+            QUOTA_READY,
+            conditions.FALSE,
+            "UsageAboveQuota",
+            f"{details}; running workloads keep running, nothing new starts until usage drops",
+        )
+    elif not spec.quota:
+        quota_condition = conditions.Condition(
+            QUOTA_READY, conditions.TRUE, "NoQuota", "the tenant sets no quota"
+        )
+    else:
+        quota_condition = conditions.Condition(
+            QUOTA_READY,
+            conditions.TRUE,
+            "QuotaEnforced",
+            "per-namespace quotas sum to at most the tenant quota",
+        )
+    access = (
+        conditions.Condition(
+            ACCESS_READY,
+            conditions.TRUE,
+            "Suspended",
+            "tenant suspended: members have read-only access",
+        )
+        if spec.suspended
+        else conditions.Condition(
+            ACCESS_READY,
+            conditions.TRUE,
+            "RoleBindingsReady",
+            "admins, editors and viewers are bound",
+        )
+    )
+    network = (
+        conditions.Condition(
+            NETWORK_ISOLATED,
+            conditions.TRUE,
+            "IngressRestricted",
+            "ingress only from the tenant, allowFrom peers and platform namespaces",
+        )
+        if spec.network.isolated
+        else conditions.Condition(
+            NETWORK_ISOLATED, conditions.FALSE, "IsolationDisabled", "network.isolated is false"
+        )
+    )
+    if errors:
+        access_or_error = conditions.Condition(
+            READY, conditions.FALSE, "ApplyFailed", "; ".join(errors)[:2000]
+        )
+    else:
+        blocking = [
+            item for item in (ns_condition, quota_condition) if item.status != conditions.TRUE
+        ]
+        access_or_error = (
+            conditions.Condition(READY, conditions.FALSE, blocking[0].reason, blocking[0].message)
+            if blocking and blocking[0] is ns_condition
+            else conditions.Condition(
+                READY, conditions.TRUE, "Reconciled", "everything the spec asks for is in place"
+            )
+        )
+    return [access_or_error, ns_condition, quota_condition, access, network]
+
+
+def decide_phase(spec: cloudtenant.CloudTenantSpec, wanted: Sequence[conditions.Condition]) -> str:
+    ready = conditions.is_true(wanted, READY)
+    if any(item.type == READY and item.reason == "ApplyFailed" for item in wanted):
+        return cloudtenant.Phase.ERROR.value
+    if not ready:
+        return cloudtenant.Phase.PENDING.value
+    return cloudtenant.Phase.SUSPENDED.value if spec.suspended else cloudtenant.Phase.ACTIVE.value
+
+
+def write_status(hub: client.Cluster, body: Manifest, status: Manifest) -> None:
+    """Patch the status only when it differs from what is stored."""
+    current = body.get("status") or {}
+    if all(current.get(key) == value for key, value in status.items()):
+        return
+    patch = {**status}
+    patch.update({key: None for key in current if key not in status})
+    hub.patch_status(constants.API_VERSION, KIND, body["metadata"]["name"], patch)
+
+
+def snapshot(
+    spec: cloudtenant.CloudTenantSpec, status: Mapping[str, Any]
+) -> metrics.TenantSnapshot:
+    quota = status.get("quota") or {}
+    return metrics.TenantSnapshot(
+        tier=spec.unit.tier.value,
+        phase=str(status.get("phase")),
+        namespaces=int(status.get("namespaceCount") or 0),
+        hard={
+            key: float(quantity.parse(value)) for key, value in (quota.get("hard") or {}).items()
+        },
+        used={
+            key: float(quantity.parse(value)) for key, value in (quota.get("used") or {}).items()
+        },
+        conditions={item["type"]: item["status"] for item in status.get("conditions") or []},
+    )
+
+
+def describe(key: ObjectKey) -> str:
+    kind, namespace, name = key
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"

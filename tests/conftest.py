@@ -1,0 +1,40 @@
+"""Shared fixtures: the real local control plane, started once per test session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from govcloud.dev import cluster
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STATE_ROOT = REPO_ROOT / ".cache" / "clusters"
+
+
+def _start(name: str) -> cluster.ControlPlane:
+    plane = cluster.ControlPlane(name=name, state_root=STATE_ROOT, log=lambda _: None)
+    try:
+        plane.start()
+    except (cluster.ClusterError, OSError) as error:
+        # Never skip: a control plane that cannot start is a failed run, with the reason.
+        pytest.fail(f"the local control plane {name!r} could not start: {error}", pytrace=False)
+    return plane
+
+
+@pytest.fixture(scope="session")
+def hub() -> Iterator[cluster.ControlPlane]:
+    """The hub cluster: a real kube-apiserver, etcd, controller-manager, scheduler and kwok."""
+    plane = _start(f"pytest-hub-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture(scope="session")
+def subcenter() -> Iterator[cluster.ControlPlane]:
+    """A second, independent cluster standing for a county sub-center."""
+    plane = _start(f"pytest-subcenter-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+    yield plane
+    plane.stop()

@@ -1,0 +1,123 @@
+"""Members get admin/edit/view per namespace, read-only when suspended, and see their own tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from govcloud.api.v1alpha1 import cloudtenant
+from govcloud.desired import meta, rbac
+
+SpecFactory = Callable[..., cloudtenant.CloudTenantSpec]
+
+ALICE = {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}
+BOB = {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "bob"}
+ADMINS = {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "jtj-admins"}
+AUDITORS = {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "auditors"}
+DEPLOYER = {"kind": "ServiceAccount", "namespace": "ci", "name": "deployer"}
+
+
+def bindings_by_name(bindings: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {binding["metadata"]["name"]: binding for binding in bindings}
+
+
+def test_one_binding_per_role_named_after_its_cluster_role(make_spec: SpecFactory) -> None:
+    bindings = bindings_by_name(rbac.role_bindings("jtj", "jtj-prod", make_spec()))
+    assert {name: b["roleRef"]["name"] for name, b in bindings.items()} == {
+        "govcloud-admin": "admin",
+        "govcloud-edit": "edit",
+        "govcloud-view": "view",
+    }
+    assert bindings["govcloud-admin"]["subjects"] == [ALICE, ADMINS]
+    assert bindings["govcloud-edit"]["subjects"] == [BOB, DEPLOYER]
+    assert bindings["govcloud-view"]["subjects"] == [AUDITORS]
+
+
+def test_binding_manifest_shape(make_spec: SpecFactory) -> None:
+    binding = rbac.role_bindings("jtj", "jtj-prod", make_spec())[0]
+    assert binding == {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": meta.object_meta("govcloud-admin", "jtj-prod", "jtj"),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "admin",
+        },
+        "subjects": [ALICE, ADMINS],
+    }
+
+
+def test_roles_without_members_get_no_binding(make_spec: SpecFactory) -> None:
+    spec = make_spec(editors={}, viewers={"users": []})
+    assert list(bindings_by_name(rbac.role_bindings("jtj", "jtj-prod", spec))) == ["govcloud-admin"]
+
+
+def test_suspended_tenant_members_keep_read_access_only(make_spec: SpecFactory) -> None:
+    spec = make_spec(suspended=True, viewers={"users": ["alice"], "groups": ["auditors"]})
+    bindings = rbac.role_bindings("jtj", "jtj-prod", spec)
+    assert len(bindings) == 1
+    assert bindings[0]["roleRef"]["name"] == "view"
+    # Every member once, although alice is both admin and viewer.
+    assert bindings[0]["subjects"] == [ALICE, ADMINS, BOB, DEPLOYER, AUDITORS]
+
+
+def test_repeated_members_appear_once(make_spec: SpecFactory) -> None:
+    spec = make_spec(admins={"users": ["alice", "alice"]})
+    assert rbac.role_bindings("jtj", "jtj-prod", spec)[0]["subjects"] == [ALICE]
+
+
+@pytest.mark.parametrize("reference", ["deployer", "/deployer", "ci/", "a/b/c"])
+def test_malformed_service_account_is_a_spec_error(reference: str) -> None:
+    with pytest.raises(meta.SpecError, match="<namespace>/<name>"):
+        rbac.service_account_subject(reference)
+
+
+def test_self_view_role_reads_only_the_own_tenant_and_namespaces() -> None:
+    role = rbac.self_view_role("jtj", ["jtj-prod", "jtj-dev"])
+    assert role["kind"] == "ClusterRole"
+    assert role["metadata"] == meta.object_meta("govcloud:tenant:jtj:self-view", None, "jtj")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["govcloud.io"],
+            "resources": ["cloudtenants", "cloudtenants/status"],
+            "resourceNames": ["jtj"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["namespaces"],
+            "resourceNames": ["jtj-dev", "jtj-prod"],
+            "verbs": ["get", "list", "watch"],
+        },
+    ]
+
+
+def test_self_view_role_never_has_empty_resource_names() -> None:
+    role = rbac.self_view_role("jtj", [])
+    assert all(rule["resourceNames"] for rule in role["rules"])
+
+
+def test_self_view_binding_binds_every_member(make_spec: SpecFactory) -> None:
+    binding = rbac.self_view_binding("jtj", make_spec())
+    assert binding is not None
+    assert binding["kind"] == "ClusterRoleBinding"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "govcloud:tenant:jtj:self-view",
+    }
+    assert binding["subjects"] == [ALICE, ADMINS, BOB, DEPLOYER, AUDITORS]
+
+
+def test_no_members_means_no_cluster_role_binding(make_spec: SpecFactory) -> None:
+    spec = make_spec(admins={}, editors={}, viewers={})
+    assert rbac.self_view_binding("jtj", spec) is None
+    assert [o["kind"] for o in rbac.cluster_scoped("jtj", spec, ["jtj-prod"])] == ["ClusterRole"]
+
+
+def test_suspension_keeps_the_self_view(make_spec: SpecFactory) -> None:
+    kinds = [o["kind"] for o in rbac.cluster_scoped("jtj", make_spec(suspended=True), ["jtj-a"])]
+    assert kinds == ["ClusterRole", "ClusterRoleBinding"]
