@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # kopf logs every successful handler call at INFO; the reconcilers log what matters.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     handlers.register()
     standalone = config.standalone if args.standalone is None else args.standalone
     liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None

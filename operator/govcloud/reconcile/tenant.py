@@ -310,8 +310,9 @@ class Applier:
     def _why(
         self, key: ObjectKey, existing: Manifest | None, reason: str | None
     ) -> tuple[str, str]:
-        if reason is not None:
-            return reason, f"{describe(key)} set to {self.current[key].get('spec', {}).get('hard')}"
+        if reason is not None and existing is not None:
+            hard = (self.current[key].get("spec") or {}).get("hard") or {}
+            return reason, f"{describe(key)} hard set to {format_amounts(hard)}"
         if existing is None and key[0] == "Namespace":
             return "NamespaceCreated", f"created {describe(key)}"
         if existing is None and self._tenant_was_ready():
@@ -775,6 +776,10 @@ def snapshot(
         },
         conditions={item["type"]: item["status"] for item in status.get("conditions") or []},
     )
+
+
+def format_amounts(amounts: Mapping[str, str]) -> str:
+    return ", ".join(f"{resource}={value}" for resource, value in sorted(amounts.items()))
 
 
 def describe(key: ObjectKey) -> str:

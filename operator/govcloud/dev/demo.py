@@ -1,0 +1,147 @@
+"""`make demo`: a local control plane, the operator, the example departments, and what to look at."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from govcloud.dev import binaries, cluster, testing
+
+EXAMPLES = binaries.REPO_ROOT / "examples"
+LOGS = binaries.REPO_ROOT / ".cache" / "logs"
+READY_TIMEOUT = 120.0
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+@contextmanager
+def kubeconfig() -> Iterator[Path]:
+    """The cluster to use: the current context if asked, else a fresh local control plane."""
+    if os.environ.get("GOVCLOUD_USE_CURRENT_CONTEXT") == "1":
+        path = os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config"))
+        say(f"using the current kubectl context ({path})")
+        yield Path(path)
+        return
+    say("starting a local Kubernetes control plane (etcd, kube-apiserver, controllers, kwok)")
+    plane = cluster.ControlPlane(name="demo")
+    with plane:
+        yield plane.kubeconfig
+
+
+def show(kubectl: testing.Kubectl, title: str, *args: str) -> None:
+    say(title)
+    print(f"$ kubectl {' '.join(args)}", flush=True)
+    result = kubectl.run(*args)
+    print((result.stdout or result.stderr).rstrip(), flush=True)
+
+
+def wait_for_tenants(kubectl: testing.Kubectl) -> None:
+    def all_active() -> bool:
+        items = kubectl.json("get", "cloudtenants")["items"]
+        return bool(items) and all(
+            (item.get("status") or {}).get("phase") == "Active" for item in items
+        )
+
+    testing.eventually(all_active, timeout=READY_TIMEOUT, what="every CloudTenant to be Active")
+
+
+def tour(kubectl: testing.Kubectl, operator: testing.OperatorProcess) -> None:
+    show(kubectl, "the departments, as the platform team sees them", "get", "cloudtenants")
+    show(
+        kubectl,
+        "their namespaces: tenant, tier and Pod Security level from the MLPS level",
+        "get",
+        "namespaces",
+        "-l",
+        "app.kubernetes.io/managed-by=govcloud-operator",
+        "-L",
+        "govcloud.io/tenant,govcloud.io/tier,pod-security.kubernetes.io/enforce",
+    )
+    show(
+        kubectl,
+        "quota split so the namespaces together never exceed the tenant's quota",
+        "get",
+        "resourcequotas",
+        "-A",
+        "-l",
+        "govcloud.io/tenant=city-transport",
+    )
+    admin = kubectl.impersonate("wang.jianguo", "ldap:jtj-cloud-admins")
+    show(
+        admin,
+        "市交通运输局's admin reads their own tenant (RBAC made by the operator)",
+        "get",
+        "cloudtenant",
+        "city-transport",
+    )
+    show(admin, "…and nobody else's", "get", "cloudtenant", "hightech-zone")
+    show(
+        kubectl,
+        "what the operator did, as Events on the tenant",
+        "get",
+        "events",
+        "-n",
+        "default",
+        "--field-selector",
+        "involvedObject.name=hightech-zone",
+        "--sort-by=.lastTimestamp",
+    )
+    say(f"a few lines of /metrics (http://127.0.0.1:{operator.metrics_port}/metrics)")
+    lines = [
+        line
+        for line in operator.metrics().splitlines()
+        if line.startswith(("govcloud_tenant_resourcequota", "govcloud_tenant_phase"))
+        and "city-transport" in line
+    ]
+    print("\n".join(lines[:12]), flush=True)
+
+
+def hold_until_interrupted() -> None:
+    if not sys.stdin.isatty() or os.environ.get("GOVCLOUD_DEMO_HOLD") == "0":
+        return
+    say("the cluster and the operator keep running; Ctrl-C stops everything the demo started")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> int:
+    try:
+        with kubeconfig() as path:
+            kubectl = testing.Kubectl(path)
+            say("installing the CustomResourceDefinitions")
+            kubectl.apply_crds()
+            say("starting the operator")
+            with testing.operator_running(path, LOGS / "demo-operator.log") as operator:
+                print(f"operator log: {operator.log_path}", flush=True)
+                say("onboarding three departments: kubectl apply -f examples/")
+                print(kubectl("apply", "-f", str(EXAMPLES)).rstrip(), flush=True)
+                wait_for_tenants(kubectl)
+                tour(kubectl, operator)
+                hold_until_interrupted()
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping everything the demo started", file=sys.stderr)
+        return 130
+    except (cluster.ClusterError, binaries.BinaryError, subprocess.SubprocessError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except AssertionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    say("demo finished; everything it started has stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
