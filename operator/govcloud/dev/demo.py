@@ -1,4 +1,4 @@
-"""`make demo`: a local control plane, the operator, the example departments, and what to look at."""
+"""`make demo`: a local control plane, the operator, the example departments, what to look at."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from govcloud.dev import binaries, cluster, testing
@@ -110,10 +110,8 @@ def hold_until_interrupted() -> None:
     say("the cluster and the operator keep running; Ctrl-C stops everything the demo started")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
 
 
 def main() -> int:
