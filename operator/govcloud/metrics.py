@@ -28,6 +28,7 @@ class TenantSnapshot:
     hard: Mapping[str, float] = field(default_factory=dict)
     used: Mapping[str, float] = field(default_factory=dict)
     conditions: Mapping[str, str] = field(default_factory=dict)
+    reconciled_at: float = 0.0
 
 
 class _SnapshotCollector(Collector):
@@ -47,6 +48,11 @@ class _SnapshotCollector(Collector):
         phase = GaugeMetricFamily(
             "govcloud_tenant_phase", "1 for the phase a tenant is in.", labels=["tenant", "phase"]
         )
+        reconciled = GaugeMetricFamily(
+            "govcloud_tenant_last_reconcile_timestamp_seconds",
+            "When the tenant's last reconcile pass finished (Unix time).",
+            labels=["tenant"],
+        )
         condition = GaugeMetricFamily(
             "govcloud_tenant_status_condition",
             "1 for the status of each tenant condition (true, false, unknown).",
@@ -59,12 +65,13 @@ class _SnapshotCollector(Collector):
                 quota.add_metric([name, snapshot.tier, resource, "used"], value)
             namespaces.add_metric([name, snapshot.tier], snapshot.namespaces)
             phase.add_metric([name, snapshot.phase], 1)
+            reconciled.add_metric([name], snapshot.reconciled_at)
             for condition_type, status in sorted(snapshot.conditions.items()):
                 for candidate in CONDITION_STATUSES:
                     condition.add_metric(
                         [name, condition_type, candidate], 1 if status.lower() == candidate else 0
                     )
-        yield from (quota, namespaces, phase, condition)
+        yield from (quota, namespaces, phase, condition, reconciled)
 
 
 class Recorder:

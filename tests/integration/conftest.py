@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -31,3 +35,88 @@ def operator(hub: cluster.ControlPlane, crds: None) -> Iterator[testing.Operator
     ).start()
     yield process
     process.stop()
+
+
+def tenant_spec(name: str, **overrides: object) -> dict[str, object]:
+    """A small valid tenant spec; tests override what they are about."""
+    spec: dict[str, object] = {
+        "displayName": f"测试单位 {name}",
+        "unit": {"code": name[:30], "tier": "county"},
+        "contacts": [{"name": "测试员", "email": "test@example.gov.cn"}],
+        "admins": {"groups": [f"{name}-admins"]},
+        "securityLevel": 2,
+        "namespaces": [{"name": "app"}],
+        "quota": {"requests.cpu": "2", "requests.memory": "4Gi", "pods": "10"},
+        "deletionPolicy": "Delete",
+    }
+    spec.update(overrides)
+    return spec
+
+
+@dataclass
+class Tenants:
+    """Creates uniquely named CloudTenants and deletes them (and waits) when the test ends."""
+
+    kubectl: testing.Kubectl
+    created: list[str] = field(default_factory=list)
+
+    def create(self, prefix: str, **overrides: object) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:5]}"
+        self.apply(name, tenant_spec(name, **overrides))
+        self.created.append(name)
+        return name
+
+    def apply(self, name: str, spec: dict[str, object]) -> None:
+        self.kubectl.apply(
+            {
+                "apiVersion": "govcloud.io/v1alpha1",
+                "kind": "CloudTenant",
+                "metadata": {"name": name},
+                "spec": spec,
+            }
+        )
+
+    def patch(self, name: str, spec_patch: dict[str, object]) -> None:
+        self.kubectl(
+            "patch", "cloudtenant", name, "--type=merge", "-p", json.dumps({"spec": spec_patch})
+        )
+
+    def get(self, name: str) -> dict[str, Any]:
+        found = self.kubectl.get("cloudtenant", name)
+        assert found is not None, f"CloudTenant {name} is gone"
+        return found
+
+    def wait_ready(self, name: str, timeout: float = 60.0) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            tenant = self.get(name)
+            status = tenant.get("status") or {}
+            conditions = {item["type"]: item for item in status.get("conditions") or []}
+            current = status.get("observedGeneration") == tenant["metadata"]["generation"]
+            if current and conditions.get("Ready", {}).get("status") == "True":
+                return tenant
+            return None
+
+        return testing.eventually(ready, timeout=timeout, what=f"CloudTenant {name} to be Ready")
+
+    def condition(self, name: str, type_: str) -> dict[str, Any]:
+        for item in (self.get(name).get("status") or {}).get("conditions") or []:
+            if item["type"] == type_:
+                return dict(item)
+        return {}
+
+    def delete_all(self) -> None:
+        for name in self.created:
+            self.kubectl.run("delete", "cloudtenant", name, "--wait=false")
+        for name in self.created:
+            testing.eventually(
+                lambda name=name: self.kubectl.get("cloudtenant", name) is None,
+                timeout=60,
+                what=f"CloudTenant {name} to be deleted",
+            )
+
+
+@pytest.fixture
+def tenants(kubectl: testing.Kubectl, operator: testing.OperatorProcess) -> Iterator[Tenants]:
+    made = Tenants(kubectl)
+    yield made
+    made.delete_all()

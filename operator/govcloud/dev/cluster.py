@@ -477,6 +477,16 @@ def clean_stale(state_dir: Path, log: Callable[[str], None] = print) -> None:
         shutil.rmtree(state_dir)
 
 
+def sweep_dead_sessions(state_root: Path, prefix: str) -> None:
+    """Clean the state folders `<prefix>...-<pid>` whose owning process is gone."""
+    if not state_root.is_dir():
+        return
+    for folder in state_root.iterdir():
+        owner = folder.name.rpartition("-")[2]
+        if folder.name.startswith(prefix) and owner.isdigit() and not _alive(int(owner)):
+            clean_stale(folder, log=lambda _: None)
+
+
 def _tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

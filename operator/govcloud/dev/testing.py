@@ -190,3 +190,8 @@ def operator_running(kubeconfig: Path, log_path: Path, **env: str) -> Iterator[O
         yield process
     finally:
         process.stop()
+
+
+def json_text(manifest: Any) -> str:
+    """A manifest as the JSON text kubectl reads from stdin."""
+    return json.dumps(manifest)

@@ -8,6 +8,7 @@ nothing to change makes no write at all, not even to the status.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -125,9 +126,11 @@ def converge(
     observed_quotas = quotas_of(observed, usable)
     try:
         allocation = quotas.allocate(spec.quota, usable, observed_quotas, suspended=spec.suspended)
+        # Build only for the namespaces the tenant may manage: a conflicting namespace gets no
+        # quota share and must not appear in the members' self-view role either.
         wanted = desired_tenant.build(
             name,
-            spec,
+            usable_only(name, spec, usable),
             platform_namespaces=settings.platform_namespaces,
             allocation=allocation,
         )
@@ -254,6 +257,18 @@ def judge(
             "adopt: true on this namespace entry to take it over (its workloads stay)"
         ),
     )
+
+
+def usable_only(
+    name: str, spec: cloudtenant.CloudTenantSpec, usable: Sequence[str]
+) -> cloudtenant.CloudTenantSpec:
+    """The spec restricted to the namespaces the operator may manage."""
+    kept = [
+        namespace
+        for namespace in spec.namespaces
+        if cloudtenant.namespace_name(name, namespace.name) in usable
+    ]
+    return spec.model_copy(update={"namespaces": kept})
 
 
 def conflicted(verdicts: Sequence[NamespaceVerdict]) -> set[str]:
@@ -775,6 +790,7 @@ def snapshot(
             key: float(quantity.parse(value)) for key, value in (quota.get("used") or {}).items()
         },
         conditions={item["type"]: item["status"] for item in status.get("conditions") or []},
+        reconciled_at=time.time(),
     )
 
 
