@@ -35,6 +35,7 @@ NAMESPACED_KINDS = (
 )
 CLUSTER_KINDS = ((RBAC, "ClusterRole"), (RBAC, "ClusterRoleBinding"))
 API_VERSIONS = {kind: api_version for api_version, kind in NAMESPACED_KINDS + CLUSTER_KINDS}
+CLUSTER_KIND_NAMES = frozenset(kind for _, kind in CLUSTER_KINDS)
 
 READY = "Ready"
 NAMESPACES_READY = "NamespacesReady"
@@ -101,19 +102,20 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
     if body is None:
         return Result(outcome="deleted")
     if body["metadata"].get("deletionTimestamp"):
-        return finalize(hub, body)
+        return finalize(hub, hub, body)
     try:
         spec = cloudtenant.CloudTenantSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as error:
         return refuse(hub, body, _validation_message(error), now)
     if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
         body = add_finalizer(hub, body)
-    observed = gather(hub, name, spec)
-    return converge(hub, observed, spec, settings, now)
+    observed = gather(hub, hub, body, spec)
+    return converge(hub, hub, observed, spec, settings, now)
 
 
 def converge(
     hub: client.Cluster,
+    target: client.Cluster,
     observed: Observed,
     spec: cloudtenant.CloudTenantSpec,
     settings: Any,
@@ -137,7 +139,7 @@ def converge(
     except (meta.SpecError, quantity.QuantityError, ValueError) as error:
         return refuse(hub, observed.tenant, str(error), now)
     errors: list[str] = []
-    applied = Applier(hub, observed, result.events, errors)
+    applied = Applier(hub, target, observed, result.events, errors)
     for namespace_manifest in wanted.namespaces:
         if namespace_manifest["metadata"]["name"] in usable:
             applied.ensure(namespace_manifest)
@@ -148,11 +150,11 @@ def converge(
             applied.ensure(manifest)
     for manifest in wanted.cluster_scoped:
         applied.ensure(manifest)
-    final_quotas = raise_quotas(hub, name, spec, usable, allocation, applied)
+    final_quotas = raise_quotas(target, name, spec, usable, allocation, applied)
     keep = {key_of(item) for item in (*wanted.namespaced, *wanted.cluster_scoped, *wanted.quotas)}
     applied.prune(keep, usable)
     release_namespaces(
-        hub, observed, spec, set(usable) | conflicted(verdicts), result.events, errors
+        target, observed, spec, set(usable) | conflicted(verdicts), result.events, errors
     )
     status = tenant_status(observed, spec, verdicts, final_quotas, allocation, errors, now)
     write_status(hub, observed.tenant, status)
@@ -169,26 +171,36 @@ def converge(
 # -- gather --------------------------------------------------------------------------------
 
 
-def gather(hub: client.Cluster, name: str, spec: cloudtenant.CloudTenantSpec) -> Observed:
-    """Read the tenant's namespaces and every object labelled as the tenant's (O(kinds) calls)."""
+def gather(
+    hub: client.Cluster,
+    target: client.Cluster,
+    tenant: Manifest,
+    spec: cloudtenant.CloudTenantSpec | None,
+) -> Observed:
+    """Read the tenant's namespaces and every object labelled as the tenant's (O(kinds) calls).
+
+    Namespaces and namespaced objects come from `target` (the hub or the tenant's
+    sub-center); the self-view ClusterRole and binding always live on the hub.
+    """
+    name = tenant["metadata"]["name"]
     selector = meta.selector(name)
-    tenant = hub.get(constants.API_VERSION, KIND, name) or {}
     namespaces = {
         item["metadata"]["name"]: item
-        for item in hub.list("v1", "Namespace", label_selector=selector)
+        for item in target.list("v1", "Namespace", label_selector=selector)
     }
-    for namespace in spec.namespaces:
+    for namespace in spec.namespaces if spec is not None else ():
         real = f"{name}-{namespace.name}"
         if real not in namespaces:
-            found = hub.get("v1", "Namespace", real)
+            found = target.get("v1", "Namespace", real)
             if found is not None:
                 namespaces[real] = found
     objects: dict[ObjectKey, Manifest] = {}
-    for api_version, kind in (*NAMESPACED_KINDS, *CLUSTER_KINDS):
-        for item in hub.list(api_version, kind, label_selector=selector):
-            item.setdefault("kind", kind)
-            item.setdefault("apiVersion", api_version)
-            objects[key_of(item)] = item
+    for cluster, kinds in ((target, NAMESPACED_KINDS), (hub, CLUSTER_KINDS)):
+        for api_version, kind in kinds:
+            for item in cluster.list(api_version, kind, label_selector=selector):
+                item.setdefault("kind", kind)
+                item.setdefault("apiVersion", api_version)
+                objects[key_of(item)] = item
     return Observed(tenant=tenant, namespaces=namespaces, objects=objects)
 
 
@@ -298,9 +310,15 @@ class Applier:
     """Writes only what differs, remembers what it wrote, and turns failures into messages."""
 
     def __init__(
-        self, hub: client.Cluster, observed: Observed, events: list[Event], errors: list[str]
+        self,
+        hub: client.Cluster,
+        target: client.Cluster,
+        observed: Observed,
+        events: list[Event],
+        errors: list[str],
     ) -> None:
         self.hub = hub
+        self.target = target
         self.observed = observed
         self.events = events
         self.errors = errors
@@ -308,15 +326,20 @@ class Applier:
         for namespace in observed.namespaces.values():
             self.current[key_of({**namespace, "kind": "Namespace"})] = namespace
 
+    def cluster_for(self, kind: str) -> client.Cluster:
+        """Cluster-scoped RBAC (the self-view of the CloudTenant) lives on the hub."""
+        return self.hub if kind in CLUSTER_KIND_NAMES else self.target
+
     def ensure(self, manifest: Manifest, reason: str | None = None) -> None:
         key = key_of(manifest)
         existing = self.current.get(key)
         if not compare.needs_update(manifest, existing):
             return
+        cluster = self.cluster_for(key[0])
         try:
             if compare.needs_replace(manifest, existing):
-                self.hub.delete(manifest["apiVersion"], manifest["kind"], key[2], key[1] or None)
-            self.current[key] = self.hub.apply(manifest)
+                cluster.delete(manifest["apiVersion"], manifest["kind"], key[2], key[1] or None)
+            self.current[key] = cluster.apply(manifest)
         except client.ApiError as error:
             self.errors.append(f"{describe(key)}: {error}")
             return
@@ -354,7 +377,9 @@ class Applier:
             if key[1] and key[1] not in namespaces:
                 continue  # objects in released namespaces are handled with the namespace
             try:
-                self.hub.delete(API_VERSIONS[key[0]], key[0], key[2], key[1] or None)
+                self.cluster_for(key[0]).delete(
+                    API_VERSIONS[key[0]], key[0], key[2], key[1] or None
+                )
             except client.ApiError as error:
                 self.errors.append(f"pruning {describe(key)}: {error}")
                 continue
@@ -494,7 +519,7 @@ def add_finalizer(hub: client.Cluster, body: Manifest) -> Manifest:
     )
 
 
-def finalize(hub: client.Cluster, body: Manifest) -> Result:
+def finalize(hub: client.Cluster, target: client.Cluster, body: Manifest) -> Result:
     """The tenant is being deleted: release its namespaces per policy, remove its RBAC, let go."""
     name = body["metadata"]["name"]
     result = Result(outcome="deleted", body=body)
@@ -505,9 +530,9 @@ def finalize(hub: client.Cluster, body: Manifest) -> Result:
         hub.patch_status(
             constants.API_VERSION, KIND, name, {"phase": cloudtenant.Phase.TERMINATING.value}
         )
-    observed = gather_for_deletion(hub, name)
+    observed = gather(hub, target, body, None)
     errors: list[str] = []
-    release_namespaces(hub, observed, None, set(), result.events, errors)
+    release_namespaces(target, observed, None, set(), result.events, errors)
     for key in list(observed.objects):
         if not key[1]:
             try:
@@ -533,21 +558,6 @@ def finalize(hub: client.Cluster, body: Manifest) -> Result:
         },
     )
     return result
-
-
-def gather_for_deletion(hub: client.Cluster, name: str) -> Observed:
-    selector = meta.selector(name)
-    tenant = hub.get(constants.API_VERSION, KIND, name) or {"metadata": {"name": name}}
-    namespaces = {
-        item["metadata"]["name"]: item
-        for item in hub.list("v1", "Namespace", label_selector=selector)
-    }
-    objects: dict[ObjectKey, Manifest] = {}
-    for api_version, kind in (*NAMESPACED_KINDS, *CLUSTER_KINDS):
-        for item in hub.list(api_version, kind, label_selector=selector):
-            item.setdefault("kind", kind)
-            objects[key_of(item)] = item
-    return Observed(tenant=tenant, namespaces=namespaces, objects=objects)
 
 
 # -- status --------------------------------------------------------------------------------

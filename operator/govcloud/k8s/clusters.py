@@ -1,0 +1,218 @@
+"""Clients for sub-center clusters, built from their kubeconfig Secrets and rebuilt on rotation.
+
+The Secret is read on every use (one GET) and fingerprinted; a changed fingerprint builds a
+new client, so rotating credentials takes effect on the next probe without a restart. The
+kubeconfig never leaves this module except inside the client: errors describe what is wrong
+with it, never its content.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import urllib3
+import yaml
+from kubernetes import client as k8s_client
+from kubernetes.client.rest import ApiException
+from kubernetes.utils import parse_quantity
+
+from govcloud.k8s import client
+
+PROBE_OUTCOMES = ("Healthy", "Unreachable", "Unhealthy", "Unauthorized", "InvalidCredentials")
+
+
+class CredentialsError(Exception):
+    """The kubeconfig Secret is missing or unusable; `reason` is a condition reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    name: str
+    namespace: str
+    key: str = "kubeconfig"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A parsed kubeconfig and the fingerprint of the Secret data it came from."""
+
+    kubeconfig: dict[str, Any]
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class RawProbe:
+    """What one probe of a cluster found, before any health policy is applied."""
+
+    outcome: str
+    message: str
+    latency_seconds: float
+    version: str = ""
+    node_count: int = 0
+    allocatable: dict[str, str] = field(default_factory=dict)
+
+
+def read_credentials(hub: client.Cluster, ref: SecretRef) -> Credentials:
+    """The kubeconfig held by the Secret `ref`, parsed; CredentialsError if it is unusable."""
+    try:
+        secret = hub.get("v1", "Secret", ref.name, ref.namespace)
+    except client.ApiError as error:
+        raise CredentialsError(
+            "SecretUnreadable", f"cannot read Secret {ref.namespace}/{ref.name}: {error.reason}"
+        ) from error
+    if secret is None:
+        raise CredentialsError(
+            "SecretNotFound", f"Secret {ref.namespace}/{ref.name} does not exist"
+        )
+    encoded = (secret.get("data") or {}).get(ref.key)
+    if not encoded:
+        raise CredentialsError(
+            "SecretKeyMissing", f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}"
+        )
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+        parsed = yaml.safe_load(raw)
+    except (binascii.Error, ValueError, yaml.YAMLError) as error:
+        raise CredentialsError(
+            "MalformedKubeconfig",
+            f"key {ref.key!r} of Secret {ref.namespace}/{ref.name} is not a kubeconfig YAML",
+        ) from error
+    if not isinstance(parsed, dict):
+        raise CredentialsError(
+            "MalformedKubeconfig",
+            f"key {ref.key!r} of Secret {ref.namespace}/{ref.name} is not a kubeconfig YAML",
+        )
+    return Credentials(parsed, hashlib.sha256(raw).hexdigest())
+
+
+class ClusterRegistry:
+    """One `client.Cluster` per sub-center, rebuilt whenever its credentials change."""
+
+    def __init__(self, hub: client.Cluster, on_write: client.WriteHook | None = None) -> None:
+        self.hub = hub
+        self._on_write = on_write
+        self._lock = threading.Lock()
+        self._clusters: dict[str, tuple[str, client.Cluster]] = {}
+
+    def client_for(self, name: str, credentials: Credentials) -> client.Cluster:
+        with self._lock:
+            cached = self._clusters.get(name)
+            if cached is not None and cached[0] == credentials.fingerprint:
+                return cached[1]
+        try:
+            api = client.load_api_client_from_dict(credentials.kubeconfig)
+        except Exception as error:  # the kubernetes config loader raises many kinds
+            raise CredentialsError(
+                "InvalidKubeconfig", f"the kubeconfig cannot be used: {type(error).__name__}"
+            ) from error
+        built = client.Cluster(api, name, on_write=self._on_write)
+        with self._lock:
+            self._clusters[name] = (credentials.fingerprint, built)
+        return built
+
+    def cached(self, name: str) -> client.Cluster | None:
+        with self._lock:
+            found = self._clusters.get(name)
+        return found[1] if found else None
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._clusters.pop(name, None)
+
+
+def probe(cluster: client.Cluster, timeout: float) -> RawProbe:
+    """Ask a cluster for /readyz, its version and its nodes, each call bounded by `timeout`."""
+    started = time.monotonic()
+    try:
+        ready_status, ready_body = _get_raw(cluster.api, "/readyz", timeout)
+        if ready_status in (401, 403):
+            return _failed(
+                "Unauthorized", f"the API server refused the credentials ({ready_status})", started
+            )
+        if ready_status != 200:
+            detail = ready_body.strip().splitlines()[-1:] or [""]
+            return _failed(
+                "Unhealthy", f"/readyz answered {ready_status}: {detail[0][:200]}", started
+            )
+        version = k8s_client.VersionApi(cluster.api).get_code(_request_timeout=timeout)
+        nodes = k8s_client.CoreV1Api(cluster.api).list_node(_request_timeout=timeout).items
+    except ApiException as error:
+        if error.status in (401, 403):
+            return _failed(
+                "Unauthorized", f"the API server refused the credentials ({error.status})", started
+            )
+        return _failed("Unhealthy", f"the API server answered {error.status}", started)
+    except (urllib3.exceptions.HTTPError, ssl.SSLError, OSError) as error:
+        return _classify_connection_error(error, started)
+    return RawProbe(
+        outcome="Healthy",
+        message="/readyz ok",
+        latency_seconds=time.monotonic() - started,
+        version=str(version.git_version),
+        node_count=len(nodes),
+        allocatable=_sum_allocatable(nodes),
+    )
+
+
+def _get_raw(api: k8s_client.ApiClient, path: str, timeout: float) -> tuple[int, str]:
+    try:
+        response = api.call_api(
+            path,
+            "GET",
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=timeout,
+            _return_http_data_only=False,
+        )
+    except ApiException as error:
+        return int(error.status or 0), str(error.body or "")
+    raw = response[0]
+    return int(raw.status), raw.data.decode(errors="replace")
+
+
+def _classify_connection_error(error: Exception, started: float) -> RawProbe:
+    text = repr(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text or isinstance(error, ssl.SSLError):
+        return _failed(
+            "InvalidCredentials",
+            "TLS verification of the sub-center's API server failed (wrong CA in the kubeconfig?)",
+            started,
+        )
+    if "timed out" in text.lower() or "Timeout" in text:
+        return _failed("Unreachable", "the API server did not answer in time", started)
+    return _failed("Unreachable", "cannot connect to the API server", started)
+
+
+def _failed(outcome: str, message: str, started: float) -> RawProbe:
+    return RawProbe(outcome=outcome, message=message, latency_seconds=time.monotonic() - started)
+
+
+def _sum_allocatable(nodes: list[Any]) -> dict[str, str]:
+    """Allocatable cpu/memory/pods summed over the nodes, as exact quantity strings."""
+    totals: dict[str, Decimal] = {"cpu": Decimal(0), "memory": Decimal(0), "pods": Decimal(0)}
+    for node in nodes:
+        allocatable = (node.status.allocatable or {}) if node.status else {}
+        for resource in totals:
+            if resource in allocatable:
+                totals[resource] += parse_quantity(str(allocatable[resource]))
+    return {resource: _format(value) for resource, value in totals.items()}
+
+
+def _format(value: Decimal) -> str:
+    normalized = value.normalize()
+    if normalized == normalized.to_integral_value():
+        return str(int(normalized))
+    return f"{int(value * 1000)}m"
