@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from govcloud import constants
 from govcloud.api import cel
-from govcloud.api.v1alpha1 import cloudtenant
+from govcloud.api.v1alpha1 import cloudtenant, subcenter
 
 CATEGORY = "govcloud"
 
@@ -81,4 +81,47 @@ CLOUDTENANT = Kind(
     selectable_fields=(".spec.unit.tier", ".spec.securityLevel"),
 )
 
-KINDS: tuple[Kind, ...] = (CLOUDTENANT,)
+SUBCENTER = Kind(
+    kind="SubCenter",
+    plural="subcenters",
+    singular="subcenter",
+    short_names=("subc",),  # not "sc": that is StorageClass
+    scope="Cluster",
+    spec=subcenter.SubCenterSpec,
+    status=subcenter.SubCenterStatus,
+    description=(
+        "A county or district data center's Kubernetes cluster under the city's unified"
+        " management: a federated sub-center, or a hosted site being emptied and retired."
+    ),
+    printer_columns=(
+        PrinterColumn("Region", "string", ".spec.region", "County, district or zone."),
+        PrinterColumn("Mode", "string", ".spec.mode", "federated or hosted."),
+        PrinterColumn(
+            "Ready",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].status',
+            "Whether the site is reachable, healthy and its credentials valid.",
+        ),
+        PrinterColumn("Version", "string", ".status.kubernetesVersion", "Kubernetes version."),
+        PrinterColumn("Nodes", "integer", ".status.nodeCount", "Nodes of the site."),
+        PrinterColumn("CPU", "string", ".status.summary.cpu", "CPU allocated/allocatable."),
+        PrinterColumn("Tenants", "integer", ".status.tenantCount", "Tenants placed here."),
+        AGE,
+        PrinterColumn("Display", "string", ".spec.displayName", "Human-readable name.", 1),
+        PrinterColumn("Tier", "string", ".spec.tier", "Funding tier.", 1),
+        PrinterColumn(
+            "MaxLevel", "integer", ".spec.maxSecurityLevel", "Highest MLPS level hosted.", 1
+        ),
+        PrinterColumn(
+            "Memory", "string", ".status.summary.memory", "Memory allocated/allocatable.", 1
+        ),
+        PrinterColumn(
+            "Latency", "string", ".status.probeLatencySeconds", "Last probe, seconds.", 1
+        ),
+        PrinterColumn("RetireBy", "string", ".spec.retireBy", "hosted: retirement date.", 1),
+    ),
+    root_rules=subcenter.ROOT_RULES,
+    selectable_fields=(".spec.mode", ".spec.region", ".spec.tier"),
+)
+
+KINDS: tuple[Kind, ...] = (CLOUDTENANT, SUBCENTER)

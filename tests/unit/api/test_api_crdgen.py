@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -139,7 +140,9 @@ def test_printer_columns_point_at_schema_fields(kind: registry.Kind) -> None:
     for column in kind.printer_columns:
         if column.json_path.startswith(".metadata."):
             continue
-        node = node_at(root(crd), column.json_path)
+        # A JSONPath filter (`conditions[?(@.type=="Ready")]`) selects items of a list.
+        path = re.sub(r"\[\?\(.*?\)\]", "[]", column.json_path)
+        node = node_at(root(crd), path)
         assert node["type"] == column.type, column.name
 
 
@@ -206,6 +209,16 @@ def test_root_rules_use_the_tenant_name() -> None:
 
     assert rules
     assert all("self.metadata.name" in rule["rule"] for rule in rules)
+
+
+def test_root_rules_ratchet_so_stored_tenants_stay_writable() -> None:
+    """Every status or finalizer write changes the root: a root rule judges only what changed."""
+    rules = root(cloudtenant_crd())[cel.VALIDATIONS_KEY]
+
+    assert all(rule.get("optionalOldSelf") is True for rule in rules)
+    assert all(
+        rule["rule"].startswith(("oldSelf.hasValue()", "(oldSelf.hasValue()")) for rule in rules
+    )
 
 
 class _Union(pydantic.BaseModel):

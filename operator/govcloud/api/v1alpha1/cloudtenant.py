@@ -34,6 +34,10 @@ MAX_SELECTOR_LABELS = 16
 TENANT_NAME_PATTERN = rf"^[a-z0-9]([-a-z0-9]{{0,{MAX_TENANT_NAME_LENGTH - 2}}}[a-z0-9])?$"
 TENANT_NAME_RE = re.compile(TENANT_NAME_PATTERN)
 
+# CloudTenant.status.placement.cluster of a tenant that lives on the central cluster.
+HUB_CLUSTER = "hub"
+_DNS_LABEL_RE = re.compile(DNS_LABEL_PATTERN)
+
 SERVICE_ACCOUNT_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 SERVICE_ACCOUNT_RE = re.compile(SERVICE_ACCOUNT_PATTERN)
 
@@ -121,22 +125,46 @@ SELECTOR_NOT_EMPTY = cel.Rule(
     ),
 )
 
-# Root-level rules: they need metadata.name, which only the root of the object can see.
+PLACEMENT_NOT_HUB = cel.Rule(
+    rule="self != 'hub'",
+    message=(
+        "placement.subCenter names a SubCenter; to keep the tenant on the hub (the central"
+        " cluster), remove placement"
+    ),
+)
+PLACEMENT_SUBCENTER_FORMAT = cel.Rule(
+    rule=f"self.matches(r'{DNS_LABEL_PATTERN}')",
+    message=(
+        "placement.subCenter must be the name of a SubCenter: a DNS label of lowercase"
+        " letters, digits and '-' (kubectl get subcenters lists them)"
+    ),
+)
+
+# Root-level rules: they need metadata.name, which only the root of the object can see. The
+# root changes with every status or metadata write, so they ratchet by hand: a tenant stored
+# before a rule existed keeps getting its status and finalizer written (and can be deleted),
+# while a create, or an update that touches what the rule checks, is refused.
 TENANT_NAME_FORMAT = cel.Rule(
-    rule=f"self.metadata.name.matches(r'{TENANT_NAME_PATTERN}')",
+    # A name never changes, so it is checked on create only.
+    rule=f"oldSelf.hasValue() || self.metadata.name.matches(r'{TENANT_NAME_PATTERN}')",
     message=(
         f"the tenant name must be a DNS label (lowercase letters, digits and '-') of at most"
         f" {MAX_TENANT_NAME_LENGTH} characters, leaving room for the namespace names"
         " <tenant>-<namespace>"
     ),
+    optional_old_self=True,
 )
 DERIVED_NAMESPACE_LENGTH = cel.Rule(
-    rule="self.spec.namespaces.all(n, size(self.metadata.name) + 1 + size(n.name) <= 63)",
+    rule=(
+        "(oldSelf.hasValue() && oldSelf.value().spec.namespaces == self.spec.namespaces)"
+        " || self.spec.namespaces.all(n, size(self.metadata.name) + 1 + size(n.name) <= 63)"
+    ),
     message=(
         "every namespace name <tenant>-<namespace> must be at most 63 characters;"
         " shorten the tenant or the namespace name"
     ),
     field_path=".spec.namespaces",
+    optional_old_self=True,
 )
 ROOT_RULES = (TENANT_NAME_FORMAT, DERIVED_NAMESPACE_LENGTH)
 
@@ -362,6 +390,25 @@ class NetworkSpec(Model):
     )
 
 
+class Placement(Model):
+    """Where the tenant lives: a sub-center's cluster instead of the hub."""
+
+    sub_center: str = Field(
+        alias="subCenter",
+        min_length=1,
+        max_length=63,
+        description="Name of the SubCenter whose cluster hosts the tenant's namespaces.",
+        json_schema_extra=cel.validations(PLACEMENT_SUBCENTER_FORMAT, PLACEMENT_NOT_HUB),
+    )
+
+    @field_validator("sub_center")
+    @classmethod
+    def _a_subcenter(cls, value: str) -> str:
+        _refuse_if(not _DNS_LABEL_RE.match(value), PLACEMENT_SUBCENTER_FORMAT)
+        _refuse_if(value == HUB_CLUSTER, PLACEMENT_NOT_HUB)
+        return value
+
+
 class CloudTenantSpec(Model):
     """The desired state of a department on the government cloud."""
 
@@ -414,6 +461,10 @@ class CloudTenantSpec(Model):
         default=DeletionPolicy.RETAIN,
         alias="deletionPolicy",
         description="Retain keeps the namespaces and their data when the tenant is deleted.",
+    )
+    placement: Placement | None = Field(
+        default=None,
+        description="The SubCenter that hosts the tenant; without it, the tenant lives on the hub.",
     )
 
     @field_validator("contacts")
@@ -472,6 +523,16 @@ class UsageSummary(Model):
     memory: str | None = Field(default=None, description="Memory used/hard, e.g. 1Gi/128Gi.")
 
 
+class PlacementStatus(Model):
+    """Where the tenant's namespaces are, and why not elsewhere if placement was refused."""
+
+    cluster: str | None = Field(
+        default=None,
+        description="hub, or the name of the SubCenter whose cluster holds the namespaces.",
+    )
+    message: str | None = Field(default=None, description="Why placement is pending or refused.")
+
+
 class CloudTenantStatus(Model):
     """The observed state of the tenant, written by the operator."""
 
@@ -490,3 +551,4 @@ class CloudTenantStatus(Model):
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
+    placement: PlacementStatus | None = None

@@ -1,0 +1,273 @@
+"""Placement: a tenant goes to a site only if it is certified, open, ready and has room."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from govcloud.api.v1alpha1 import subcenter
+from govcloud.federation import placement
+
+ALLOCATABLE = {"cpu": "48", "memory": "192Gi", "pods": "330"}
+QUOTA = {"requests.cpu": "8", "limits.cpu": "16", "requests.memory": "16Gi", "pods": "50"}
+
+
+def site(**overrides: Any) -> subcenter.SubCenterSpec:
+    spec: dict[str, Any] = {
+        "displayName": "肥西县政务云分中心",
+        "region": "肥西县",
+        "tier": "county",
+        "mode": "federated",
+        "kubeconfigSecretRef": {"name": "feixi-kubeconfig", "namespace": "govcloud-system"},
+        "maxSecurityLevel": 2,
+    }
+    spec.update(overrides)
+    return subcenter.SubCenterSpec.model_validate(spec)
+
+
+HOSTED = {"mode": "hosted", "retireBy": "2027-06-30"}
+
+
+def facts(
+    ready: bool = True,
+    allocated: dict[str, str] | None = None,
+    allocatable: dict[str, str] | None = None,
+) -> placement.SiteFacts:
+    return placement.SiteFacts(
+        ready=ready,
+        allocatable=ALLOCATABLE if allocatable is None else allocatable,
+        allocated=allocated or {},
+    )
+
+
+def decide(
+    level: int = 2,
+    quota: dict[str, str] | None = None,
+    spec: subcenter.SubCenterSpec | None = None,
+    site_facts: placement.SiteFacts | None = None,
+    **options: Any,
+) -> placement.Verdict:
+    return placement.decide(
+        level,
+        QUOTA if quota is None else quota,
+        "feixi",
+        spec or site(),
+        site_facts or facts(),
+        **options,
+    )
+
+
+def test_a_fitting_tenant_is_placed() -> None:
+    assert decide() == placement.Verdict(True, "Placed", "the tenant is placed on SubCenter feixi")
+
+
+@pytest.mark.parametrize(
+    ("level", "spec", "site_facts", "already_placed", "reason"),
+    [
+        (3, site(), facts(), False, "SecurityLevelTooHigh"),
+        (3, site(), facts(), True, "SecurityLevelTooHigh"),
+        (1, site(), facts(), False, "Placed"),
+        (2, site(maxSecurityLevel=3), facts(), False, "Placed"),
+        (2, site(**HOSTED), facts(), False, "SiteBeingRetired"),
+        (2, site(**HOSTED), facts(), True, "Placed"),
+        (2, site(), facts(ready=False), False, "SubCenterNotReady"),
+        (2, site(), facts(ready=False), True, "Placed"),
+        (3, site(**HOSTED), facts(ready=False), False, "SecurityLevelTooHigh"),
+        (2, site(**HOSTED), facts(ready=False), False, "SiteBeingRetired"),
+    ],
+    ids=[
+        "level-above-site",
+        "level-above-site-even-when-placed",
+        "level-below-site",
+        "level-equal-site",
+        "hosted-new",
+        "hosted-already-placed-stays",
+        "not-ready-new",
+        "not-ready-already-placed-stays",
+        "first-reason-is-security",
+        "retiring-before-not-ready",
+    ],
+)
+def test_refusals(
+    level: int,
+    spec: subcenter.SubCenterSpec,
+    site_facts: placement.SiteFacts,
+    already_placed: bool,
+    reason: str,
+) -> None:
+    verdict = decide(level, spec=spec, site_facts=site_facts, already_placed=already_placed)
+
+    assert verdict.reason == reason
+    assert verdict.placed is (reason == "Placed")
+
+
+def test_every_reason_that_applies_is_in_the_message() -> None:
+    verdict = decide(3, spec=site(**HOSTED), site_facts=facts(ready=False, allocated=ALLOCATABLE))
+
+    assert verdict.reason == "SecurityLevelTooHigh"
+    assert "securityLevel 3 is above the highest MLPS (等保) level" in verdict.message
+    assert "is hosted: its apps are moving to the hub and the site is retired by 2027-06-30" in (
+        verdict.message
+    )
+    assert "SubCenter feixi is not Ready" in verdict.message
+    assert "the tenant's quota does not fit in SubCenter feixi" in verdict.message
+
+
+def test_messages_say_what_to_change() -> None:
+    assert "remove spec.placement to keep it on the hub" in decide(3).message
+    assert "choose a federated sub-center" in decide(spec=site(**HOSTED)).message
+    assert "lower spec.quota" in decide(site_facts=facts(allocated=ALLOCATABLE)).message
+
+
+@pytest.mark.parametrize(
+    ("quota", "allocated", "fits", "fragment"),
+    [
+        ({"requests.cpu": "40"}, {"cpu": "8"}, True, ""),
+        (
+            {"requests.cpu": "41"},
+            {"cpu": "8"},
+            False,
+            "requests.cpu 41 is more than the 40 CPU free",
+        ),
+        ({"requests.cpu": "40500m"}, {"cpu": "7500m"}, True, ""),
+        ({"requests.cpu": "40501m"}, {"cpu": "7500m"}, False, "the 40500m CPU free"),
+        ({"cpu": "41"}, {"cpu": "8"}, False, "cpu 41 is more than"),
+        # cpu and requests.cpu both cap requests: the smaller one binds.
+        ({"cpu": "100", "requests.cpu": "40"}, {"cpu": "8"}, True, ""),
+        ({"cpu": "41", "requests.cpu": "100"}, {"cpu": "8"}, False, "cpu 41 is more than"),
+        # limits.cpu is not a reservation of the site.
+        ({"limits.cpu": "1000"}, {}, True, ""),
+        ({"requests.memory": "176Gi"}, {"memory": "16Gi"}, True, ""),
+        (
+            {"requests.memory": "177Gi"},
+            {"memory": "16Gi"},
+            False,
+            "requests.memory 177Gi is more than the 176Gi memory free (16Gi of 192Gi is held",
+        ),
+        ({"memory": "210G"}, {}, False, "memory 210G is more than the 192Gi memory free"),
+        ({"memory": "200G"}, {}, True, ""),  # 200e9 bytes < 192Gi
+        ({"pods": "331"}, {}, False, "pods 331 is more than the 330 pods free"),
+        ({"pods": "330"}, {}, True, ""),
+        # Over-committed by others already: nothing is free, not a negative amount.
+        ({"pods": "1"}, {"pods": "400"}, False, "the 0 pods free (400 of 330"),
+        ({"pods": "0"}, {"pods": "400"}, True, ""),
+        # A tenant that bounds nothing reserves nothing.
+        ({"services": "10"}, {}, True, ""),
+    ],
+)
+def test_capacity(
+    quota: dict[str, str], allocated: dict[str, str], fits: bool, fragment: str
+) -> None:
+    verdict = decide(quota=quota, site_facts=facts(allocated=allocated))
+
+    assert verdict.placed is fits
+    assert verdict.reason == ("Placed" if fits else "InsufficientCapacity")
+    assert fragment in verdict.message
+
+
+def test_every_short_resource_is_named() -> None:
+    verdict = decide(
+        quota={"requests.cpu": "100", "requests.memory": "1Ti", "pods": "5"},
+        site_facts=facts(),
+    )
+
+    assert "requests.cpu 100" in verdict.message
+    assert "requests.memory 1Ti" in verdict.message
+    assert "pods 5" not in verdict.message
+
+
+def test_a_resource_the_site_has_not_reported_is_not_held_against_the_tenant() -> None:
+    verdict = decide(quota={"requests.cpu": "1000"}, site_facts=facts(allocatable={"pods": "10"}))
+
+    assert verdict.placed
+
+
+def test_a_placed_tenant_is_not_evicted_when_its_site_shrinks() -> None:
+    shrunk = facts(allocatable={"cpu": "8", "memory": "16Gi", "pods": "20"}, allocated=ALLOCATABLE)
+
+    assert decide(site_facts=shrunk, already_placed=True).placed
+    assert decide(site_facts=shrunk, already_placed=True, admitted_quota=QUOTA).placed
+
+
+def test_a_placed_tenant_may_grow_only_into_free_capacity() -> None:
+    grown = {**QUOTA, "requests.cpu": "30"}
+
+    fits = decide(
+        quota=grown,
+        site_facts=facts(allocated={"cpu": "18"}),
+        already_placed=True,
+        admitted_quota=QUOTA,
+    )
+    too_big = decide(
+        quota=grown,
+        site_facts=facts(allocated={"cpu": "19"}),
+        already_placed=True,
+        admitted_quota=QUOTA,
+    )
+
+    assert fits.placed
+    assert (too_big.placed, too_big.reason) == (False, "InsufficientCapacity")
+    assert "requests.cpu 30 is more than the 29 CPU free" in too_big.message
+
+
+def test_a_placed_tenant_that_shrinks_is_never_refused() -> None:
+    smaller = {**QUOTA, "requests.cpu": "4"}
+    full = facts(allocated=ALLOCATABLE)
+
+    assert decide(quota=smaller, site_facts=full, already_placed=True, admitted_quota=QUOTA).placed
+
+
+def test_admitted_quota_is_ignored_for_a_new_placement() -> None:
+    verdict = decide(site_facts=facts(allocated=ALLOCATABLE), admitted_quota=QUOTA)
+
+    assert verdict.reason == "InsufficientCapacity"
+
+
+def test_not_found_says_how_to_fix_it() -> None:
+    verdict = placement.not_found("wuhu")
+
+    assert (verdict.placed, verdict.reason) == (False, "SubCenterNotFound")
+    assert "there is no SubCenter wuhu" in verdict.message
+    assert "spec.placement.subCenter" in verdict.message
+
+
+# What the site's status shows: the sum of placed tenants' quota, and allocated/allocatable.
+
+
+def test_demand_is_what_the_quota_reserves() -> None:
+    assert placement.demand(QUOTA) == {"cpu": "8", "memory": "16Gi", "pods": "50"}
+    assert placement.demand({"cpu": "1500m", "memory": "1e9"}) == {
+        "cpu": "1500m",
+        "memory": "1000000000",
+    }
+    assert placement.demand({"services": "3"}) == {}
+
+
+def test_total_adds_up_exactly() -> None:
+    quotas = [QUOTA, {"requests.cpu": "500m", "requests.memory": "512Mi"}, {"pods": "10"}]
+
+    assert placement.total(placement.demand(quota) for quota in quotas) == {
+        "cpu": "8500m",
+        "memory": "16896Mi",
+        "pods": "60",
+    }
+    assert placement.total([]) == {}
+
+
+def test_total_of_node_allocatables() -> None:
+    nodes = [
+        {"cpu": "15900m", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+        {"cpu": "16", "memory": "65536Mi", "pods": "110"},
+    ]
+
+    assert placement.total(nodes) == {"cpu": "31900m", "memory": "128Gi", "pods": "220"}
+
+
+def test_summary_for_the_printer_columns() -> None:
+    assert placement.summary({"cpu": "12", "memory": "24Gi"}, ALLOCATABLE) == {
+        "cpu": "12/48",
+        "memory": "24Gi/192Gi",
+        "pods": "0/330",
+    }
+    assert placement.summary({}, {}) == {}
