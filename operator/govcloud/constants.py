@@ -17,6 +17,7 @@ LABEL_ORPHANED = f"{GROUP}/orphaned"
 LABEL_PLATFORM = f"{GROUP}/platform"
 
 ANNOTATION_ADOPT = f"{GROUP}/adopt"
+ANNOTATION_ADOPTED = f"{GROUP}/adopted"
 ANNOTATION_DISPLAY_NAME = f"{GROUP}/display-name"
 ANNOTATION_ORPHANED_AT = f"{GROUP}/orphaned-at"
 

@@ -225,6 +225,36 @@ def test_adopt_true_takes_over_an_unowned_namespace_and_keeps_its_content(
     assert data_after["data"] == {"owner": "the department"}
 
 
+def test_an_adopted_namespace_outlives_its_tenant_even_with_delete(
+    kubectl: testing.Kubectl, tenants: helpers.Tenants
+) -> None:
+    name = helpers.unique("adoptdel")
+    legacy = f"{name}-legacy"
+    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": legacy}})
+    tenants.track_namespace(legacy)
+    kubectl.apply(config_map("legacy-data", legacy, owner="the department"))
+    tenants.create(
+        name,
+        namespaces=[{"name": "legacy", "adopt": True}, {"name": "fresh"}],
+        deletion_policy="Delete",
+    )
+    helpers.wait_phase(kubectl, name, "Active")
+    kubectl("delete", "cloudtenant", name, "--wait=false")
+    testing.eventually(
+        lambda: kubectl.get("cloudtenant", name) is None, timeout=60, what="the tenant to go"
+    )
+    testing.eventually(
+        lambda: kubectl.get("namespace", f"{name}-fresh") is None,
+        timeout=90,
+        what="the namespace the tenant created to be deleted",
+    )
+    kept = kubectl.get("namespace", legacy)
+    assert kept is not None
+    assert kept["metadata"].get("deletionTimestamp") is None
+    assert helpers.labels_of(kept).get("govcloud.io/orphaned") == name
+    assert kubectl.get("configmap", "legacy-data", legacy) is not None
+
+
 def test_a_namespace_of_another_tenant_is_never_taken_even_with_adopt(
     kubectl: testing.Kubectl, tenants: helpers.Tenants, operator: testing.OperatorProcess
 ) -> None:

@@ -140,9 +140,15 @@ def converge(
         return refuse(hub, observed.tenant, str(error), now)
     errors: list[str] = []
     applied = Applier(hub, target, observed, result.events, errors)
+    adopted = {verdict.name for verdict in verdicts if verdict.adopt} | {
+        name for name, found in observed.namespaces.items() if was_adopted(found)
+    }
     for namespace_manifest in wanted.namespaces:
-        if namespace_manifest["metadata"]["name"] in usable:
-            applied.ensure(namespace_manifest)
+        real = namespace_manifest["metadata"]["name"]
+        if real in usable:
+            applied.ensure(
+                mark_adopted(namespace_manifest) if real in adopted else namespace_manifest
+            )
     for namespace, hard in allocation.decreases.items():
         applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
     for manifest in wanted.namespaced:
@@ -442,7 +448,7 @@ def release_namespaces(
         if name in wanted or labels.get(constants.LABEL_TENANT) != tenant:
             continue
         try:
-            if policy == cloudtenant.DeletionPolicy.DELETE:
+            if policy == cloudtenant.DeletionPolicy.DELETE and not was_adopted(namespace):
                 if not namespace["metadata"].get("deletionTimestamp"):
                     hub.delete("v1", "Namespace", name)
                     events.append(
@@ -454,16 +460,32 @@ def release_namespaces(
                     )
             else:
                 orphan(hub, tenant, name, observed)
+                why = (
+                    "it was adopted, and a namespace the tenant did not create is never deleted"
+                    if was_adopted(namespace)
+                    else "deletionPolicy: Retain"
+                )
                 events.append(
                     Event(
                         "Normal",
                         "NamespaceRetained",
-                        f"released namespace {name}; it and its data are kept "
-                        "(deletionPolicy: Retain)",
+                        f"released namespace {name}; it and its data are kept ({why})",
                     )
                 )
         except client.ApiError as error:
             errors.append(f"releasing namespace {name}: {error}")
+
+
+def was_adopted(namespace: Manifest) -> bool:
+    annotations = namespace["metadata"].get("annotations") or {}
+    return annotations.get(constants.ANNOTATION_ADOPTED) == "true"
+
+
+def mark_adopted(manifest: Manifest) -> Manifest:
+    """The namespace manifest with the adopted mark: such a namespace is never deleted."""
+    metadata = manifest["metadata"]
+    annotations = {**(metadata.get("annotations") or {}), constants.ANNOTATION_ADOPTED: "true"}
+    return {**manifest, "metadata": {**metadata, "annotations": annotations}}
 
 
 def orphan(hub: client.Cluster, tenant: str, namespace: str, observed: Observed) -> None:

@@ -122,11 +122,15 @@ WARNING_DAYS_RANGE = cel.Rule(
     ),
 )
 
-# Root-level rule: it needs metadata.name, which only the root of the object can see.
+# Root-level rule: it needs metadata.name, which only the root of the object can see. It runs
+# on create only: root rules re-run on every write (status, finalizers), and a stored object
+# that predates the rule must still be writable and deletable.
 SUBCENTER_NAME_FORMAT = cel.Rule(
     rule=(
-        f"self.metadata.name.matches(r'{SUBCENTER_NAME_PATTERN}') && self.metadata.name != '{HUB}'"
+        f"oldSelf.hasValue() || (self.metadata.name.matches(r'{SUBCENTER_NAME_PATTERN}')"
+        f" && self.metadata.name != '{HUB}')"
     ),
+    optional_old_self=True,
     message=(
         "the sub-center name must be a DNS label (lowercase letters, digits and '-') of at most"
         f" {MAX_SUBCENTER_NAME_LENGTH} characters, and not '{HUB}', which names the central"
