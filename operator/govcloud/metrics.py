@@ -31,6 +31,21 @@ class TenantSnapshot:
     reconciled_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class SubCenterSnapshot:
+    """What the last probe of a sub-center found, in base units."""
+
+    mode: str
+    tier: str
+    up: bool
+    ready: bool
+    latency_seconds: float | None
+    allocatable: Mapping[str, float] = field(default_factory=dict)
+    allocated: Mapping[str, float] = field(default_factory=dict)
+    tenants: int = 0
+    credential_expiry: float | None = None
+
+
 class _SnapshotCollector(Collector):
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
@@ -72,6 +87,49 @@ class _SnapshotCollector(Collector):
                         [name, condition_type, candidate], 1 if status.lower() == candidate else 0
                     )
         yield from (quota, namespaces, phase, condition, reconciled)
+        yield from _subcenter_families(self._recorder.subcenters())
+
+
+def _subcenter_families(sites: Mapping[str, SubCenterSnapshot]) -> Iterator[GaugeMetricFamily]:
+    up = GaugeMetricFamily(
+        "govcloud_subcenter_up",
+        "1 when the sub-center's API server answers (after failure hysteresis).",
+        labels=["subcenter", "mode", "tier"],
+    )
+    ready = GaugeMetricFamily(
+        "govcloud_subcenter_ready", "1 when the sub-center is Ready.", labels=["subcenter"]
+    )
+    latency = GaugeMetricFamily(
+        "govcloud_subcenter_probe_latency_seconds",
+        "Latency of the last answered probe.",
+        labels=["subcenter"],
+    )
+    capacity = GaugeMetricFamily(
+        "govcloud_subcenter_capacity",
+        "Sub-center capacity in base units; type is allocatable or allocated (to tenants).",
+        labels=["subcenter", "resource", "type"],
+    )
+    tenants = GaugeMetricFamily(
+        "govcloud_subcenter_tenants", "Tenants placed on the sub-center.", labels=["subcenter"]
+    )
+    expiry = GaugeMetricFamily(
+        "govcloud_subcenter_credential_expiry_timestamp_seconds",
+        "When the sub-center credential expires (Unix time), where known.",
+        labels=["subcenter"],
+    )
+    for name, site in sorted(sites.items()):
+        up.add_metric([name, site.mode, site.tier], 1 if site.up else 0)
+        ready.add_metric([name], 1 if site.ready else 0)
+        if site.latency_seconds is not None:
+            latency.add_metric([name], site.latency_seconds)
+        for resource, value in sorted(site.allocatable.items()):
+            capacity.add_metric([name, resource, "allocatable"], value)
+        for resource, value in sorted(site.allocated.items()):
+            capacity.add_metric([name, resource, "allocated"], value)
+        tenants.add_metric([name], site.tenants)
+        if site.credential_expiry is not None:
+            expiry.add_metric([name], site.credential_expiry)
+    yield from (up, ready, latency, capacity, tenants, expiry)
 
 
 class Recorder:
@@ -81,6 +139,7 @@ class Recorder:
         self.registry = registry
         self._lock = threading.Lock()
         self._tenants: dict[str, TenantSnapshot] = {}
+        self._subcenters: dict[str, SubCenterSnapshot] = {}
         self.reconciles = Counter(
             "govcloud_reconcile_total",
             "Reconcile passes by kind and result (success, error, invalid).",
@@ -112,6 +171,18 @@ class Recorder:
     def tenants(self) -> dict[str, TenantSnapshot]:
         with self._lock:
             return dict(self._tenants)
+
+    def record_subcenter(self, name: str, snapshot: SubCenterSnapshot) -> None:
+        with self._lock:
+            self._subcenters[name] = snapshot
+
+    def forget_subcenter(self, name: str) -> None:
+        with self._lock:
+            self._subcenters.pop(name, None)
+
+    def subcenters(self) -> dict[str, SubCenterSnapshot]:
+        with self._lock:
+            return dict(self._subcenters)
 
     def count_write(self, cluster: str, verb: str, kind: str) -> None:
         self.api_writes.labels(cluster=cluster, verb=verb, kind=kind).inc()

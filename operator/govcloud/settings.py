@@ -23,7 +23,18 @@ class Settings(BaseSettings):
     liveness_port: int = Field(default=8081, ge=0, le=65535, description="0 turns /healthz off.")
     peering_name: str = "govcloud-operator"
     standalone: bool = Field(default=False, description="Run without kopf peering (no HA).")
+    peering_lifetime: int = Field(
+        default=60, ge=5, le=3600, description="Seconds a silent peer counts as alive (failover)."
+    )
+    peering_priority: int | None = Field(
+        default=None,
+        ge=0,
+        description="Peering priority; unset draws a random one so exactly one replica is active.",
+    )
     workers: int = Field(default=8, ge=1, le=64, description="Reconciles that run at once.")
+    probe_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Sub-center probes that run at once."
+    )
 
     @field_validator("platform_namespaces", mode="before")
     @classmethod

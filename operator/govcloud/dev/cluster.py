@@ -8,6 +8,7 @@ behind by a killed run is found through its state file and stopped before a new 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import json
@@ -187,6 +188,16 @@ class ControlPlane:
                     process.wait()
         with contextlib.suppress(FileNotFoundError):
             self.state_file.unlink()
+
+    def flat_kubeconfig(self) -> str:
+        """The admin kubeconfig with certificates embedded, as a sub-center Secret holds it."""
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        cluster["certificate-authority-data"] = _b64_file(cluster.pop("certificate-authority"))
+        user = config["users"][0]["user"]
+        user["client-certificate-data"] = _b64_file(user.pop("client-certificate"))
+        user["client-key-data"] = _b64_file(user.pop("client-key"))
+        return str(yaml.safe_dump(config))
 
     def env(self) -> dict[str, str]:
         return {"KUBECONFIG": str(self.kubeconfig)}
@@ -485,6 +496,10 @@ def sweep_dead_sessions(state_root: Path, prefix: str) -> None:
         owner = folder.name.rpartition("-")[2]
         if folder.name.startswith(prefix) and owner.isdigit() and not _alive(int(owner)):
             clean_stale(folder, log=lambda _: None)
+
+
+def _b64_file(path: str) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode()
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("govcloud.handlers.startup", "govcloud.handlers.cloudtenant")
+MODULES = (
+    "govcloud.handlers.startup",
+    "govcloud.handlers.cloudtenant",
+    "govcloud.handlers.subcenter",
+)
 
 
 def register() -> None:

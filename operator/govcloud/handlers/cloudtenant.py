@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -42,7 +41,9 @@ def _queue(memo: kopf.Memo) -> Any:
 async def reconcile(name: str, memo: kopf.Memo) -> None:
     recorder = memo.recorder
     with recorder.reconcile_seconds.labels(kind=KIND).time():
-        result = await startup.run_in_executor(memo, tenant.reconcile, memo.hub, name, memo.config)
+        result = await startup.run_in_executor(
+            memo, tenant.reconcile, memo.hub, name, memo.config, None, memo.clusters
+        )
     recorder.reconciles.labels(kind=KIND, result=result.outcome).inc()
     if result.snapshot is not None:
         recorder.record_tenant(name, result.snapshot)
@@ -52,7 +53,12 @@ async def reconcile(name: str, memo: kopf.Memo) -> None:
         for event in result.events:
             kopf.event(result.body, type=event.type, reason=event.reason, message=event.message)
     if result.retry:
-        asyncio.get_running_loop().call_later(RETRY_SECONDS, _queue(memo).request, name)
+        startup.call_later(memo, f"{KIND}/{name}", RETRY_SECONDS, _queue(memo).request, name)
+
+
+def request(memo: kopf.Memo, name: str) -> None:
+    """Queue a reconcile of the tenant `name` (used by other kinds, e.g. after a probe)."""
+    _queue(memo).request(name)
 
 
 @kopf.on.event(constants.GROUP, constants.VERSION, PLURAL)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import random
 from typing import Any
 
 import kopf
 import prometheus_client
 
 from govcloud import constants, metrics, settings
-from govcloud.k8s import client
+from govcloud.k8s import client, clusters
 from govcloud.reconcile import queue
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.peering.mandatory = not config.standalone
+    # kopf pauses every peer that sees another live peer of the same or a higher priority, so
+    # equal priorities would pause all replicas: each draws its own and the highest one acts.
+    settings.peering.lifetime = config.peering_lifetime
+    settings.peering.priority = (
+        random.randint(1, 2**31 - 1)  # an ordering among replicas, not a secret
+        if config.peering_priority is None
+        else config.peering_priority
+    )
+    if not config.standalone:
+        log.info(
+            "peering priority %d, lifetime %ds", settings.peering.priority, config.peering_lifetime
+        )
     registry = prometheus_client.CollectorRegistry()
     recorder = metrics.Recorder(registry)
     memo.config = config
@@ -37,6 +50,15 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         "hub",
         on_write=lambda verb, kind: recorder.count_write("hub", verb, kind),
     )
+    memo.clusters = clusters.ClusterRegistry(
+        memo.hub, on_write=lambda verb, kind: recorder.count_write("subcenter", verb, kind)
+    )
+    # Probes get their own threads: a sub-center that does not answer holds one of these,
+    # never a reconcile thread of the hub's tenants.
+    memo.probe_executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=config.probe_concurrency, thread_name_prefix="probe"
+    )
+    memo.timers = {}
     memo.queues = {}
     if config.metrics_port:
         prometheus_client.start_http_server(
@@ -65,10 +87,41 @@ async def run_in_executor(memo: kopf.Memo, function: Any, *args: Any) -> Any:
     return await loop.run_in_executor(memo.executor, function, *args)
 
 
+async def run_probe(memo: kopf.Memo, function: Any, *args: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(memo.probe_executor, function, *args)
+
+
+def queue_for_probes(memo: kopf.Memo, kind: str, work: Any) -> queue.Coalescer:
+    """Like `queue_for`, bounded by the probe concurrency instead of the workers."""
+    queues: dict[str, queue.Coalescer] = memo.queues
+    if kind not in queues:
+        queues[kind] = queue.Coalescer(work, concurrency=memo.config.probe_concurrency)
+    return queues[kind]
+
+
+def call_later(memo: kopf.Memo, key: str, delay: float, callback: Any, *args: Any) -> None:
+    """Schedule one timer per key, replacing any earlier one."""
+    timers: dict[str, asyncio.TimerHandle] = memo.timers
+    previous = timers.pop(key, None)
+    if previous is not None:
+        previous.cancel()
+    timers[key] = asyncio.get_running_loop().call_later(delay, callback, *args)
+
+
+def cancel_timer(memo: kopf.Memo, key: str) -> None:
+    previous = memo.timers.pop(key, None)
+    if previous is not None:
+        previous.cancel()
+
+
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     for pending in getattr(memo, "queues", {}).values():
         pending.cancel_all()
-    executor = getattr(memo, "executor", None)
-    if executor is not None:
-        executor.shutdown(wait=False, cancel_futures=True)
+    for handle in getattr(memo, "timers", {}).values():
+        handle.cancel()
+    for name in ("executor", "probe_executor"):
+        executor = getattr(memo, name, None)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)

@@ -179,8 +179,9 @@ def _get_raw(api: k8s_client.ApiClient, path: str, timeout: float) -> tuple[int,
         )
     except ApiException as error:
         return int(error.status or 0), str(error.body or "")
-    raw = response[0]
-    return int(raw.status), raw.data.decode(errors="replace")
+    # Without preloading, the client hands back the urllib3 response itself.
+    raw = response[0] if isinstance(response, tuple) else response
+    return int(raw.status), bytes(raw.data).decode(errors="replace")
 
 
 def _classify_connection_error(error: Exception, started: float) -> RawProbe:

@@ -20,8 +20,8 @@ from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant
 from govcloud.desired import compare, meta, quantity, quotas
 from govcloud.desired import tenant as desired_tenant
-from govcloud.k8s import client
-from govcloud.reconcile import conditions
+from govcloud.k8s import client, clusters
+from govcloud.reconcile import conditions, placement
 
 log = logging.getLogger(__name__)
 
@@ -95,22 +95,125 @@ def key_of(manifest: Mapping[str, Any]) -> ObjectKey:
 # -- the pass ------------------------------------------------------------------------------
 
 
-def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | None = None) -> Result:
+def reconcile(
+    hub: client.Cluster,
+    name: str,
+    settings: Any,
+    now: datetime | None = None,
+    registry: clusters.ClusterRegistry | None = None,
+) -> Result:
     """One level-based pass over the CloudTenant `name`."""
     now = now or datetime.now(UTC)
     body = hub.get(constants.API_VERSION, KIND, name)
     if body is None:
         return Result(outcome="deleted")
-    if body["metadata"].get("deletionTimestamp"):
-        return finalize(hub, hub, body)
     try:
         spec = cloudtenant.CloudTenantSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as error:
+        if body["metadata"].get("deletionTimestamp"):
+            return finalize(hub, hub, body)
         return refuse(hub, body, _validation_message(error), now)
-    if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
-        body = add_finalizer(hub, body)
-    observed = gather(hub, hub, body, spec)
-    return converge(hub, hub, observed, spec, settings, now)
+    return reconcile_valid(hub, registry, body, spec, settings, now)
+
+
+def reconcile_valid(
+    hub: client.Cluster,
+    registry: clusters.ClusterRegistry | None,
+    body: Manifest,
+    spec: cloudtenant.CloudTenantSpec,
+    settings: Any,
+    now: datetime,
+) -> Result:
+    """The pass once the spec is valid: find the tenant's cluster, then converge or finalize."""
+    deleting = bool(body["metadata"].get("deletionTimestamp"))
+    target = placement.resolve(hub, registry, body, spec, deleting=deleting)
+    if target.cluster is None:
+        return (
+            finalize_unplaced(hub, body, target) if deleting else unplaced(hub, body, target, now)
+        )
+    try:
+        if deleting:
+            return finalize(hub, target.cluster, body)
+        if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
+            body = add_finalizer(hub, body)
+        observed = gather(hub, target.cluster, body, spec)
+        return converge(hub, target.cluster, observed, spec, settings, now, target.name)
+    except client.ApiError as error:
+        if target.cluster is hub:
+            raise
+        return site_unreachable(hub, body, target, str(error), now)
+
+
+def unplaced(
+    hub: client.Cluster, body: Manifest, target: placement.Target, now: datetime
+) -> Result:
+    """Placement refused or impossible: nothing is created anywhere, and the status says why."""
+    generation = body["metadata"].get("generation")
+    previous = (body.get("status") or {}).get("conditions") or []
+    wanted = [
+        conditions.Condition(READY, conditions.FALSE, target.reason, target.message),
+        conditions.Condition(placement.PLACED, conditions.FALSE, target.reason, target.message),
+    ]
+    status = {
+        **(body.get("status") or {}),
+        "phase": cloudtenant.Phase.PENDING.value,
+        "observedGeneration": generation,
+        "placement": {
+            "cluster": placement.current_cluster(body),
+            "message": target.message,
+        },
+        "conditions": conditions.merge(previous, wanted, generation, now),
+    }
+    if not status["placement"]["cluster"]:
+        status["placement"].pop("cluster")
+    changed = (body.get("status") or {}).get("conditions") != status["conditions"]
+    write_status(hub, body, status)
+    return Result(
+        outcome="unplaced",
+        body=body,
+        events=[Event("Warning", target.reason, target.message)] if changed else [],
+        retry=True,
+    )
+
+
+def site_unreachable(
+    hub: client.Cluster, body: Manifest, target: placement.Target, error: str, now: datetime
+) -> Result:
+    """The tenant's sub-center did not answer: keep everything, say so, try again later."""
+    generation = body["metadata"].get("generation")
+    message = f"SubCenter {target.name} cannot be reached; nothing was changed: {error}"[:2000]
+    status = {
+        **(body.get("status") or {}),
+        "conditions": conditions.merge(
+            (body.get("status") or {}).get("conditions") or [],
+            [
+                conditions.Condition(READY, conditions.FALSE, "SubCenterUnreachable", message),
+                *[
+                    conditions.Condition(
+                        item["type"], item["status"], item["reason"], item.get("message", "")
+                    )
+                    for item in (body.get("status") or {}).get("conditions") or []
+                    if item["type"] != READY
+                ],
+            ],
+            generation,
+            now,
+        ),
+    }
+    write_status(hub, body, status)
+    return Result(outcome="error", body=body, retry=True)
+
+
+def finalize_unplaced(hub: client.Cluster, body: Manifest, target: placement.Target) -> Result:
+    """A deleting tenant whose site cannot be reached: hold the finalizer until it can."""
+    if placement.current_cluster(body) in (None, cloudtenant.HUB_CLUSTER):
+        return finalize(hub, hub, body)
+    return Result(
+        outcome="error",
+        body=body,
+        events=[Event("Warning", "CleanupWaiting", target.message)],
+        retry=True,
+    )
 
 
 def converge(
@@ -120,6 +223,7 @@ def converge(
     spec: cloudtenant.CloudTenantSpec,
     settings: Any,
     now: datetime,
+    where: str = cloudtenant.HUB_CLUSTER,
 ) -> Result:
     name = observed.tenant["metadata"]["name"]
     result = Result(outcome="success", body=observed.tenant)
@@ -163,6 +267,7 @@ def converge(
         target, observed, spec, set(usable) | conflicted(verdicts), result.events, errors
     )
     status = tenant_status(observed, spec, verdicts, final_quotas, allocation, errors, now)
+    status["placement"] = {"cluster": where}
     write_status(hub, observed.tenant, status)
     result.snapshot = snapshot(spec, status)
     if errors:

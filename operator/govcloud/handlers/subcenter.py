@@ -1,0 +1,51 @@
+"""SubCenter handlers: every change probes at once; then each site is probed on its own interval."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from govcloud import constants
+from govcloud.handlers import cloudtenant, startup
+from govcloud.reconcile import subcenter
+
+PLURAL = "subcenters"
+KIND = "SubCenter"
+
+
+def _queue(memo: kopf.Memo) -> Any:
+    async def work(name: str) -> None:
+        await probe(name, memo)
+
+    return startup.queue_for_probes(memo, KIND, work)
+
+
+async def probe(name: str, memo: kopf.Memo) -> None:
+    recorder = memo.recorder
+    with recorder.reconcile_seconds.labels(kind=KIND).time():
+        result = await startup.run_probe(memo, subcenter.reconcile, memo.hub, memo.clusters, name)
+    recorder.reconciles.labels(kind=KIND, result=result.outcome).inc()
+    if result.snapshot is not None:
+        recorder.record_subcenter(name, result.snapshot)
+    if result.body is not None:
+        for event in result.events:
+            kopf.event(result.body, type=event.type, reason=event.reason, message=event.message)
+    if result.outcome == "deleted":
+        recorder.forget_subcenter(name)
+        startup.cancel_timer(memo, f"{KIND}/{name}")
+        return
+    startup.call_later(memo, f"{KIND}/{name}", result.interval, _queue(memo).request, name)
+    # Drift in a sub-center raises no event on the hub: each probe resyncs its tenants.
+    for tenant in result.placed_tenants:
+        cloudtenant.request(memo, tenant)
+
+
+@kopf.on.event(constants.GROUP, constants.VERSION, PLURAL)
+async def subcenter_changed(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
+    if event["type"] == "DELETED":
+        memo.recorder.forget_subcenter(name)
+        memo.clusters.forget(name)
+        startup.cancel_timer(memo, f"{KIND}/{name}")
+        return
+    _queue(memo).request(name)

@@ -1,0 +1,380 @@
+"""SubCenter reconciler: probe the site, judge health with hysteresis, record capacity and tenants.
+
+Each pass reads the kubeconfig Secret (so a rotation takes effect on the next probe), probes
+the sub-center's API server with a timeout, advances the health state kept in the status
+(so a restart neither forgets failures nor flaps), and writes the status only when something
+a person would read has changed — probe time and latency alone are refreshed at most once a
+minute, so an idle healthy site costs no writes between heartbeats.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pydantic
+
+from govcloud import constants, metrics
+from govcloud.api.v1alpha1 import subcenter
+from govcloud.desired import quantity
+from govcloud.federation import condition as federation_condition
+from govcloud.federation import credentials, health, placement, retirement
+from govcloud.k8s import client, clusters
+from govcloud.reconcile import conditions
+
+log = logging.getLogger(__name__)
+
+KIND = "SubCenter"
+HEARTBEAT = timedelta(seconds=60)
+VOLATILE = ("lastProbeTime", "probeLatencySeconds")
+DELETION_BLOCKED = "DeletionBlocked"
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass
+class Result:
+    """What a pass found: when to probe next, the tenants to resync, events and metrics."""
+
+    outcome: str
+    body: Manifest | None = None
+    interval: float = 10.0
+    placed_tenants: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    snapshot: metrics.SubCenterSnapshot | None = None
+
+
+def reconcile(
+    hub: client.Cluster,
+    registry: clusters.ClusterRegistry,
+    name: str,
+    now: datetime | None = None,
+) -> Result:
+    """One probe-and-record pass over the SubCenter `name`."""
+    now = now or datetime.now(UTC)
+    body = hub.get(constants.API_VERSION, KIND, name)
+    if body is None:
+        registry.forget(name)
+        return Result(outcome="deleted")
+    try:
+        spec = subcenter.SubCenterSpec.model_validate(body.get("spec") or {})
+    except pydantic.ValidationError as error:
+        return refuse(hub, body, _validation_message(error), now)
+    placed = placed_tenants(hub, name)
+    if body["metadata"].get("deletionTimestamp"):
+        return finalize(hub, registry, body, placed, now)
+    if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
+        body = _set_finalizers(
+            hub, body, [*(body["metadata"].get("finalizers") or []), constants.FINALIZER]
+        )
+    result, expiry, expires_at = probe_site(hub, registry, name, spec, now)
+    previous = health.from_status(_status_model(body))
+    state = health.advance(previous, result, spec.probe.failure_threshold)
+    wanted = [conditions.Condition(*item) for item in health.conditions(state, result, expiry)]
+    retire = retirement.judge(spec, now.date(), None, len(placed))
+    if retire.condition is not None:
+        wanted.append(conditions.Condition(*retire.condition))
+    allocated = placement.total(placement.demand(tenant_quota(item)) for item in placed)
+    status = {
+        **(body.get("status") or {}),
+        **health.status_fields(state, result),
+        "observedGeneration": body["metadata"].get("generation"),
+        "allocated": allocated,
+        "tenantCount": len(placed),
+        "tenants": [placed_entry(item) for item in placed],
+        "credentialExpiresAt": expires_at,
+    }
+    status["summary"] = placement.summary(allocated, status.get("allocatable") or {})
+    if retire.retirable is not None:
+        status["retirable"] = retire.retirable
+    status["conditions"] = conditions.merge(
+        (body.get("status") or {}).get("conditions") or [],
+        wanted,
+        body["metadata"].get("generation"),
+        now,
+    )
+    events = transition_events(body, status)
+    write_status(hub, body, status, now)
+    return Result(
+        outcome="success",
+        body=body,
+        interval=float(spec.probe.interval_seconds),
+        placed_tenants=[item["metadata"]["name"] for item in placed],
+        events=events,
+        snapshot=snapshot(spec, state, result, status, expires_at),
+    )
+
+
+def probe_site(
+    hub: client.Cluster,
+    registry: clusters.ClusterRegistry,
+    name: str,
+    spec: subcenter.SubCenterSpec,
+    now: datetime,
+) -> tuple[health.ProbeResult, credentials.ExpiryVerdict | None, str | None]:
+    """Read the credentials, probe with them, and judge their expiry; never raises for the site."""
+    ref = spec.kubeconfig_secret_ref
+    try:
+        found = clusters.read_credentials(hub, clusters.SecretRef(ref.name, ref.namespace, ref.key))
+        credential = credentials.inspect(found.kubeconfig)
+        site = registry.client_for(name, found)
+    except clusters.CredentialsError as error:
+        return _invalid(error.message, now), None, None
+    except credentials.KubeconfigError as error:
+        return _invalid(str(error), now), None, None
+    expiry = credentials.verdict(
+        credential, now, timedelta(days=spec.credential_expiry_warning_days)
+    )
+    raw = clusters.probe(site, timeout=float(spec.probe.timeout_seconds))
+    expires_at = (
+        credential.expires_at.astimezone(UTC).strftime(health.TIME_FORMAT)
+        if credential.expires_at
+        else None
+    )
+    return to_probe_result(raw, now), expiry, expires_at
+
+
+def _invalid(message: str, now: datetime) -> health.ProbeResult:
+    return health.ProbeResult(outcome=health.Outcome.INVALID_CREDENTIALS, at=now, message=message)
+
+
+def to_probe_result(raw: clusters.RawProbe, now: datetime) -> health.ProbeResult:
+    outcome = health.Outcome(raw.outcome)
+    healthy = outcome is health.Outcome.HEALTHY
+    return health.ProbeResult(
+        outcome=outcome,
+        at=now,
+        message=raw.message,
+        latency_seconds=raw.latency_seconds if outcome.answered else None,
+        version=raw.version if healthy else None,
+        node_count=raw.node_count if healthy else None,
+        allocatable=raw.allocatable if healthy else {},
+    )
+
+
+# -- tenants placed here -------------------------------------------------------------------
+
+
+def placed_tenants(hub: client.Cluster, name: str) -> list[Manifest]:
+    """The CloudTenants whose spec.placement names this sub-center, by name."""
+    found = [
+        item
+        for item in hub.list(constants.API_VERSION, "CloudTenant")
+        if ((item.get("spec") or {}).get("placement") or {}).get("subCenter") == name
+    ]
+    return sorted(found, key=lambda item: str(item["metadata"]["name"]))
+
+
+def tenant_quota(tenant: Manifest) -> dict[str, str]:
+    return {
+        key: str(value) for key, value in ((tenant.get("spec") or {}).get("quota") or {}).items()
+    }
+
+
+def placed_entry(tenant: Manifest) -> dict[str, Any]:
+    namespaces = (tenant.get("status") or {}).get("namespaces") or []
+    return {
+        "name": tenant["metadata"]["name"],
+        "namespaces": [
+            {"name": entry.get("name", ""), "phase": entry.get("phase", "")} for entry in namespaces
+        ],
+    }
+
+
+# -- deletion ------------------------------------------------------------------------------
+
+
+def finalize(
+    hub: client.Cluster,
+    registry: clusters.ClusterRegistry,
+    body: Manifest,
+    placed: Sequence[Manifest],
+    now: datetime,
+) -> Result:
+    """Hold the deletion while tenants are placed here; never touch the sub-center itself."""
+    name = body["metadata"]["name"]
+    if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
+        return Result(outcome="deleted", body=body)
+    if placed:
+        names = ", ".join(item["metadata"]["name"] for item in placed)
+        message = (
+            f"deletion waits: tenants still placed here: {names}; move or delete them first "
+            "(nothing in the sub-center is deleted either way)"
+        )
+        status = dict(body.get("status") or {})
+        status["conditions"] = conditions.merge(
+            status.get("conditions") or [],
+            [
+                conditions.Condition(
+                    federation_condition.READY, conditions.FALSE, DELETION_BLOCKED, message
+                )
+            ],
+            body["metadata"].get("generation"),
+            now,
+        )
+        events = (
+            []
+            if _has_reason(body, DELETION_BLOCKED)
+            else [Event("Warning", DELETION_BLOCKED, message)]
+        )
+        write_status(hub, body, status, now)
+        return Result(outcome="blocked", body=body, interval=10.0, events=events)
+    _set_finalizers(
+        hub, body, [item for item in body["metadata"]["finalizers"] if item != constants.FINALIZER]
+    )
+    registry.forget(name)
+    return Result(
+        outcome="deleted",
+        body=body,
+        events=[
+            Event(
+                "Normal",
+                "Released",
+                f"SubCenter {name} released; everything in the sub-center cluster stays in place",
+            )
+        ],
+    )
+
+
+def _has_reason(body: Manifest, reason: str) -> bool:
+    return any(
+        item.get("reason") == reason for item in (body.get("status") or {}).get("conditions") or []
+    )
+
+
+def _set_finalizers(hub: client.Cluster, body: Manifest, finalizers: list[str]) -> Manifest:
+    return hub.patch_merge(
+        constants.API_VERSION,
+        KIND,
+        body["metadata"]["name"],
+        {
+            "metadata": {
+                "finalizers": finalizers,
+                "resourceVersion": body["metadata"]["resourceVersion"],
+            }
+        },
+    )
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+def _status_model(body: Manifest) -> subcenter.SubCenterStatus:
+    try:
+        return subcenter.SubCenterStatus.model_validate(body.get("status") or {})
+    except pydantic.ValidationError:
+        return subcenter.SubCenterStatus()
+
+
+def refuse(hub: client.Cluster, body: Manifest, message: str, now: datetime) -> Result:
+    status = dict(body.get("status") or {})
+    status["observedGeneration"] = body["metadata"].get("generation")
+    status["conditions"] = conditions.merge(
+        status.get("conditions") or [],
+        [
+            conditions.Condition(
+                federation_condition.READY, conditions.FALSE, "InvalidSpec", message
+            )
+        ],
+        body["metadata"].get("generation"),
+        now,
+    )
+    write_status(hub, body, status, now)
+    return Result(outcome="invalid", body=body, events=[Event("Warning", "InvalidSpec", message)])
+
+
+def _validation_message(error: pydantic.ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        problems.append(f"spec.{where}: {item['msg']}" if where else str(item["msg"]))
+    return "; ".join(problems)
+
+
+def transition_events(body: Manifest, status: Mapping[str, Any]) -> list[Event]:
+    """An Event for each condition whose status changed in this pass."""
+    before = {
+        item.get("type"): item.get("status")
+        for item in (body.get("status") or {}).get("conditions") or []
+    }
+    events = []
+    for item in status.get("conditions") or []:
+        if before.get(item["type"]) == item["status"]:
+            continue
+        bad = (item["type"] == federation_condition.CREDENTIAL_EXPIRING) == (
+            item["status"] == "True"
+        )
+        events.append(
+            Event(
+                "Warning" if bad else "Normal",
+                str(item["reason"]),
+                f"{item['type']}={item['status']}: {item['message']}",
+            )
+        )
+    return events
+
+
+def write_status(hub: client.Cluster, body: Manifest, status: Manifest, now: datetime) -> None:
+    """Patch the status if anything but probe time and latency changed, or once a minute."""
+    current = body.get("status") or {}
+    lasting_change = any(
+        current.get(key) != value for key, value in status.items() if key not in VOLATILE
+    )
+    if not lasting_change and not _heartbeat_due(current, now):
+        return
+    patch = dict(status)
+    patch.update({key: None for key in current if key not in status})
+    hub.patch_status(constants.API_VERSION, KIND, body["metadata"]["name"], patch)
+
+
+def _heartbeat_due(current: Mapping[str, Any], now: datetime) -> bool:
+    stamp = current.get("lastProbeTime")
+    if not stamp:
+        return True
+    try:
+        last = datetime.strptime(str(stamp), health.TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return True
+    return now - last >= HEARTBEAT
+
+
+def snapshot(
+    spec: subcenter.SubCenterSpec,
+    state: health.HealthState,
+    result: health.ProbeResult,
+    status: Mapping[str, Any],
+    expires_at: str | None,
+) -> metrics.SubCenterSnapshot:
+    def amounts(values: Mapping[str, Any] | None) -> dict[str, float]:
+        return {
+            key: float(quantity.parse(str(value)))
+            for key, value in (values or {}).items()
+            if value is not None
+        }
+
+    expiry = (
+        datetime.strptime(expires_at, health.TIME_FORMAT).replace(tzinfo=UTC).timestamp()
+        if expires_at
+        else None
+    )
+    return metrics.SubCenterSnapshot(
+        mode=spec.mode.value,
+        tier=spec.tier.value,
+        up=bool(state.reachable),
+        ready=bool(state.healthy) and result.outcome is health.Outcome.HEALTHY,
+        latency_seconds=result.latency_seconds,
+        allocatable=amounts(status.get("allocatable")),
+        allocated=amounts(status.get("allocated")),
+        tenants=int(status.get("tenantCount") or 0),
+        credential_expiry=expiry,
+    )
