@@ -76,6 +76,9 @@ CLOUDTENANT = Kind(
         AGE,
         PrinterColumn("Unit", "string", ".spec.unit.code", "Unit code.", priority=1),
         PrinterColumn("Suspended", "boolean", ".spec.suspended", "Suspended.", priority=1),
+        PrinterColumn(
+            "Cluster", "string", ".status.placement.cluster", "hub or sub-center.", priority=1
+        ),
     ),
     root_rules=cloudtenant.ROOT_RULES,
     selectable_fields=(".spec.unit.tier", ".spec.securityLevel"),

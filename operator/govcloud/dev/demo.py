@@ -14,12 +14,48 @@ from pathlib import Path
 from govcloud.dev import binaries, cluster, testing
 
 EXAMPLES = binaries.REPO_ROOT / "examples"
+FEDERATION = EXAMPLES / "federation"
+SITES = ("baohe", "lujiang")  # the district sub-centers of examples/federation/
 LOGS = binaries.REPO_ROOT / ".cache" / "logs"
 READY_TIMEOUT = 120.0
 
 
 def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+@contextmanager
+def sub_centers() -> Iterator[dict[str, cluster.ControlPlane]]:
+    """A local control plane per district sub-center (none when using the current context)."""
+    if os.environ.get("GOVCLOUD_USE_CURRENT_CONTEXT") == "1":
+        yield {}
+        return
+    say("starting the district sub-centers' clusters: " + ", ".join(SITES))
+    planes = {site: cluster.ControlPlane(name=f"demo-{site}") for site in SITES}
+    try:
+        for plane in planes.values():
+            plane.start()
+        yield planes
+    finally:
+        for plane in planes.values():
+            plane.stop()
+
+
+def register_sites(kubectl: testing.Kubectl, planes: dict[str, cluster.ControlPlane]) -> None:
+    say("registering the sub-centers: a kubeconfig Secret and a SubCenter each")
+    kubectl.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "govcloud-system"}}
+    )
+    for site, plane in planes.items():
+        kubectl.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": f"{site}-kubeconfig", "namespace": "govcloud-system"},
+                "stringData": {"kubeconfig": plane.flat_kubeconfig()},
+            }
+        )
+    print(kubectl("apply", "-f", str(FEDERATION)).rstrip(), flush=True)
 
 
 @contextmanager
@@ -51,6 +87,39 @@ def wait_for_tenants(kubectl: testing.Kubectl) -> None:
         )
 
     testing.eventually(all_active, timeout=READY_TIMEOUT, what="every CloudTenant to be Active")
+
+
+def wait_for_sites(kubectl: testing.Kubectl) -> None:
+    def all_ready() -> bool:
+        items = kubectl.json("get", "subcenters")["items"]
+        return bool(items) and all(
+            any(
+                item.get("type") == "Ready" and item.get("status") == "True"
+                for item in (site.get("status") or {}).get("conditions") or []
+            )
+            for site in items
+        )
+
+    testing.eventually(all_ready, timeout=READY_TIMEOUT, what="every SubCenter to be Ready")
+
+
+def federation_tour(kubectl: testing.Kubectl, planes: dict[str, cluster.ControlPlane]) -> None:
+    show(
+        kubectl,
+        "the sub-centers: Ready, version, nodes, CPU allocated/allocatable",
+        "get",
+        "subcenters",
+    )
+    if "baohe" in planes:
+        show(
+            testing.Kubectl(planes["baohe"].kubeconfig),
+            "包河区教育体育局 lives in the Baohe cluster (kubectl against the sub-center)",
+            "get",
+            "namespaces,resourcequotas",
+            "-A",
+            "-l",
+            "govcloud.io/tenant=baohe-education",
+        )
 
 
 def tour(kubectl: testing.Kubectl, operator: testing.OperatorProcess) -> None:
@@ -116,17 +185,22 @@ def hold_until_interrupted() -> None:
 
 def main() -> int:
     try:
-        with kubeconfig() as path:
+        with kubeconfig() as path, sub_centers() as planes:
             kubectl = testing.Kubectl(path)
             say("installing the CustomResourceDefinitions")
             kubectl.apply_crds()
             say("starting the operator")
             with testing.operator_running(path, LOGS / "demo-operator.log") as operator:
                 print(f"operator log: {operator.log_path}", flush=True)
+                if planes:
+                    register_sites(kubectl, planes)
                 say("onboarding three departments: kubectl apply -f examples/")
                 print(kubectl("apply", "-f", str(EXAMPLES)).rstrip(), flush=True)
                 wait_for_tenants(kubectl)
                 tour(kubectl, operator)
+                if planes:
+                    wait_for_sites(kubectl)
+                    federation_tour(kubectl, planes)
                 hold_until_interrupted()
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything the demo started", file=sys.stderr)
