@@ -26,14 +26,14 @@ tools: venv
 
 ## crds: regenerate crds/ from the pydantic models
 crds: venv
-	$(PY) -m govcloud.api.crdgen
+	$(PY) -m govcloud.api.crdgen --out crds --out charts/govcloud-operator/crds
 
 lint: venv
 	$(VENV)/bin/ruff check operator tests e2e
 	$(VENV)/bin/ruff format --check operator tests e2e
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	$(PY) -m govcloud.api.crdgen --check
+	$(PY) -m govcloud.api.crdgen --check --out crds --out charts/govcloud-operator/crds
 
 unit: venv
 	$(VENV)/bin/pytest tests/unit -q
@@ -42,6 +42,7 @@ integration: tools
 	$(VENV)/bin/pytest tests/integration -q
 
 e2e: tools
+	$(PY) -m govcloud.dev tools helm
 	$(VENV)/bin/pytest e2e -q
 
 ## test: every check — lint, types, layers, unit, integration and e2e on the real local control plane

@@ -8,13 +8,17 @@ import sys
 
 import kopf
 
-from govcloud import __version__, handlers, settings
+from govcloud import __version__, handlers, report, settings
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="govcloud-operator",
-        description="Run the govcloud operator against $KUBECONFIG or the in-cluster config.",
+        description=(
+            "Run the govcloud operator against $KUBECONFIG or the in-cluster config."
+            " `govcloud-operator report --period YYYY-MM --format csv|json` prints a month's"
+            " statement instead."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"govcloud-operator {__version__}")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
@@ -28,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:
+        return report.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         config = settings.load()

@@ -46,6 +46,18 @@ class SubCenterSnapshot:
     credential_expiry: float | None = None
 
 
+@dataclass(frozen=True)
+class MigrationSnapshot:
+    """One MigrationPlan as the last pass saw it; series aggregate plans per tenant and tier."""
+
+    tenant: str
+    tier: str
+    phase: str
+    overdue: bool = False
+    at_risk: bool = False
+    completed_on_time: bool = False
+
+
 class _SnapshotCollector(Collector):
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
@@ -88,6 +100,46 @@ class _SnapshotCollector(Collector):
                     )
         yield from (quota, namespaces, phase, condition, reconciled)
         yield from _subcenter_families(self._recorder.subcenters())
+        yield from _migration_families(self._recorder.migrations())
+
+
+def _migration_families(plans: Mapping[str, MigrationSnapshot]) -> Iterator[GaugeMetricFamily]:
+    by_phase = GaugeMetricFamily(
+        "govcloud_migration_plans",
+        "MigrationPlans per tenant, tier and phase.",
+        labels=["tenant", "tier", "phase"],
+    )
+    overdue = GaugeMetricFamily(
+        "govcloud_migration_plans_overdue",
+        "MigrationPlans past their deadline and not Completed.",
+        labels=["tenant", "tier"],
+    )
+    at_risk = GaugeMetricFamily(
+        "govcloud_migration_plans_at_risk",
+        "MigrationPlans whose DeadlineAtRisk condition is True.",
+        labels=["tenant", "tier"],
+    )
+    on_time = GaugeMetricFamily(
+        "govcloud_migration_plans_completed_on_time",
+        "MigrationPlans Completed by their deadline.",
+        labels=["tenant", "tier"],
+    )
+    phases: dict[tuple[str, str, str], int] = {}
+    totals: dict[tuple[str, str], list[int]] = {}
+    for plan in plans.values():
+        key = (plan.tenant, plan.tier)
+        phases[(*key, plan.phase)] = phases.get((*key, plan.phase), 0) + 1
+        counts = totals.setdefault(key, [0, 0, 0])
+        counts[0] += int(plan.overdue)
+        counts[1] += int(plan.at_risk)
+        counts[2] += int(plan.completed_on_time)
+    for labels, count in sorted(phases.items()):
+        by_phase.add_metric(list(labels), count)
+    for (tenant, tier), (late, risky, timely) in sorted(totals.items()):
+        overdue.add_metric([tenant, tier], late)
+        at_risk.add_metric([tenant, tier], risky)
+        on_time.add_metric([tenant, tier], timely)
+    yield from (by_phase, overdue, at_risk, on_time)
 
 
 def _subcenter_families(sites: Mapping[str, SubCenterSnapshot]) -> Iterator[GaugeMetricFamily]:
@@ -140,6 +192,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._tenants: dict[str, TenantSnapshot] = {}
         self._subcenters: dict[str, SubCenterSnapshot] = {}
+        self._migrations: dict[str, MigrationSnapshot] = {}
         self.reconciles = Counter(
             "govcloud_reconcile_total",
             "Reconcile passes by kind and result (success, error, invalid).",
@@ -159,6 +212,7 @@ class Recorder:
             registry=registry,
         )
         registry.register(_SnapshotCollector(self))
+        self.billing = BillingRecorder(registry)
 
     def record_tenant(self, name: str, snapshot: TenantSnapshot) -> None:
         with self._lock:
@@ -167,6 +221,7 @@ class Recorder:
     def forget_tenant(self, name: str) -> None:
         with self._lock:
             self._tenants.pop(name, None)
+        self.billing.forget_tenant(name)
 
     def tenants(self) -> dict[str, TenantSnapshot]:
         with self._lock:
@@ -184,5 +239,155 @@ class Recorder:
         with self._lock:
             return dict(self._subcenters)
 
+    def record_migration(self, key: str, snapshot: MigrationSnapshot) -> None:
+        with self._lock:
+            self._migrations[key] = snapshot
+
+    def forget_migration(self, key: str) -> None:
+        with self._lock:
+            self._migrations.pop(key, None)
+
+    def migrations(self) -> dict[str, MigrationSnapshot]:
+        with self._lock:
+            return dict(self._migrations)
+
     def count_write(self, cluster: str, verb: str, kind: str) -> None:
         self.api_writes.labels(cluster=cluster, verb=verb, kind=kind).inc()
+
+
+# -- billing: plans, metering, usage reports ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageSnapshot:
+    """A tenant's current-period UsageReport, as last written by metering."""
+
+    tier: str
+    period: str
+    charge: float
+    requested_hours: Mapping[str, float] = field(default_factory=dict)
+    allocated_hours: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanSnapshot:
+    """A tenant's ResourcePlan of the current year."""
+
+    tier: str
+    state: str
+    ceiling: Mapping[str, float] = field(default_factory=dict)
+    estimated_annual_cost: float | None = None
+    updated_at: float = 0.0
+
+
+PLAN_STATES = ("Pending", "Approved", "Rejected", "ChangesRequested")
+
+
+class _BillingCollector(Collector):
+    def __init__(self, recorder: BillingRecorder) -> None:
+        self._recorder = recorder
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        usage, plans, last_tick = self._recorder.state()
+        charge = GaugeMetricFamily(
+            "govcloud_usage_charge_cny",
+            "Charge of the tenant's current-period UsageReport so far, CNY.",
+            labels=["tenant", "tier"],
+        )
+        hours = GaugeMetricFamily(
+            "govcloud_usage_resource_hours",
+            "Unit-hours of the current period (cores, GiB or units); type is requested"
+            " (billed: quota used x hours) or allocated (quota hard x hours).",
+            labels=["tenant", "tier", "resource", "type"],
+        )
+        tier_charge = GaugeMetricFamily(
+            "govcloud_usage_tier_charge_cny",
+            "Sum of the current-period charges of the tier's tenants, CNY.",
+            labels=["tier"],
+        )
+        ceiling = GaugeMetricFamily(
+            "govcloud_plan_ceiling",
+            "Quota ceiling of the tenant's ResourcePlan of the current year, base units.",
+            labels=["tenant", "tier", "resource"],
+        )
+        cost = GaugeMetricFamily(
+            "govcloud_plan_estimated_annual_cost_cny",
+            "Estimated annual cost of the tenant's ResourcePlan of the current year, CNY.",
+            labels=["tenant", "tier"],
+        )
+        state = GaugeMetricFamily(
+            "govcloud_plan_review_state",
+            "1 for the review state of the tenant's ResourcePlan of the current year.",
+            labels=["tenant", "state"],
+        )
+        tick = GaugeMetricFamily(
+            "govcloud_metering_last_tick_timestamp_seconds",
+            "When the last metering tick finished (Unix time).",
+        )
+        tiers: dict[str, float] = {}
+        for tenant, snapshot in sorted(usage.items()):
+            charge.add_metric([tenant, snapshot.tier], snapshot.charge)
+            tiers[snapshot.tier] = tiers.get(snapshot.tier, 0.0) + snapshot.charge
+            for resource, value in sorted(snapshot.requested_hours.items()):
+                hours.add_metric([tenant, snapshot.tier, resource, "requested"], value)
+            for resource, value in sorted(snapshot.allocated_hours.items()):
+                hours.add_metric([tenant, snapshot.tier, resource, "allocated"], value)
+        for tier, value in sorted(tiers.items()):
+            tier_charge.add_metric([tier], value)
+        for tenant, plan in sorted(plans.items()):
+            for resource, value in sorted(plan.ceiling.items()):
+                ceiling.add_metric([tenant, plan.tier, resource], value)
+            if plan.estimated_annual_cost is not None:
+                cost.add_metric([tenant, plan.tier], plan.estimated_annual_cost)
+            for candidate in PLAN_STATES:
+                state.add_metric([tenant, candidate], 1 if plan.state == candidate else 0)
+        if last_tick is not None:
+            tick.add_metric([], last_tick)
+        yield from (charge, hours, tier_charge, ceiling, cost, state, tick)
+
+
+class BillingRecorder:
+    """The billing part of the recorder: usage per tenant, plans per tenant, metering ticks."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._lock = threading.Lock()
+        self._usage: dict[str, UsageSnapshot] = {}
+        self._plans: dict[str, PlanSnapshot] = {}
+        self._last_tick: float | None = None
+        self.tick_seconds = Histogram(
+            "govcloud_metering_tick_duration_seconds",
+            "Time one metering tick took (every tenant).",
+            registry=registry,
+        )
+        self.ticks = Counter(
+            "govcloud_metering_ticks_total",
+            "Metering ticks by result (success, error).",
+            ["result"],
+            registry=registry,
+        )
+        registry.register(_BillingCollector(self))
+
+    def record_usage(self, tenant: str, snapshot: UsageSnapshot) -> None:
+        with self._lock:
+            self._usage[tenant] = snapshot
+
+    def record_tick(self, finished_at: float) -> None:
+        with self._lock:
+            self._last_tick = finished_at
+
+    def record_plan(self, tenant: str, snapshot: PlanSnapshot) -> None:
+        with self._lock:
+            self._plans[tenant] = snapshot
+
+    def forget_plan(self, tenant: str) -> None:
+        with self._lock:
+            self._plans.pop(tenant, None)
+
+    def forget_tenant(self, tenant: str) -> None:
+        with self._lock:
+            self._usage.pop(tenant, None)
+            self._plans.pop(tenant, None)
+
+    def state(self) -> tuple[dict[str, UsageSnapshot], dict[str, PlanSnapshot], float | None]:
+        with self._lock:
+            return dict(self._usage), dict(self._plans), self._last_tick

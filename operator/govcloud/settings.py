@@ -7,6 +7,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from govcloud.desired import quantity
+
 
 class Settings(BaseSettings):
     """Everything the operator reads from its environment, validated at start-up."""
@@ -35,6 +37,67 @@ class Settings(BaseSettings):
     probe_concurrency: int = Field(
         default=8, ge=1, le=64, description="Sub-center probes that run at once."
     )
+    migration_at_risk_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="A MigrationPlan not Completed this close to its deadline is DeadlineAtRisk.",
+    )
+    migration_poll_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="How often a busy MigrationPlan is re-checked."
+    )
+
+    billing_enabled: bool = Field(
+        default=True,
+        description=(
+            "Serve ResourcePlans and meter usage into UsageReports (metering runs only while"
+            " RateCard default exists)."
+        ),
+    )
+    metering_interval_seconds: float = Field(
+        default=60.0, ge=0.5, le=3600, description="Seconds between two metering ticks."
+    )
+    require_approved_plan: bool = Field(
+        default=False,
+        description=(
+            "Cap each tenant's quota at its approved ResourcePlan of the current year; without"
+            " one, at the starter allowance."
+        ),
+    )
+    starter_allowance: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: {
+            "requests.cpu": "2",
+            "requests.memory": "4Gi",
+            "requests.storage": "50Gi",
+        },
+        description="Quota of a tenant without an approved plan: resource=quantity,...",
+    )
+    billing_utc_offset_hours: float = Field(
+        default=8.0, ge=-12, le=14, description="Billing months and rate dates: UTC+8 (China)."
+    )
+
+    @field_validator("starter_allowance", mode="before")
+    @classmethod
+    def _split_allowance(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [item.strip() for item in value.split(",") if item.strip()]
+            parsed = {}
+            for pair in pairs:
+                key, sep, amount = pair.partition("=")
+                if not sep:
+                    raise ValueError(f"starter allowance entry {pair!r} is not resource=quantity")
+                parsed[key.strip()] = amount.strip()
+            return parsed
+        return value
+
+    @field_validator("starter_allowance")
+    @classmethod
+    def _allowance_quantities(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, amount in value.items():
+            try:
+                quantity.parse(amount)
+            except quantity.QuantityError as error:
+                raise ValueError(f"starter allowance {key}: {error}") from error
+        return value
 
     @field_validator("platform_namespaces", mode="before")
     @classmethod

@@ -9,7 +9,14 @@ from pydantic import BaseModel
 
 from govcloud import constants
 from govcloud.api import cel
-from govcloud.api.v1alpha1 import cloudtenant, subcenter
+from govcloud.api.v1alpha1 import (
+    cloudtenant,
+    migrationplan,
+    ratecard,
+    resourceplan,
+    subcenter,
+    usagereport,
+)
 
 CATEGORY = "govcloud"
 
@@ -127,4 +134,125 @@ SUBCENTER = Kind(
     selectable_fields=(".spec.mode", ".spec.region", ".spec.tier"),
 )
 
-KINDS: tuple[Kind, ...] = (CLOUDTENANT, SUBCENTER)
+MIGRATIONPLAN = Kind(
+    kind="MigrationPlan",
+    plural="migrationplans",
+    singular="migrationplan",
+    short_names=("mig", "migplan"),
+    scope="Namespaced",
+    spec=migrationplan.MigrationPlanSpec,
+    status=migrationplan.MigrationPlanStatus,
+    description=(
+        "Moves one legacy app of a department onto the cloud, into a namespace of its tenant:"
+        " assess, copy, verify, cut over (after approval), roll back, on schedule."
+    ),
+    printer_columns=(
+        PrinterColumn("App", "string", ".spec.app.name", "The app being moved."),
+        PrinterColumn("Phase", "string", ".status.phase", "Where the plan is."),
+        PrinterColumn("Progress", "integer", ".status.progress", "Percent done."),
+        PrinterColumn(
+            "Deadline", "string", ".spec.deadline", "When the app must run on the cloud."
+        ),
+        AGE,
+        PrinterColumn("Tenant", "string", ".status.tenant", "The plan's tenant.", priority=1),
+        PrinterColumn("Source", "string", ".spec.source.namespace", "Source namespace.", 1),
+        PrinterColumn("SubCenter", "string", ".spec.source.subCenter", "Source site.", 1),
+        PrinterColumn("Target", "string", ".spec.targetNamespace", "Target namespace.", 1),
+    ),
+    selectable_fields=(".spec.targetNamespace",),
+)
+
+RATECARD = Kind(
+    kind="RateCard",
+    plural="ratecards",
+    singular="ratecard",
+    short_names=("ratec",),  # not "rc": that is ReplicationController
+    scope="Cluster",
+    spec=ratecard.RateCardSpec,
+    status=ratecard.RateCardStatus,
+    description=(
+        "The city's price list, one object named default: unit-hour prices with the dates they"
+        " take effect, tier multipliers and the self-service catalog of offerings."
+    ),
+    printer_columns=(
+        PrinterColumn("Currency", "string", ".spec.currency", "Always CNY."),
+        PrinterColumn(
+            "Priced",
+            "string",
+            '.status.conditions[?(@.type=="Priced")].status',
+            "Whether every resource tenants request has a rate.",
+        ),
+        AGE,
+    ),
+    root_rules=ratecard.ROOT_RULES,
+)
+
+RESOURCEPLAN = Kind(
+    kind="ResourcePlan",
+    plural="resourceplans",
+    singular="resourceplan",
+    short_names=("rplan",),
+    scope="Cluster",
+    spec=resourceplan.ResourcePlanSpec,
+    status=resourceplan.ResourcePlanStatus,
+    description=(
+        "A unit's annual cloud resource plan (上云资源计划表), named <tenant>-<year>: what it"
+        " needs and why, the apps it will migrate, and the bureau's recorded decision."
+    ),
+    printer_columns=(
+        PrinterColumn("Tenant", "string", ".spec.tenant", "The CloudTenant."),
+        PrinterColumn("Year", "integer", ".spec.year", "The plan year."),
+        PrinterColumn("Review", "string", ".status.review.state", "Pending, Approved, ..."),
+        PrinterColumn(
+            "Cost", "string", ".status.estimatedAnnualCost", "Estimated annual cost, CNY."
+        ),
+        PrinterColumn("DecidedBy", "string", ".status.review.decidedBy", "Who decided."),
+        AGE,
+        PrinterColumn(
+            "Ready",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].reason',
+            "Whether the plan resolves and is priced, or what to fix.",
+            priority=1,
+        ),
+    ),
+    root_rules=resourceplan.ROOT_RULES,
+    selectable_fields=(".spec.tenant", ".spec.year"),
+)
+
+USAGEREPORT = Kind(
+    kind="UsageReport",
+    plural="usagereports",
+    singular="usagereport",
+    short_names=("ureport",),
+    scope="Cluster",
+    spec=usagereport.UsageReportSpec,
+    status=usagereport.UsageReportStatus,
+    description=(
+        "What one tenant used in one billing month (<tenant>-<YYYY-MM>): allocated and"
+        " requested unit-hours and charges, accrued by metering; final once closed."
+    ),
+    printer_columns=(
+        PrinterColumn("Tenant", "string", ".spec.tenant", "The CloudTenant."),
+        PrinterColumn("Period", "string", ".spec.period", "The billing month."),
+        PrinterColumn("Charge", "string", ".status.total", "Charges so far, CNY."),
+        PrinterColumn("Closed", "boolean", ".status.closed", "Final statement."),
+        AGE,
+        PrinterColumn("Tier", "string", ".status.tier", "Funding tier.", priority=1),
+        PrinterColumn("Samples", "integer", ".status.samples", "Metering ticks.", priority=1),
+        PrinterColumn(
+            "LastSample", "string", ".status.lastSampleTime", "Accrued up to.", priority=1
+        ),
+    ),
+    root_rules=usagereport.ROOT_RULES,
+    selectable_fields=(".spec.tenant", ".spec.period"),
+)
+
+KINDS: tuple[Kind, ...] = (
+    CLOUDTENANT,
+    SUBCENTER,
+    MIGRATIONPLAN,
+    RATECARD,
+    RESOURCEPLAN,
+    USAGEREPORT,
+)

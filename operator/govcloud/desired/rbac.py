@@ -20,6 +20,7 @@ ROLE_ADMIN = "admin"
 ROLE_EDIT = "edit"
 ROLE_VIEW = "view"
 SELF_VIEW_VERBS = ("get", "list", "watch")
+FILE_PLAN_VERB = "fileplan"
 
 Subject = dict[str, str]
 
@@ -93,7 +94,7 @@ def role_bindings(
 
 
 def self_view_role(tenant: str, namespaces: Iterable[str]) -> meta.Manifest:
-    """A ClusterRole to read this tenant's own CloudTenant (and its namespaces), nothing else.
+    """A ClusterRole to read the tenant's own CloudTenant and namespaces, and file its plans.
 
     ``resourceNames`` authorizes ``get`` directly. For ``list`` and ``watch`` the API server
     only applies resourceNames when the request carries ``fieldSelector=metadata.name=<name>``
@@ -108,6 +109,16 @@ def self_view_role(tenant: str, namespaces: Iterable[str]) -> meta.Manifest:
             "verbs": list(SELF_VIEW_VERBS),
         }
     ]
+    # The custom verb `fileplan` says "may file ResourcePlans for this tenant"; RBAC ignores
+    # it, the admission policy govcloud-resourceplan-review asks the authorizer for it.
+    rules.append(
+        {
+            "apiGroups": [constants.GROUP],
+            "resources": [meta.CLOUDTENANT_PLURAL],
+            "resourceNames": [tenant],
+            "verbs": [FILE_PLAN_VERB],
+        }
+    )
     names = sorted(set(namespaces))
     # An empty resourceNames list would mean "every namespace", so no names means no rule.
     if names:

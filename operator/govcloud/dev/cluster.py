@@ -446,6 +446,52 @@ class ControlPlane:
         )
         return result.returncode == 0
 
+    # -- outages, for tests of how clients of this cluster behave -----------------------------
+
+    def stop_component(self, name: str) -> None:
+        """Stop one component (e.g. "kube-apiserver" or "etcd"); the others keep running."""
+        process = self.processes[name]
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def start_component(self, name: str, timeout: float = READY_TIMEOUT) -> None:
+        """Start a stopped component again with the very arguments it had (ports, certs, data).
+
+        Returns once the API server answers /readyz again.
+        """
+        process = self.processes[name]
+        if process.poll() is None:
+            return
+        args = process.args
+        if not isinstance(args, list):
+            raise ClusterError(f"{name} of cluster {self.name!r} was not started by this launcher")
+        self._spawn(name, [str(arg) for arg in args])
+        self._wait_for(self._answers_readyz, f"{name} restart", timeout)
+
+    def pause_component(self, name: str) -> None:
+        """SIGSTOP a component: its sockets still accept connections, nothing is answered."""
+        os.kill(self.processes[name].pid, signal.SIGSTOP)
+
+    def resume_component(self, name: str) -> None:
+        """SIGCONT a component paused by `pause_component`."""
+        os.kill(self.processes[name].pid, signal.SIGCONT)
+
+    def _answers_readyz(self) -> bool:
+        folder = self.state_dir / "pki"
+        certs = pki.Pki(
+            ca=pki.KeyPair(folder / "ca.crt", folder / "ca.key"),
+            serving=pki.KeyPair(folder / "apiserver.crt", folder / "apiserver.key"),
+            admin=pki.KeyPair(folder / "admin.crt", folder / "admin.key"),
+            service_account_key=folder / "sa.key",
+            service_account_pub=folder / "sa.pub",
+        )
+        return self._readyz(certs)
+
 
 def kwok_node(name: str) -> dict[str, object]:
     """A fake node that kwok keeps Ready, with room for plenty of pods."""

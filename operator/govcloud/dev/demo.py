@@ -15,6 +15,10 @@ from govcloud.dev import binaries, cluster, testing
 
 EXAMPLES = binaries.REPO_ROOT / "examples"
 FEDERATION = EXAMPLES / "federation"
+MIGRATION = EXAMPLES / "migration"
+CHART = binaries.REPO_ROOT / "charts" / "govcloud-operator"
+# The chart's platform-facing parts; the operator itself runs out of cluster in the demo.
+PLATFORM_TEMPLATES = ("platform-roles.yaml", "migration-approvals.yaml")
 SITES = ("baohe", "lujiang")  # the district sub-centers of examples/federation/
 LOGS = binaries.REPO_ROOT / ".cache" / "logs"
 READY_TIMEOUT = 120.0
@@ -173,6 +177,107 @@ def tour(kubectl: testing.Kubectl, operator: testing.OperatorProcess) -> None:
     print("\n".join(lines[:12]), flush=True)
 
 
+def install_platform_roles(kubectl: testing.Kubectl) -> None:
+    """The chart's roles and admission policies for people (approvers, tenant members)."""
+    say("installing the chart's platform roles and approval policies (helm template)")
+    command = [str(binaries.ensure("helm")), "template", "govcloud", str(CHART)]
+    command += [
+        "--kube-version",
+        binaries.kubernetes_version(),
+        "--set",
+        "features.migrations.enabled=true",
+    ]
+    for template in PLATFORM_TEMPLATES:
+        if (CHART / "templates" / template).exists():
+            command += ["--show-only", f"templates/{template}"]
+    rendered = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    print(kubectl("apply", "-f", "-", stdin=rendered).rstrip(), flush=True)
+
+
+def migrate_legacy_app(kubectl: testing.Kubectl) -> None:
+    """Journey 8: the permits app moves from its old namespace into 市交通运输局's prod."""
+    say("a legacy app and its MigrationPlan: assess, copy and verify run on their own")
+    print(kubectl("apply", "-f", str(MIGRATION / "legacy-permits.yaml")).rstrip(), flush=True)
+    print(
+        kubectl("apply", "-f", str(MIGRATION / "migrationplan-permits.yaml")).rstrip(), flush=True
+    )
+    namespace = "city-transport-prod"
+
+    def phase() -> str:
+        found = kubectl.get("migrationplan", "permits", namespace) or {}
+        return str((found.get("status") or {}).get("phase", ""))
+
+    testing.eventually(
+        lambda: phase() == "AwaitingApproval",
+        timeout=READY_TIMEOUT,
+        what="the plan to await approval",
+    )
+    show(
+        kubectl,
+        "the plan waits for the bureau to approve the cutover",
+        "get",
+        "mig",
+        "-n",
+        namespace,
+    )
+    approval = '{"spec":{"approvals":[{"stage":"cutover","by":"%s"}]}}'
+    department_admin = kubectl.impersonate("wang.jianguo", "ldap:jtj-cloud-admins")
+    show(
+        department_admin,
+        "the department cannot approve its own cutover",
+        "patch",
+        "mig",
+        "permits",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        approval % "wang.jianguo",
+    )
+    approver = kubectl.impersonate("zhou.approver", "govcloud:migration-approvers")
+    show(
+        approver,
+        "an approver of the data-resource bureau approves it, in their own name",
+        "patch",
+        "mig",
+        "permits",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        approval % "zhou.approver",
+    )
+    testing.eventually(lambda: phase() == "Completed", timeout=READY_TIMEOUT, what="the cutover")
+    show(
+        kubectl,
+        "moved: the target runs it, the source is scaled down",
+        "get",
+        "mig",
+        "-n",
+        namespace,
+    )
+    show(
+        kubectl,
+        "deployments on both sides",
+        "get",
+        "deployments",
+        "-n",
+        namespace,
+        "-o",
+        "wide",
+    )
+    show(kubectl, "the old namespace", "get", "deployments", "-n", "legacy-permits")
+    show(
+        kubectl,
+        "the department's migration record for its annual assessment",
+        "get",
+        "cloudtenant",
+        "city-transport",
+        "-o",
+        "jsonpath={.status.migrations}",
+    )
+
+
 def hold_until_interrupted() -> None:
     if not sys.stdin.isatty() or os.environ.get("GOVCLOUD_DEMO_HOLD") == "0":
         return
@@ -192,12 +297,14 @@ def main() -> int:
             say("starting the operator")
             with testing.operator_running(path, LOGS / "demo-operator.log") as operator:
                 print(f"operator log: {operator.log_path}", flush=True)
+                install_platform_roles(kubectl)
                 if planes:
                     register_sites(kubectl, planes)
                 say("onboarding three departments: kubectl apply -f examples/")
                 print(kubectl("apply", "-f", str(EXAMPLES)).rstrip(), flush=True)
                 wait_for_tenants(kubectl)
                 tour(kubectl, operator)
+                migrate_legacy_app(kubectl)
                 if planes:
                     wait_for_sites(kubectl)
                     federation_tour(kubectl, planes)

@@ -19,7 +19,7 @@ from govcloud.dev import binaries
 
 T = TypeVar("T")
 REPO_ROOT = binaries.REPO_ROOT
-CRD_DIR = REPO_ROOT / "crds"
+CRD_DIR = Path(os.environ.get("GOVCLOUD_CRD_DIR", str(REPO_ROOT / "crds")))
 
 
 class WaitTimeoutError(AssertionError):

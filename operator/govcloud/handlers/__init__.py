@@ -8,6 +8,9 @@ MODULES = (
     "govcloud.handlers.startup",
     "govcloud.handlers.cloudtenant",
     "govcloud.handlers.subcenter",
+    "govcloud.handlers.migrationplan",
+    "govcloud.handlers.resourceplan",
+    "govcloud.handlers.metering",
 )
 
 

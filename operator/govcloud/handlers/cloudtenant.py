@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import kopf
 
-from govcloud import constants, settings
+from govcloud import constants
 from govcloud.handlers import startup
 from govcloud.reconcile import tenant
 
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 PLURAL = "cloudtenants"
 KIND = "CloudTenant"
 RETRY_SECONDS = 5.0
+TICK_SECONDS = 2.5
 MANAGED: dict[str, Any] = {
     constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
     constants.LABEL_TENANT: kopf.PRESENT,
@@ -45,6 +47,7 @@ async def reconcile(name: str, memo: kopf.Memo) -> None:
             memo, tenant.reconcile, memo.hub, name, memo.config, None, memo.clusters
         )
     recorder.reconciles.labels(kind=KIND, result=result.outcome).inc()
+    memo.last_pass[name] = time.monotonic()
     if result.snapshot is not None:
         recorder.record_tenant(name, result.snapshot)
     elif result.outcome == "deleted":
@@ -69,9 +72,14 @@ async def tenant_changed(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: 
     _queue(memo).request(name)
 
 
-@kopf.timer(constants.GROUP, constants.VERSION, PLURAL, interval=settings.load().resync_seconds)
-async def tenant_resync(name: str, memo: kopf.Memo, **_: Any) -> None:
-    _queue(memo).request(name)
+@kopf.timer(constants.GROUP, constants.VERSION, PLURAL, interval=TICK_SECONDS)
+async def tenant_tick(name: str, memo: kopf.Memo, **_: Any) -> None:
+    """Retries and the level-based resync, on kopf's timer so a standby replica stays idle."""
+    if startup.fire_due(memo, f"{KIND}/{name}"):
+        return
+    last = memo.last_pass.get(name, 0.0)
+    if time.monotonic() - last >= memo.config.resync_seconds:
+        _queue(memo).request(name)
 
 
 def _register_children() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import logging
 import random
+import time
 from typing import Any
 
 import kopf
@@ -58,8 +59,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.probe_executor = concurrent.futures.ThreadPoolExecutor(
         max_workers=config.probe_concurrency, thread_name_prefix="probe"
     )
-    memo.timers = {}
+    memo.due = {}
     memo.queues = {}
+    memo.last_pass = {}
     if config.metrics_port:
         prometheus_client.start_http_server(
             config.metrics_port, addr=config.metrics_host, registry=registry
@@ -101,26 +103,35 @@ def queue_for_probes(memo: kopf.Memo, kind: str, work: Any) -> queue.Coalescer:
 
 
 def call_later(memo: kopf.Memo, key: str, delay: float, callback: Any, *args: Any) -> None:
-    """Schedule one timer per key, replacing any earlier one."""
-    timers: dict[str, asyncio.TimerHandle] = memo.timers
-    previous = timers.pop(key, None)
-    if previous is not None:
-        previous.cancel()
-    timers[key] = asyncio.get_running_loop().call_later(delay, callback, *args)
+    """Run `callback(*args)` once `delay` seconds have passed, replacing an earlier one for `key`.
+
+    Nothing here owns an asyncio timer: the kind's kopf timer calls `fire_due` for the object,
+    and kopf pauses its timers on a replica that is not the active peer, so a standby never
+    acts on an old schedule.
+    """
+    due: dict[str, tuple[float, Any, tuple[Any, ...]]] = memo.due
+    due[key] = (time.monotonic() + delay, callback, args)
 
 
 def cancel_timer(memo: kopf.Memo, key: str) -> None:
-    previous = memo.timers.pop(key, None)
-    if previous is not None:
-        previous.cancel()
+    memo.due.pop(key, None)
+
+
+def fire_due(memo: kopf.Memo, key: str) -> bool:
+    """Run the callback scheduled for `key` if its time has come; whether one ran."""
+    entry = memo.due.get(key)
+    if entry is None or entry[0] > time.monotonic():
+        return False
+    memo.due.pop(key, None)
+    entry[1](*entry[2])
+    return True
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     for pending in getattr(memo, "queues", {}).values():
         pending.cancel_all()
-    for handle in getattr(memo, "timers", {}).values():
-        handle.cancel()
+    getattr(memo, "due", {}).clear()
     for name in ("executor", "probe_executor"):
         executor = getattr(memo, name, None)
         if executor is not None:

@@ -12,6 +12,7 @@ from govcloud.reconcile import subcenter
 
 PLURAL = "subcenters"
 KIND = "SubCenter"
+RETRY_SECONDS = 10.0
 
 
 def _queue(memo: kopf.Memo) -> Any:
@@ -23,8 +24,16 @@ def _queue(memo: kopf.Memo) -> Any:
 
 async def probe(name: str, memo: kopf.Memo) -> None:
     recorder = memo.recorder
-    with recorder.reconcile_seconds.labels(kind=KIND).time():
-        result = await startup.run_probe(memo, subcenter.reconcile, memo.hub, memo.clusters, name)
+    try:
+        with recorder.reconcile_seconds.labels(kind=KIND).time():
+            result = await startup.run_probe(
+                memo, subcenter.reconcile, memo.hub, memo.clusters, name
+            )
+    except Exception:
+        # A pass that fails (the hub briefly unreachable, a bug) must not end the site's probes.
+        recorder.reconciles.labels(kind=KIND, result="exception").inc()
+        startup.call_later(memo, f"{KIND}/{name}", RETRY_SECONDS, _queue(memo).request, name)
+        raise
     recorder.reconciles.labels(kind=KIND, result=result.outcome).inc()
     if result.snapshot is not None:
         recorder.record_subcenter(name, result.snapshot)
@@ -39,6 +48,12 @@ async def probe(name: str, memo: kopf.Memo) -> None:
     # Drift in a sub-center raises no event on the hub: each probe resyncs its tenants.
     for tenant in result.placed_tenants:
         cloudtenant.request(memo, tenant)
+
+
+@kopf.timer(constants.GROUP, constants.VERSION, PLURAL, interval=1.0)
+async def subcenter_tick(name: str, memo: kopf.Memo, **_: Any) -> None:
+    """Probes on each site's own interval, on kopf's timer so a standby replica stays idle."""
+    startup.fire_due(memo, f"{KIND}/{name}")
 
 
 @kopf.on.event(constants.GROUP, constants.VERSION, PLURAL)

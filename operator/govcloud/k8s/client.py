@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import urllib3
@@ -157,6 +157,66 @@ class Cluster:
         )
         return _to_dict(created)
 
+    def patch_json(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        operations: Sequence[Manifest],
+        namespace: str | None = None,
+    ) -> Manifest:
+        """An RFC 6902 JSON patch: list edits (append, test-and-remove) that race no one."""
+        resource = self.resource(api_version, kind)
+        self._count("patch", kind)
+        patched = self._retry(
+            "patch",
+            lambda: resource.patch(
+                body=[*operations],
+                name=name,
+                namespace=namespace,
+                content_type="application/json-patch+json",
+            ),
+        )
+        return _to_dict(patched)
+
+    def add_finalizer(self, body: Manifest, finalizer: str) -> Manifest:
+        """Append `finalizer` to the object's finalizers, leaving everyone else's alone."""
+        metadata = body["metadata"]
+        existing = metadata.get("finalizers")
+        operation: Manifest = (
+            {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}
+            if existing
+            else {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}
+        )
+        return self.patch_json(
+            body["apiVersion"],
+            body["kind"],
+            metadata["name"],
+            [operation],
+            metadata.get("namespace"),
+        )
+
+    def remove_finalizer(self, body: Manifest, finalizer: str) -> Manifest | None:
+        """Remove `finalizer` if it is still where we saw it (test-and-remove); None if gone."""
+        metadata = body["metadata"]
+        finalizers = metadata.get("finalizers") or []
+        if finalizer not in finalizers:
+            return None
+        index = finalizers.index(finalizer)
+        path = f"/metadata/finalizers/{index}"
+        try:
+            return self.patch_json(
+                body["apiVersion"],
+                body["kind"],
+                metadata["name"],
+                [{"op": "test", "path": path, "value": finalizer}, {"op": "remove", "path": path}],
+                metadata.get("namespace"),
+            )
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
     def patch_merge(
         self,
         api_version: str,
@@ -185,13 +245,19 @@ class Cluster:
         name: str,
         status: Manifest,
         namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
     ) -> Manifest:
+        """Merge-patch the status; with `resource_version`, only if nobody wrote since (409)."""
         resource = self.resource(api_version, kind).status
+        body: Manifest = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         self._count("patch_status", kind)
         patched = self._retry(
             "patch_status",
             lambda: resource.patch(
-                body={"status": status},
+                body=body,
                 name=name,
                 namespace=namespace,
                 content_type="application/merge-patch+json",

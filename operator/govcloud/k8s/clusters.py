@@ -24,9 +24,13 @@ from kubernetes import client as k8s_client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import parse_quantity
 
+from govcloud.desired import quantity
 from govcloud.k8s import client
 
 PROBE_OUTCOMES = ("Healthy", "Unreachable", "Unhealthy", "Unauthorized", "InvalidCredentials")
+# Every call to a sub-center is bounded (seconds to connect, seconds per read): a site that
+# accepts connections but never answers costs a reconcile a bounded wait, not a thread forever.
+REQUEST_TIMEOUT = (5.0, 15.0)
 
 
 class CredentialsError(Exception):
@@ -118,7 +122,7 @@ class ClusterRegistry:
             raise CredentialsError(
                 "InvalidKubeconfig", f"the kubeconfig cannot be used: {type(error).__name__}"
             ) from error
-        built = client.Cluster(api, name, on_write=self._on_write)
+        built = client.Cluster(_bounded(api, REQUEST_TIMEOUT), name, on_write=self._on_write)
         with self._lock:
             self._clusters[name] = (credentials.fingerprint, built)
         return built
@@ -131,6 +135,30 @@ class ClusterRegistry:
     def forget(self, name: str) -> None:
         with self._lock:
             self._clusters.pop(name, None)
+
+
+def _bounded(api: k8s_client.ApiClient, timeout: tuple[float, float]) -> k8s_client.ApiClient:
+    """`api`, with `timeout` on every request that does not bring its own.
+
+    It also hands on a TLS failure (e.g. a wrong CA) as the urllib3 SSLError it is: the client
+    wraps it in an ApiException without a body, which its own caller then fails to decode
+    (AttributeError), so neither the probe nor the retry loop would recognise it.
+    """
+    request = api.request
+
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = timeout
+        try:
+            return request(*args, **kwargs)
+        except ApiException as error:
+            cause = error.__context__
+            if error.body is None and isinstance(cause, urllib3.exceptions.SSLError):
+                raise cause from None
+            raise
+
+    api.request = bounded
+    return api
 
 
 def probe(cluster: client.Cluster, timeout: float) -> RawProbe:
@@ -209,11 +237,14 @@ def _sum_allocatable(nodes: list[Any]) -> dict[str, str]:
         for resource in totals:
             if resource in allocatable:
                 totals[resource] += parse_quantity(str(allocatable[resource]))
-    return {resource: _format(value) for resource, value in totals.items()}
+    return {
+        resource: _format(value, binary=resource == "memory") for resource, value in totals.items()
+    }
 
 
-def _format(value: Decimal) -> str:
+def _format(value: Decimal, *, binary: bool = False) -> str:
+    """Whole amounts exactly (memory as 128Gi rather than 137438953472), others in millis."""
     normalized = value.normalize()
     if normalized == normalized.to_integral_value():
-        return str(int(normalized))
+        return quantity.to_string(Decimal(int(normalized)), binary=binary)
     return f"{int(value * 1000)}m"

@@ -83,6 +83,23 @@ def resolve(
     return connect(hub, registry, site_name, site_spec)
 
 
+def holds_place(tenant: Manifest, site_name: str) -> bool:
+    """Whether a tenant whose spec names `site_name` holds a place (and its quota) there.
+
+    A tenant placed there does, and so does one not judged yet (two tenants asking at once
+    cannot both take the last room); a tenant whose placement was refused holds nothing, so
+    it neither crowds out the tenants that fit nor keeps the site from being deleted.
+    """
+    if ((tenant.get("spec") or {}).get("placement") or {}).get("subCenter") != site_name:
+        return False
+    if current_cluster(tenant) == site_name:
+        return True
+    return not any(
+        item.get("type") == PLACED and item.get("status") == "False"
+        for item in (tenant.get("status") or {}).get("conditions") or []
+    )
+
+
 def site_facts(
     hub: client.Cluster, site: Manifest, tenant: str, site_name: str
 ) -> placement.SiteFacts:
@@ -94,8 +111,7 @@ def site_facts(
     others = [
         (item.get("spec") or {}).get("quota") or {}
         for item in hub.list(constants.API_VERSION, "CloudTenant")
-        if ((item.get("spec") or {}).get("placement") or {}).get("subCenter") == site_name
-        and item["metadata"]["name"] != tenant
+        if holds_place(item, site_name) and item["metadata"]["name"] != tenant
     ]
     allocated = placement.total(placement.demand(_strings(quota)) for quota in others)
     allocatable = {

@@ -9,6 +9,7 @@ minute, so an idle healthy site costs no writes between heartbeats.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from govcloud.federation import condition as federation_condition
 from govcloud.federation import credentials, health, placement, retirement
 from govcloud.k8s import client, clusters
 from govcloud.reconcile import conditions
+from govcloud.reconcile import placement as tenant_placement
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ KIND = "SubCenter"
 HEARTBEAT = timedelta(seconds=60)
 VOLATILE = ("lastProbeTime", "probeLatencySeconds")
 DELETION_BLOCKED = "DeletionBlocked"
+INVALID_KUBECONFIG = "InvalidKubeconfig"
 
 Manifest = dict[str, Any]
 
@@ -74,13 +77,19 @@ def reconcile(
     if body["metadata"].get("deletionTimestamp"):
         return finalize(hub, registry, body, placed, now)
     if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
-        body = _set_finalizers(
-            hub, body, [*(body["metadata"].get("finalizers") or []), constants.FINALIZER]
-        )
-    result, expiry, expires_at = probe_site(hub, registry, name, spec, now)
+        body = hub.add_finalizer(_typed(body), constants.FINALIZER)
+    result, expiry, expires_at, unusable = probe_site(hub, registry, name, spec, now)
     previous = health.from_status(_status_model(body))
     state = health.advance(previous, result, spec.probe.failure_threshold)
-    wanted = [conditions.Condition(*item) for item in health.conditions(state, result, expiry)]
+    wanted = [
+        # Name what is wrong with the Secret or kubeconfig, not only that it cannot be used.
+        dataclasses.replace(item, reason=unusable)
+        if unusable is not None and item.reason == health.Outcome.INVALID_CREDENTIALS.value
+        else item
+        for item in (
+            conditions.Condition(*found) for found in health.conditions(state, result, expiry)
+        )
+    ]
     retire = retirement.judge(spec, now.date(), None, len(placed))
     if retire.condition is not None:
         wanted.append(conditions.Condition(*retire.condition))
@@ -95,8 +104,8 @@ def reconcile(
         "credentialExpiresAt": expires_at,
     }
     status["summary"] = placement.summary(allocated, status.get("allocatable") or {})
-    if retire.retirable is not None:
-        status["retirable"] = retire.retirable
+    # None removes a verdict that no longer holds (tenants gone, or the site federated again).
+    status["retirable"] = retire.retirable
     status["conditions"] = conditions.merge(
         (body.get("status") or {}).get("conditions") or [],
         wanted,
@@ -121,17 +130,21 @@ def probe_site(
     name: str,
     spec: subcenter.SubCenterSpec,
     now: datetime,
-) -> tuple[health.ProbeResult, credentials.ExpiryVerdict | None, str | None]:
-    """Read the credentials, probe with them, and judge their expiry; never raises for the site."""
+) -> tuple[health.ProbeResult, credentials.ExpiryVerdict | None, str | None, str | None]:
+    """Read the credentials, probe with them, and judge their expiry; never raises for the site.
+
+    Returns the probe, the expiry verdict, the expiry time, and the condition reason saying
+    why the Secret or its kubeconfig cannot be used at all (None when it can).
+    """
     ref = spec.kubeconfig_secret_ref
     try:
         found = clusters.read_credentials(hub, clusters.SecretRef(ref.name, ref.namespace, ref.key))
         credential = credentials.inspect(found.kubeconfig)
         site = registry.client_for(name, found)
     except clusters.CredentialsError as error:
-        return _invalid(error.message, now), None, None
+        return _invalid(error.message, now), None, None, error.reason
     except credentials.KubeconfigError as error:
-        return _invalid(str(error), now), None, None
+        return _invalid(str(error), now), None, None, INVALID_KUBECONFIG
     expiry = credentials.verdict(
         credential, now, timedelta(days=spec.credential_expiry_warning_days)
     )
@@ -141,7 +154,7 @@ def probe_site(
         if credential.expires_at
         else None
     )
-    return to_probe_result(raw, now), expiry, expires_at
+    return to_probe_result(raw, now), expiry, expires_at, None
 
 
 def _invalid(message: str, now: datetime) -> health.ProbeResult:
@@ -166,11 +179,11 @@ def to_probe_result(raw: clusters.RawProbe, now: datetime) -> health.ProbeResult
 
 
 def placed_tenants(hub: client.Cluster, name: str) -> list[Manifest]:
-    """The CloudTenants whose spec.placement names this sub-center, by name."""
+    """The CloudTenants placed on this sub-center (or asking to be, not refused), by name."""
     found = [
         item
         for item in hub.list(constants.API_VERSION, "CloudTenant")
-        if ((item.get("spec") or {}).get("placement") or {}).get("subCenter") == name
+        if tenant_placement.holds_place(item, name)
     ]
     return sorted(found, key=lambda item: str(item["metadata"]["name"]))
 
@@ -229,9 +242,7 @@ def finalize(
         )
         write_status(hub, body, status, now)
         return Result(outcome="blocked", body=body, interval=10.0, events=events)
-    _set_finalizers(
-        hub, body, [item for item in body["metadata"]["finalizers"] if item != constants.FINALIZER]
-    )
+    hub.remove_finalizer(_typed(body), constants.FINALIZER)
     registry.forget(name)
     return Result(
         outcome="deleted",
@@ -252,18 +263,8 @@ def _has_reason(body: Manifest, reason: str) -> bool:
     )
 
 
-def _set_finalizers(hub: client.Cluster, body: Manifest, finalizers: list[str]) -> Manifest:
-    return hub.patch_merge(
-        constants.API_VERSION,
-        KIND,
-        body["metadata"]["name"],
-        {
-            "metadata": {
-                "finalizers": finalizers,
-                "resourceVersion": body["metadata"]["resourceVersion"],
-            }
-        },
-    )
+def _typed(body: Manifest) -> Manifest:
+    return {**body, "apiVersion": constants.API_VERSION, "kind": KIND}
 
 
 # -- status --------------------------------------------------------------------------------

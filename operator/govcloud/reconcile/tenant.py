@@ -21,7 +21,7 @@ from govcloud.api.v1alpha1 import cloudtenant
 from govcloud.desired import compare, meta, quantity, quotas
 from govcloud.desired import tenant as desired_tenant
 from govcloud.k8s import client, clusters
-from govcloud.reconcile import conditions, placement
+from govcloud.reconcile import conditions, placement, plan
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,11 @@ def converge(
 ) -> Result:
     name = observed.tenant["metadata"]["name"]
     result = Result(outcome="success", body=observed.tenant)
+    # With requireApprovedPlan, the approved ResourcePlan (or the starter allowance) caps the
+    # quota: everything below (allocation, status.quota.hard) works on the effective quota.
+    cap = plan.cap_for(hub, name, dict(spec.quota), settings, now)
+    if cap is not None:
+        spec = spec.model_copy(update={"quota": cap.quota})
     verdicts = judge_namespaces(name, spec, observed)
     usable = [verdict.name for verdict in verdicts if verdict.usable]
     observed_quotas = quotas_of(observed, usable)
@@ -266,7 +271,14 @@ def converge(
     release_namespaces(
         target, observed, spec, set(usable) | conflicted(verdicts), result.events, errors
     )
-    status = tenant_status(observed, spec, verdicts, final_quotas, allocation, errors, now)
+    within_plan = (
+        [conditions.Condition(plan.WITHIN_PLAN, cap.status, cap.reason, cap.message)]
+        if cap is not None
+        else []
+    )
+    status = tenant_status(
+        observed, spec, verdicts, final_quotas, allocation, errors, now, within_plan
+    )
     status["placement"] = {"cluster": where}
     write_status(hub, observed.tenant, status)
     result.snapshot = snapshot(spec, status)
@@ -632,17 +644,8 @@ def _policy_of(tenant: Manifest) -> cloudtenant.DeletionPolicy:
 
 
 def add_finalizer(hub: client.Cluster, body: Manifest) -> Manifest:
-    finalizers = [*(body["metadata"].get("finalizers") or []), constants.FINALIZER]
-    return hub.patch_merge(
-        constants.API_VERSION,
-        KIND,
-        body["metadata"]["name"],
-        {
-            "metadata": {
-                "finalizers": finalizers,
-                "resourceVersion": body["metadata"]["resourceVersion"],
-            }
-        },
+    return hub.add_finalizer(
+        {**body, "apiVersion": constants.API_VERSION, "kind": KIND}, constants.FINALIZER
     )
 
 
@@ -670,20 +673,7 @@ def finalize(hub: client.Cluster, target: client.Cluster, body: Manifest) -> Res
         result.outcome, result.retry = "error", True
         result.events.append(Event("Warning", "CleanupFailed", "; ".join(errors)))
         return result
-    finalizers = [
-        item for item in body["metadata"].get("finalizers") or [] if item != constants.FINALIZER
-    ]
-    hub.patch_merge(
-        constants.API_VERSION,
-        KIND,
-        name,
-        {
-            "metadata": {
-                "finalizers": finalizers,
-                "resourceVersion": body["metadata"]["resourceVersion"],
-            }
-        },
-    )
+    hub.remove_finalizer(body, constants.FINALIZER)
     return result
 
 
@@ -724,6 +714,7 @@ def tenant_status(
     allocation: quotas.Allocation,
     errors: Sequence[str],
     now: datetime,
+    extra: Sequence[conditions.Condition] = (),
 ) -> Manifest:
     generation = observed.tenant["metadata"].get("generation")
     used_by_namespace = {
@@ -757,7 +748,7 @@ def tenant_status(
         for verdict in verdicts
     ]
     total_used = sum_used(spec.quota, used_by_namespace.values())
-    wanted = decide_conditions(spec, namespace_entries, allocation, errors, total_used)
+    wanted = [*decide_conditions(spec, namespace_entries, allocation, errors, total_used), *extra]
     phase = decide_phase(spec, wanted)
     return {
         "phase": phase,
@@ -908,7 +899,8 @@ def write_status(hub: client.Cluster, body: Manifest, status: Manifest) -> None:
     if all(current.get(key) == value for key, value in status.items()):
         return
     patch = {**status}
-    patch.update({key: None for key in current if key not in status})
+    # status.migrations is written by the MigrationPlan reconciler; it is never cleared here.
+    patch.update({key: None for key in current if key not in status and key != "migrations"})
     hub.patch_status(constants.API_VERSION, KIND, body["metadata"]["name"], patch)
 
 

@@ -87,6 +87,12 @@ def test_self_view_role_reads_only_the_own_tenant_and_namespaces() -> None:
             "verbs": ["get", "list", "watch"],
         },
         {
+            "apiGroups": ["govcloud.io"],
+            "resources": ["cloudtenants"],
+            "resourceNames": ["jtj"],
+            "verbs": ["fileplan"],
+        },
+        {
             "apiGroups": [""],
             "resources": ["namespaces"],
             "resourceNames": ["jtj-dev", "jtj-prod"],

@@ -533,6 +533,25 @@ class PlacementStatus(Model):
     message: str | None = Field(default=None, description="Why placement is pending or refused.")
 
 
+class MigrationRollup(Model):
+    """The tenant's MigrationPlans at a glance: the figures of the annual assessment."""
+
+    planned: int = Field(default=0, ge=0, description="MigrationPlans of the tenant.")
+    completed: int = Field(default=0, ge=0, description="Plans Completed.")
+    overdue: int = Field(default=0, ge=0, description="Plans past their deadline, not Completed.")
+    at_risk: int = Field(default=0, ge=0, alias="atRisk", description="Plans DeadlineAtRisk.")
+    on_time_percent: int | None = Field(
+        default=None,
+        alias="onTimePercent",
+        ge=0,
+        le=100,
+        description=(
+            "Completed by their deadline, in percent of the plans that are due or done"
+            " (completed + overdue); absent while none is."
+        ),
+    )
+
+
 class CloudTenantStatus(Model):
     """The observed state of the tenant, written by the operator."""
 
@@ -552,3 +571,6 @@ class CloudTenantStatus(Model):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     placement: PlacementStatus | None = None
+    migrations: MigrationRollup | None = Field(
+        default=None, description="Written by the MigrationPlan reconciler."
+    )

@@ -1,0 +1,146 @@
+"""UsageReport: one tenant's use in one billing month, accrued by metering, final once closed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, field_validator
+
+from govcloud.api import cel
+from govcloud.api.v1alpha1 import cloudtenant
+from govcloud.api.v1alpha1._base import Condition, Model
+
+PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+PERIOD_RE = re.compile(PERIOD_PATTERN)
+MAX_RESOURCES = 32
+DECIMAL_MAX_LENGTH = 40
+
+PERIOD_FORMAT = cel.Rule(
+    rule=f"self.matches(r'{PERIOD_PATTERN}')",
+    message="period is a calendar month written YYYY-MM, e.g. 2027-01",
+)
+IMMUTABLE = cel.Rule(rule="self == oldSelf", message="tenant and period of a report never change")
+# Status rule: a transition rule, so it runs on updates only; the status subresource is
+# validated with it, which is what makes a closed statement final.
+CLOSED_IS_FINAL = cel.Rule(
+    rule="!has(oldSelf.closed) || !oldSelf.closed || self == oldSelf",
+    message="a closed UsageReport never changes: it is the statement of a finished period",
+)
+NAME_IS_TENANT_PERIOD = cel.Rule(
+    rule="oldSelf.hasValue() || self.metadata.name == self.spec.tenant + '-' + self.spec.period",
+    optional_old_self=True,
+    message="a usage report is named <tenant>-<YYYY-MM>: one report per tenant and month",
+)
+ROOT_RULES = (NAME_IS_TENANT_PERIOD,)
+
+
+def report_name(tenant: str, period: str) -> str:
+    return f"{tenant}-{period}"
+
+
+def parse(name: str, spec: Mapping[str, Any]) -> UsageReportSpec:
+    parsed = UsageReportSpec.model_validate(spec)
+    if name != report_name(parsed.tenant, parsed.period):
+        raise ValueError(NAME_IS_TENANT_PERIOD.message)
+    return parsed
+
+
+class UsageReportSpec(Model):
+    """Which tenant and month; written by the operator when the month's metering starts."""
+
+    model_config = ConfigDict(json_schema_extra=cel.validations(IMMUTABLE))
+
+    tenant: str = Field(
+        min_length=1,
+        max_length=cloudtenant.MAX_TENANT_NAME_LENGTH,
+        pattern=cloudtenant.TENANT_NAME_PATTERN,
+        description="The CloudTenant.",
+    )
+    period: str = Field(
+        max_length=7,
+        description="The billing month, YYYY-MM, in the billing time zone.",
+        json_schema_extra=cel.validations(PERIOD_FORMAT),
+    )
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        if not PERIOD_RE.match(value):
+            raise ValueError(PERIOD_FORMAT.message)
+        return value
+
+
+def _decimal(description: str) -> dict[str, Any]:
+    return {"default": None, "max_length": DECIMAL_MAX_LENGTH, "description": description}
+
+
+class ResourceUsage(Model):
+    """One resource over the period: allocated and requested unit-hours, and its charge."""
+
+    resource: str = Field(max_length=253, description="ResourceQuota resource name.")
+    unit: str = Field(max_length=16, description="core, GiB or unit.")
+    allocated_hours: str | None = Field(
+        alias="allocatedHours",
+        **_decimal("Quota hard x hours, in unit-hours: shows idle allocation (R2)."),
+    )
+    requested_hours: str | None = Field(
+        alias="requestedHours",
+        **_decimal("Quota used x hours, in unit-hours: the billed basis."),
+    )
+    amount: str | None = Field(**_decimal("Exact charge so far, CNY, before rounding."))
+    charge: str | None = Field(**_decimal("Charge, CNY, rounded to fen (2 decimals)."))
+
+
+class UsageReportStatus(Model):
+    """The accruals of the period; once `closed`, nothing here ever changes."""
+
+    model_config = ConfigDict(json_schema_extra=cel.validations(CLOSED_IS_FINAL))
+
+    tier: cloudtenant.Tier | None = Field(default=None, description="Funding tier of the tenant.")
+    currency: str | None = Field(default=None, max_length=3)
+    period_start: datetime | None = Field(default=None, alias="periodStart")
+    period_end: datetime | None = Field(default=None, alias="periodEnd")
+    resources: list[ResourceUsage] = Field(
+        default_factory=list,
+        max_length=MAX_RESOURCES,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["resource"],
+        },
+    )
+    total: str | None = Field(
+        default=None, max_length=DECIMAL_MAX_LENGTH, description="Sum of the charges, CNY."
+    )
+    samples: int = Field(default=0, ge=0, description="Metering ticks accrued.")
+    first_sample_time: datetime | None = Field(default=None, alias="firstSampleTime")
+    last_sample_time: datetime | None = Field(
+        default=None,
+        alias="lastSampleTime",
+        description="Accrued up to here; the next tick accrues from here to its own time.",
+    )
+    gap_seconds: str | None = Field(
+        default=None,
+        alias="gapSeconds",
+        max_length=DECIMAL_MAX_LENGTH,
+        description=(
+            "Seconds billed by the gap rule (no metering, e.g. the operator was down): at the"
+            " usage observed right after the gap."
+        ),
+    )
+    unrated_resources: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list,
+        alias="unratedResources",
+        max_length=MAX_RESOURCES,
+        description="Requested resources used in the period while no rate was in force.",
+    )
+    closed: bool = Field(default=False, description="The period ended; the report is final.")
+    closed_at: datetime | None = Field(default=None, alias="closedAt")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Rated: every requested resource has a price.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )

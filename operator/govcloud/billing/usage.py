@@ -1,0 +1,157 @@
+"""Usage over time (pure): a watch-fed timeline of each tenant's quota, and its exact integral.
+
+The operator already watches every managed ResourceQuota; each event is fed here with the
+time it arrived, so a tenant's usage is known as a step function and metering integrates it
+exactly instead of multiplying one sample by the whole interval. Reading it costs no API call.
+
+Gap rule: the time before the first point the cache knows (the operator was down, or has
+just started) is billed at the usage of that first point, the usage observed right after
+the gap. The report records those seconds in `gapSeconds`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from govcloud.desired import quantity
+
+MAX_POINTS = 4096
+ZERO = Decimal(0)
+
+Amounts = Mapping[str, Decimal]
+
+
+def seconds(delta: timedelta) -> Decimal:
+    """A timedelta in seconds, exactly (microseconds included)."""
+    return Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds).scaleb(-6)
+
+
+@dataclass(frozen=True)
+class Point:
+    """From `at` on (until the next point) the tenant's quota was `hard`, its usage `used`."""
+
+    at: datetime
+    hard: Amounts = field(default_factory=dict)
+    used: Amounts = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Integral:
+    """Base-unit-seconds of hard and used per resource over an interval, and the gap in it."""
+
+    hard: dict[str, Decimal]
+    used: dict[str, Decimal]
+    gap_seconds: Decimal
+
+
+def integrate(points: Sequence[Point], start: datetime, end: datetime) -> Integral:
+    """The step function `points` integrated over [start, end); see the gap rule above."""
+    hard: dict[str, Decimal] = {}
+    used: dict[str, Decimal] = {}
+    if not points or end <= start:
+        return Integral(hard, used, ZERO)
+    for index, point in enumerate(points):
+        left = start if index == 0 else max(start, point.at)
+        right = min(end, points[index + 1].at) if index + 1 < len(points) else end
+        if right <= left:
+            continue
+        span = seconds(right - left)
+        for resource, value in point.hard.items():
+            hard[resource] = hard.get(resource, ZERO) + value * span
+        for resource, value in point.used.items():
+            used[resource] = used.get(resource, ZERO) + value * span
+    gap = seconds(min(points[0].at, end) - start) if points[0].at > start else ZERO
+    return Integral(hard, used, gap)
+
+
+def parse_amounts(raw: Mapping[str, str] | None) -> dict[str, Decimal]:
+    """Quantities by resource; a value that does not parse is left out."""
+    parsed: dict[str, Decimal] = {}
+    for resource, value in (raw or {}).items():
+        try:
+            parsed[resource] = quantity.parse(str(value))
+        except quantity.QuantityError:
+            continue
+    return parsed
+
+
+def _add(total: dict[str, Decimal], more: Amounts) -> None:
+    for resource, value in more.items():
+        total[resource] = total.get(resource, ZERO) + value
+
+
+class UsageCache:
+    """Each tenant's quota as a timeline, fed by ResourceQuota watch events; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._quotas: dict[tuple[str, str], tuple[str, Amounts, Amounts]] = {}
+        self._timelines: dict[str, list[Point]] = {}
+
+    def observe(
+        self,
+        namespace: str,
+        name: str,
+        tenant: str,
+        hard: Mapping[str, str] | None,
+        used: Mapping[str, str] | None,
+        at: datetime,
+    ) -> None:
+        with self._lock:
+            previous = self._quotas.get((namespace, name))
+            self._quotas[(namespace, name)] = (tenant, parse_amounts(hard), parse_amounts(used))
+            if previous is not None and previous[0] != tenant:
+                self._record(previous[0], at)
+            self._record(tenant, at)
+
+    def remove(self, namespace: str, name: str, at: datetime) -> None:
+        with self._lock:
+            previous = self._quotas.pop((namespace, name), None)
+            if previous is not None:
+                self._record(previous[0], at)
+
+    def _record(self, tenant: str, at: datetime) -> None:
+        hard: dict[str, Decimal] = {}
+        used: dict[str, Decimal] = {}
+        for owner, quota_hard, quota_used in self._quotas.values():
+            if owner == tenant:
+                _add(hard, quota_hard)
+                _add(used, quota_used)
+        timeline = self._timelines.setdefault(tenant, [])
+        if timeline and timeline[-1].hard == hard and timeline[-1].used == used:
+            return
+        point = Point(at, hard, used)
+        if timeline and timeline[-1].at >= at:
+            timeline[-1] = Point(timeline[-1].at, hard, used)
+        else:
+            timeline.append(point)
+        if len(timeline) > MAX_POINTS:
+            del timeline[: len(timeline) - MAX_POINTS]
+
+    def tenants(self) -> set[str]:
+        with self._lock:
+            return set(self._timelines)
+
+    def timeline(self, tenant: str) -> list[Point]:
+        with self._lock:
+            return list(self._timelines.get(tenant, ()))
+
+    def trim(self, tenant: str, before: datetime) -> None:
+        """Forget what is no longer needed: points wholly before `before`."""
+        with self._lock:
+            timeline = self._timelines.get(tenant)
+            if not timeline:
+                return
+            keep_from = 0
+            for index, point in enumerate(timeline):
+                if point.at <= before:
+                    keep_from = index
+            del timeline[:keep_from]
+
+    def forget(self, tenant: str) -> None:
+        with self._lock:
+            self._timelines.pop(tenant, None)

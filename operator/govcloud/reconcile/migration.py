@@ -1,0 +1,1016 @@
+"""MigrationPlan reconciler: authorize, gather source and target, decide (pure), act, write status.
+
+Each pass:
+1. authorize: the plan's namespace names its tenant; the target namespace must be the same
+   tenant's; the source namespace must be the tenant's or granted to it by the platform team
+   (annotation govcloud.io/migration-grant on the source namespace, which tenant members
+   cannot write). Until that holds nothing of the source is read beyond its Namespace.
+2. gather: the source objects of the plan's kinds and selector, each turned into a move/skip
+   decision by `migration.transform`; the target's objects of those kinds; availability.
+3. decide with `migration.machine`, carry out the one action (each one idempotent), and
+   write the status once, only when it changed (an idle plan costs no writes).
+4. roll the tenant's plans up into CloudTenant.status.migrations, again only on a change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pydantic
+
+from govcloud import constants, metrics
+from govcloud.api.v1alpha1 import migrationplan, subcenter
+from govcloud.api.v1alpha1.migrationplan import Phase
+from govcloud.k8s import client, clusters
+from govcloud.migration import machine, transform
+from govcloud.reconcile import conditions, placement
+
+log = logging.getLogger(__name__)
+
+KIND = "MigrationPlan"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+AUTHORIZED = "Authorized"
+ELIGIBLE = "Eligible"
+ASSESSED = "Assessed"
+DEADLINE_AT_RISK = "DeadlineAtRisk"
+OVERDUE = "Overdue"
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass
+class Result:
+    """What a pass did: the plan as seen, events to post, metrics, when to look again."""
+
+    outcome: str
+    body: Manifest | None = None
+    events: list[Event] = field(default_factory=list)
+    snapshot: metrics.MigrationSnapshot | None = None
+    requeue: float | None = None
+
+
+@dataclass(frozen=True)
+class Access:
+    """The plan's tenant and clusters, or why the plan may not touch anything."""
+
+    tenant: str | None = None
+    tenant_body: Manifest | None = None
+    source: client.Cluster | None = None
+    reason: str = ""
+    message: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return self.source is not None and not self.reason
+
+
+@dataclass
+class Inventory:
+    """The source as decisions, and what the plan has in the target."""
+
+    decisions: list[transform.Decision] = field(default_factory=list)
+    sources: dict[tuple[str, str], Manifest] = field(default_factory=dict)
+    ours: dict[tuple[str, str], Manifest] = field(default_factory=dict)
+    clashes: list[str] = field(default_factory=list)
+
+    @property
+    def moves(self) -> list[transform.Decision]:
+        return [decision for decision in self.decisions if decision.moves]
+
+
+def reconcile(
+    hub: client.Cluster,
+    registry: clusters.ClusterRegistry | None,
+    namespace: str,
+    name: str,
+    settings: Any,
+    now: datetime | None = None,
+) -> Result:
+    """One level-based pass over the MigrationPlan `namespace`/`name`."""
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    body = hub.get(constants.API_VERSION, KIND, name, namespace)
+    if body is None:
+        tenant = tenant_of_namespace(hub, namespace)
+        if tenant:
+            rollup(hub, tenant, settings, now)
+        return Result(outcome="deleted")
+    status = body.get("status") or {}
+    phase = _phase(status.get("phase"))
+    try:
+        spec = migrationplan.parse(body.get("spec") or {})
+    except pydantic.ValidationError as error:
+        return invalid(hub, body, _validation_message(error), now)
+    access = authorize(hub, registry, body, spec)
+    started = _stage(status, "copy") is not None
+    facts, inventory = observe(hub, access, body, spec, started)
+    if facts.blocker is not None and started and phase is not Phase.ROLLING_BACK:
+        # Once copying began, a lost source is waited for, never guessed about.
+        return hold(hub, body, access, facts.blocker, now, settings)
+    step = decided = machine.decide(phase, facts, now)
+    events: list[Event] = []
+    new_phase = step.phase
+    done = True
+    error_message = ""
+    if step.action is not machine.Action.NONE and access.source is not None:
+        try:
+            done = act(step.action, access.source, hub, body, spec, inventory)
+        except client.ApiError as error:
+            error_message = str(error)[:1000]
+    elif step.action is not machine.Action.NONE:
+        done, error_message = False, facts.blocker or "the source cannot be reached"
+    if error_message:
+        failed_step = (
+            machine.failed(spec.rollback_policy, step.stage, error_message)
+            if step.action is not machine.Action.ROLLBACK
+            else machine.Step(Phase.ROLLING_BACK, step.action, "RollbackRetrying", error_message)
+        )
+        if step.action is machine.Action.ROLLBACK:  # the phase stays: say so once a pass
+            events.append(Event("Warning", failed_step.reason, failed_step.message))
+        step, new_phase = failed_step, failed_step.phase
+    elif step.action is not machine.Action.NONE and done:
+        new_phase = machine.succeeded(step)
+    new_status = plan_status(
+        body,
+        spec,
+        access,
+        inventory,
+        (decided, step),
+        new_phase,
+        facts,
+        error_message,
+        now,
+        settings,
+    )
+    events.extend(transition_events(status, new_status, spec))
+    write_status(hub, body, new_status)
+    if access.tenant:
+        rollup(hub, access.tenant, settings, now)
+    busy = new_phase in machine.BUSY or new_phase is not phase
+    return Result(
+        outcome="error" if error_message else "success",
+        body=body,
+        events=events,
+        snapshot=snapshot(access, new_status),
+        requeue=settings.migration_poll_seconds if busy else _window_wait(spec, now),
+    )
+
+
+def observe(
+    hub: client.Cluster,
+    access: Access,
+    body: Manifest,
+    spec: migrationplan.MigrationPlanSpec,
+    started: bool,
+) -> tuple[machine.Facts, Inventory]:
+    """Read the source and the target (only when authorized) into the machine's facts."""
+    status = body.get("status") or {}
+    blocker = None if access.allowed else access.message
+    inventory = Inventory()
+    problems: list[str] = []
+    available = False
+    if access.allowed and access.source is not None:
+        try:
+            inventory = gather(access.source, hub, body, spec)
+            available = all_available(inventory)
+        except client.ApiError as error:
+            blocker = f"cannot read the source or the target: {error}"[:1000]
+        if not started and blocker is None:
+            problems = assessment_problems(inventory, access, spec)
+    facts = machine.Facts(
+        blocker=blocker,
+        ineligible=ineligible(spec, access.tenant_body),
+        problems=tuple(problems),
+        started=started,
+        available=available,
+        verify_started_at=_stage_started(status, "verify"),
+        verify_timeout=timedelta(seconds=spec.verify_timeout_seconds),
+        not_before=spec.not_before,
+        required=frozenset(spec.approvals_required),
+        approved=spec.approved(),
+        rollback_requested=spec.rollback,
+        policy=spec.rollback_policy,
+    )
+    return facts, inventory
+
+
+def _window_wait(spec: migrationplan.MigrationPlanSpec, now: datetime) -> float | None:
+    if spec.not_before is not None and spec.not_before > now:
+        return max(1.0, (spec.not_before - now).total_seconds())
+    return None
+
+
+# -- authorization ---------------------------------------------------------------------------
+
+
+def tenant_of_namespace(hub: client.Cluster, namespace: str) -> str | None:
+    found = hub.get("v1", "Namespace", namespace)
+    labels = ((found or {}).get("metadata") or {}).get("labels") or {}
+    owner = labels.get(constants.LABEL_TENANT)
+    return str(owner) if owner else None
+
+
+def authorize(
+    hub: client.Cluster,
+    registry: clusters.ClusterRegistry | None,
+    body: Manifest,
+    spec: migrationplan.MigrationPlanSpec,
+) -> Access:
+    """Who the plan acts for, and whether it may read its source and write its target."""
+    namespace = body["metadata"]["namespace"]
+    tenant = tenant_of_namespace(hub, namespace)
+    if tenant is None:
+        return Access(
+            reason="NotInTenantNamespace",
+            message=(
+                f"namespace {namespace} belongs to no CloudTenant; create the MigrationPlan in"
+                " a namespace of the tenant the app moves to"
+            ),
+        )
+    tenant_body = hub.get(constants.API_VERSION, "CloudTenant", tenant)
+    if tenant_body is None:
+        return Access(tenant, reason="TenantNotFound", message=f"CloudTenant {tenant} not found")
+    reason, message = target_verdict(hub, tenant, spec.target_namespace)
+    if reason:
+        return Access(tenant, tenant_body, reason=reason, message=message)
+    source, reason, message = source_cluster(hub, registry, spec)
+    if source is None:
+        return Access(tenant, tenant_body, reason=reason, message=message)
+    reason, message = source_verdict(source, tenant, spec)
+    if reason:
+        return Access(tenant, tenant_body, reason=reason, message=message)
+    return Access(tenant, tenant_body, source)
+
+
+def target_verdict(hub: client.Cluster, tenant: str, namespace: str) -> tuple[str, str]:
+    """("", "") when the target namespace is the tenant's own, else why not."""
+    target = hub.get("v1", "Namespace", namespace)
+    if target is None:
+        return "TargetNotFound", f"target namespace {namespace} does not exist"
+    owner = _labels(target).get(constants.LABEL_TENANT)
+    if owner == tenant:
+        return "", ""
+    return "TargetNotOfTenant", (
+        f"target namespace {namespace} belongs to"
+        f" {'tenant ' + owner if owner else 'no tenant'}; a plan moves apps only into"
+        f" namespaces of its own tenant {tenant}"
+    )
+
+
+def source_verdict(
+    source: client.Cluster, tenant: str, spec: migrationplan.MigrationPlanSpec
+) -> tuple[str, str]:
+    """("", "") when the source namespace is the tenant's or granted to it, else why not."""
+    where = f"SubCenter {spec.source.sub_center}" if spec.source.sub_center else "the hub"
+    try:
+        found = source.get("v1", "Namespace", spec.source.namespace)
+    except client.ApiError as error:
+        return "SourceUnreachable", f"{where} cannot be reached: {error}"[:1000]
+    if found is None:
+        return (
+            "SourceNotFound",
+            f"source namespace {spec.source.namespace} does not exist on {where}",
+        )
+    source_owner = _labels(found).get(constants.LABEL_TENANT)
+    grants = {
+        item.strip()
+        for item in str(_annotations(found).get(transform.ANNOTATION_GRANT, "")).split(",")
+    }
+    if source_owner == tenant or tenant in grants:
+        return "", ""
+    belongs = f"belongs to tenant {source_owner}" if source_owner else "belongs to no tenant"
+    return "SourceNotGranted", (
+        f"source namespace {spec.source.namespace} on {where} {belongs} and is not"
+        f" granted to tenant {tenant}: nothing was read or copied. The platform team"
+        f" grants a legacy namespace with the annotation"
+        f" {transform.ANNOTATION_GRANT}={tenant} on it"
+    )
+
+
+def source_cluster(
+    hub: client.Cluster,
+    registry: clusters.ClusterRegistry | None,
+    spec: migrationplan.MigrationPlanSpec,
+) -> tuple[client.Cluster | None, str, str]:
+    site_name = spec.source.sub_center
+    if site_name is None:
+        return hub, "", ""
+    site = hub.get(constants.API_VERSION, "SubCenter", site_name)
+    if site is None:
+        return None, "SubCenterNotFound", f"SubCenter {site_name} does not exist"
+    try:
+        site_spec = subcenter.SubCenterSpec.model_validate(site.get("spec") or {})
+    except pydantic.ValidationError:
+        return None, "SourceUnreachable", f"SubCenter {site_name} has an invalid spec"
+    target = placement.connect(hub, registry, site_name, site_spec)
+    if target.cluster is None:
+        return None, "SourceUnreachable", target.message
+    return target.cluster, "", ""
+
+
+def ineligible(spec: migrationplan.MigrationPlanSpec, tenant_body: Manifest | None) -> str | None:
+    """Why the app may not move to the cloud at all, if it may not."""
+    if spec.app.classified:
+        return "classified (涉密) systems are never moved to the government cloud"
+    if spec.app.security_level > 3:
+        return (
+            f"MLPS level {spec.app.security_level} systems are not hosted on the government"
+            " cloud, which is certified for levels 1 to 3"
+        )
+    tenant_level = int(((tenant_body or {}).get("spec") or {}).get("securityLevel") or 0)
+    if tenant_body is not None and spec.app.security_level > tenant_level:
+        return (
+            f"the app is MLPS level {spec.app.security_level} but its tenant's namespaces are"
+            f" protected for level {tenant_level}; raise the tenant's securityLevel first"
+        )
+    return None
+
+
+# -- gather ----------------------------------------------------------------------------------
+
+
+def plan_ref(body: Manifest) -> transform.PlanRef:
+    metadata = body["metadata"]
+    return transform.PlanRef(
+        uid=str(metadata["uid"]), namespace=metadata["namespace"], name=metadata["name"]
+    )
+
+
+def gather(
+    source: client.Cluster,
+    target: client.Cluster,
+    body: Manifest,
+    spec: migrationplan.MigrationPlanSpec,
+) -> Inventory:
+    """Source objects as decisions and the target's objects of the same kinds (2 lists a kind)."""
+    ref = plan_ref(body)
+    selector = ",".join(f"{key}={value}" for key, value in sorted(spec.source.selector.items()))
+    inventory = Inventory()
+    kinds = [kind for kind in migrationplan.SUPPORTED_KINDS if kind in spec.source.kinds]
+    for kind in kinds:
+        api_version = transform.API_VERSIONS[kind]
+        for item in source.list(
+            api_version, kind, spec.source.namespace, label_selector=selector or None
+        ):
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", api_version)
+            inventory.sources[(kind, item["metadata"]["name"])] = item
+            inventory.decisions.append(
+                transform.decide(
+                    item,
+                    target_namespace=spec.target_namespace,
+                    plan=ref,
+                    recreate_empty_volumes=spec.recreate_empty_volumes,
+                )
+            )
+        for item in target.list(api_version, kind, spec.target_namespace):
+            item.setdefault("kind", kind)
+            key = (kind, item["metadata"]["name"])
+            if _labels(item).get(transform.LABEL_PLAN_UID) == ref.uid:
+                inventory.ours[key] = item
+            elif any(
+                decision.moves and (decision.kind, decision.name) == key
+                for decision in inventory.decisions
+            ):
+                inventory.clashes.append(
+                    f"{kind} {spec.target_namespace}/{key[1]} already exists in the target and"
+                    " is not the plan's: it is never overwritten; rename or remove it"
+                )
+    return inventory
+
+
+def assessment_problems(
+    inventory: Inventory, access: Access, spec: migrationplan.MigrationPlanSpec
+) -> list[str]:
+    """Name clashes and quota shortfall; the copy starts only when there are none."""
+    problems = list(inventory.clashes)
+    wanted: dict[str, Decimal] = {}
+    for decision in inventory.moves:
+        if (decision.kind, decision.name) in inventory.ours or decision.manifest is None:
+            continue  # already in the target: its usage is counted by the quota
+        for resource, amount in transform.demand(decision.manifest).items():
+            wanted[resource] = wanted.get(resource, Decimal(0)) + amount
+    quota = ((access.tenant_body or {}).get("status") or {}).get("quota") or {}
+    shortfall = transform.shortfall(wanted, quota.get("hard") or {}, quota.get("used") or {})
+    if shortfall:
+        problems.append(
+            f"the app does not fit the free quota of tenant {access.tenant}: "
+            + "; ".join(shortfall)
+        )
+    if not inventory.decisions:
+        problems.append(
+            f"nothing to move: no {', '.join(spec.source.kinds)} in {spec.source.namespace}"
+            + (" matching the selector" if spec.source.selector else "")
+        )
+    return problems
+
+
+def available(workload: Mapping[str, Any]) -> bool:
+    """Whether a Deployment or StatefulSet runs all its replicas, ready, at its generation."""
+    spec = workload.get("spec") or {}
+    status = workload.get("status") or {}
+    wanted = int(spec.get("replicas", 1) or 0)
+    generation = (workload.get("metadata") or {}).get("generation") or 0
+    if int(status.get("observedGeneration") or 0) < int(generation):
+        return False
+    ready_field = "availableReplicas" if workload.get("kind") == "Deployment" else "readyReplicas"
+    return int(status.get(ready_field) or 0) >= wanted
+
+
+def all_available(inventory: Inventory) -> bool:
+    """Whether every moving workload exists in the target as the plan's, and is Available."""
+    for decision in inventory.moves:
+        if decision.kind in transform.WORKLOADS:
+            found = inventory.ours.get((decision.kind, decision.name))
+            if found is None or not available(found):
+                return False
+    return True
+
+
+# -- act -------------------------------------------------------------------------------------
+
+
+def act(
+    action: machine.Action,
+    source: client.Cluster,
+    target: client.Cluster,
+    body: Manifest,
+    spec: migrationplan.MigrationPlanSpec,
+    inventory: Inventory,
+) -> bool:
+    """Carry out one action; True when it is done (a rollback may take several passes)."""
+    if action is machine.Action.COPY:
+        copy(target, inventory)
+        return True
+    if action is machine.Action.CUTOVER:
+        cutover(source, target, spec, inventory)
+        return True
+    return rollback(source, target, body, spec, inventory)
+
+
+def copy(target: client.Cluster, inventory: Inventory) -> None:
+    """Server-side apply every moving object into the target, in kind order."""
+    for decision in inventory.moves:
+        assert decision.manifest is not None
+        applied = target.apply(decision.manifest)
+        applied.setdefault("kind", decision.kind)
+        inventory.ours[(decision.kind, decision.name)] = applied
+
+
+def cutover(
+    source: client.Cluster,
+    target: client.Cluster,
+    spec: migrationplan.MigrationPlanSpec,
+    inventory: Inventory,
+) -> None:
+    """Scale the source down (remembering each count once), suspend its CronJobs, resume ours.
+
+    Each source object gets its annotation and its new scale in one merge patch, and the
+    annotation is written only if absent: a pass that dies half-way and runs again never
+    replaces a remembered count with the 0 it set itself.
+    """
+    namespace = spec.source.namespace
+    for decision in inventory.moves:
+        found = inventory.sources.get((decision.kind, decision.name))
+        if found is None:
+            continue
+        notes = _annotations(found)
+        api_version = transform.API_VERSIONS[decision.kind]
+        if decision.kind in transform.WORKLOADS:
+            replicas = int((found.get("spec") or {}).get("replicas", 1) or 0)
+            if transform.ANNOTATION_ORIGINAL_REPLICAS in notes and replicas == 0:
+                continue
+            patch: Manifest = {"spec": {"replicas": 0}}
+            if transform.ANNOTATION_ORIGINAL_REPLICAS not in notes:
+                patch["metadata"] = {
+                    "annotations": {transform.ANNOTATION_ORIGINAL_REPLICAS: str(replicas)}
+                }
+            source.patch_merge(api_version, decision.kind, decision.name, patch, namespace)
+        elif decision.kind == "CronJob":
+            suspended = bool((found.get("spec") or {}).get("suspend"))
+            if transform.ANNOTATION_ORIGINAL_SUSPEND in notes and suspended:
+                continue
+            patch = {"spec": {"suspend": True}}
+            if transform.ANNOTATION_ORIGINAL_SUSPEND not in notes:
+                patch["metadata"] = {
+                    "annotations": {
+                        transform.ANNOTATION_ORIGINAL_SUSPEND: "true" if suspended else "false"
+                    }
+                }
+            source.patch_merge(api_version, decision.kind, decision.name, patch, namespace)
+    for (kind, name), ours in inventory.ours.items():
+        if kind not in transform.SUSPENDABLE:
+            continue
+        resume = not (
+            kind == "CronJob"
+            and _annotations(ours).get(transform.ANNOTATION_ORIGINAL_SUSPEND) == "true"
+        )
+        if bool((ours.get("spec") or {}).get("suspend")) == (not resume):
+            continue
+        target.patch_merge(
+            transform.API_VERSIONS[kind],
+            kind,
+            name,
+            {"spec": {"suspend": not resume}},
+            spec.target_namespace,
+        )
+
+
+def rollback(
+    source: client.Cluster,
+    target: client.Cluster,
+    body: Manifest,
+    spec: migrationplan.MigrationPlanSpec,
+    inventory: Inventory,
+) -> bool:
+    """Restore the source exactly, wait until it runs, then delete only what the plan made.
+
+    A remembered count is restored first and its annotation removed only once the workload
+    is Available again; the target is emptied only when no source object still waits. So the
+    app runs on at least one side throughout.
+    """
+    namespace = spec.source.namespace
+    waiting = False
+    for (kind, name), found in inventory.sources.items():
+        notes = _annotations(found)
+        api_version = transform.API_VERSIONS[kind]
+        if kind in transform.WORKLOADS and transform.ANNOTATION_ORIGINAL_REPLICAS in notes:
+            original = int(notes[transform.ANNOTATION_ORIGINAL_REPLICAS] or 0)
+            current = int((found.get("spec") or {}).get("replicas", 1) or 0)
+            if current != original:
+                source.patch_merge(
+                    api_version, kind, name, {"spec": {"replicas": original}}, namespace
+                )
+                waiting = True
+            elif available(found):
+                source.patch_merge(
+                    api_version,
+                    kind,
+                    name,
+                    {"metadata": {"annotations": {transform.ANNOTATION_ORIGINAL_REPLICAS: None}}},
+                    namespace,
+                )
+            else:
+                waiting = True
+        elif kind == "CronJob" and transform.ANNOTATION_ORIGINAL_SUSPEND in notes:
+            source.patch_merge(
+                api_version,
+                kind,
+                name,
+                {
+                    "metadata": {"annotations": {transform.ANNOTATION_ORIGINAL_SUSPEND: None}},
+                    "spec": {"suspend": notes[transform.ANNOTATION_ORIGINAL_SUSPEND] == "true"},
+                },
+                namespace,
+            )
+    if waiting:
+        return False
+    uid = plan_ref(body).uid
+    for kind in spec.source.kinds:
+        for item in target.list(
+            transform.API_VERSIONS[kind],
+            kind,
+            spec.target_namespace,
+            label_selector=f"{transform.LABEL_PLAN_UID}={uid}",
+        ):
+            target.delete(
+                transform.API_VERSIONS[kind], kind, item["metadata"]["name"], spec.target_namespace
+            )
+    inventory.ours.clear()
+    return True
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+def plan_status(
+    body: Manifest,
+    spec: migrationplan.MigrationPlanSpec,
+    access: Access,
+    inventory: Inventory,
+    steps: tuple[machine.Step, machine.Step],
+    phase: Phase,
+    facts: machine.Facts,
+    error: str,
+    now: datetime,
+    settings: Any,
+) -> Manifest:
+    """The whole status: `steps` is the step as decided and as it ended (after a failure)."""
+    decided, step = steps
+    previous = body.get("status") or {}
+    generation = body["metadata"].get("generation")
+    stages = _stages(previous, decided, phase, facts, error, now)
+    started = any(item["name"] == "copy" for item in stages)
+    status: Manifest = {
+        "phase": phase.value,
+        "observedGeneration": generation,
+        "tenant": access.tenant,
+        "message": step.message[:2000],
+        "progress": machine.progress(phase, started, int(previous.get("progress") or 0)),
+        "stages": stages,
+        "approvals": _approvals(previous, spec, now),
+    }
+    if inventory.decisions or not access.allowed:
+        status["inventory"] = [
+            {
+                "kind": decision.kind,
+                "name": decision.name,
+                "action": decision.action,
+                "reason": decision.reason,
+                "moved": (decision.kind, decision.name) in inventory.ours,
+            }
+            for decision in inventory.decisions
+        ]
+        status["summary"] = {
+            "move": len(inventory.moves),
+            "skip": len(inventory.decisions) - len(inventory.moves),
+            "moved": sum(1 for item in status["inventory"] if item["moved"]),
+        }
+    else:  # a pass that could not look keeps the last inventory it saw
+        for key in ("inventory", "summary"):
+            if key in previous:
+                status[key] = previous[key]
+    for key, stage_name in (("startedAt", "copy"), ("cutoverAt", "cutover")):
+        stamp = next((item.get("startedAt") for item in stages if item["name"] == stage_name), None)
+        if stamp:
+            status[key] = stamp
+    if phase is Phase.COMPLETED:
+        status["completedAt"] = previous.get("completedAt") or _stamp(now)
+    completed_at = _parse_time(status.get("completedAt"))
+    verdict = machine.deadline(
+        phase,
+        spec.deadline,
+        now,
+        timedelta(hours=settings.migration_at_risk_hours),
+        completed_at,
+        blocked=not access.allowed,
+    )
+    wanted = [
+        conditions.Condition(
+            AUTHORIZED,
+            conditions.TRUE if access.allowed else conditions.FALSE,
+            "Granted" if access.allowed else access.reason,
+            "the plan may read its source and write its target"
+            if access.allowed
+            else access.message,
+        ),
+        _eligible_condition(facts),
+        _assessed_condition(facts, access, inventory),
+        conditions.Condition(
+            DEADLINE_AT_RISK,
+            conditions.TRUE if verdict.at_risk else conditions.FALSE,
+            verdict.at_risk_reason,
+            verdict.at_risk_message,
+        ),
+        conditions.Condition(
+            OVERDUE,
+            conditions.TRUE if verdict.overdue else conditions.FALSE,
+            verdict.overdue_reason,
+            verdict.overdue_message,
+        ),
+    ]
+    status["conditions"] = conditions.merge(
+        previous.get("conditions") or [], wanted, generation, now
+    )
+    return status
+
+
+def _eligible_condition(facts: machine.Facts) -> conditions.Condition:
+    if facts.ineligible:
+        return conditions.Condition(ELIGIBLE, conditions.FALSE, "Ineligible", facts.ineligible)
+    return conditions.Condition(
+        ELIGIBLE, conditions.TRUE, "Eligible", "the app may move to the government cloud"
+    )
+
+
+def _assessed_condition(
+    facts: machine.Facts, access: Access, inventory: Inventory
+) -> conditions.Condition:
+    if not access.allowed or facts.blocker:
+        return conditions.Condition(
+            ASSESSED, conditions.UNKNOWN, "NotAssessed", "not assessed: " + (facts.blocker or "")
+        )
+    if facts.started:
+        return conditions.Condition(
+            ASSESSED, conditions.TRUE, "Assessed", "assessed before copying began"
+        )
+    if facts.problems:
+        return conditions.Condition(
+            ASSESSED,
+            conditions.FALSE,
+            "NameClash" if inventory.clashes else "AssessmentFailed",
+            "; ".join(facts.problems)[:4000],
+        )
+    moves = len(inventory.moves)
+    return conditions.Condition(
+        ASSESSED,
+        conditions.TRUE,
+        "Assessed",
+        f"{moves} objects will move, {len(inventory.decisions) - moves} are skipped;"
+        " nothing was written to the target",
+    )
+
+
+def _stages(
+    previous: Mapping[str, Any],
+    step: machine.Step,
+    phase: Phase,
+    facts: machine.Facts,
+    error: str,
+    now: datetime,
+) -> list[Manifest]:
+    """The timed list of stages: `step` (as decided, before any failure) marks its stage."""
+    stages = [dict(item) for item in previous.get("stages") or []]
+
+    def mark(name: str, state: str, message: str = "") -> None:
+        entry = next((item for item in stages if item["name"] == name), None)
+        if entry is None:
+            entry = {"name": name, "startedAt": _stamp(now)}
+            stages.append(entry)
+        if entry.get("state") == state and entry.get("message", "") == message:
+            return
+        entry["state"] = state
+        entry["message"] = message
+        if state in ("Succeeded", "Failed"):
+            entry["finishedAt"] = _stamp(now)
+        else:
+            entry.pop("finishedAt", None)
+
+    action = step.action
+    if not facts.started and action is not machine.Action.ROLLBACK:
+        if (
+            action is machine.Action.COPY
+            or step.phase is Phase.AWAITING_APPROVAL
+            or step.reason == "WaitingForWindow"
+        ):
+            mark("assess", "Succeeded")
+        else:
+            state = "Failed" if step.phase is Phase.FAILED else "Waiting"
+            mark("assess", state, step.message[:1000])
+    if action is machine.Action.COPY:
+        if error:
+            mark("copy", "Failed", error)
+        else:
+            mark("copy", "Succeeded")
+            mark("verify", "Running")
+    if step.reason == "AwaitingCutoverApproval":
+        mark("verify", "Succeeded")
+    if action is machine.Action.CUTOVER:
+        mark("verify", "Succeeded")
+        mark("cutover", "Failed" if error else "Succeeded", error)
+    if step.reason == "StageFailed" and step.stage in ("verify", "cutover"):
+        mark(step.stage, "Failed", step.message[:1000])
+    if action is machine.Action.ROLLBACK:
+        done = phase is Phase.ROLLED_BACK
+        mark("rollback", "Succeeded" if done else "Running", "" if done else error)
+    elif phase is Phase.ROLLING_BACK:
+        mark("rollback", "Running")
+    order = ["assess", "copy", "verify", "cutover", "rollback"]
+    return sorted(stages, key=lambda item: order.index(item["name"]))
+
+
+def _approvals(
+    previous: Mapping[str, Any], spec: migrationplan.MigrationPlanSpec, now: datetime
+) -> list[Manifest]:
+    seen = {
+        (item.get("stage"), item.get("by")): item.get("observedAt")
+        for item in previous.get("approvals") or []
+    }
+    return [
+        {
+            "stage": item.stage.value,
+            "by": item.by,
+            "observedAt": seen.get((item.stage.value, item.by)) or _stamp(now),
+        }
+        for item in spec.approvals
+    ]
+
+
+def transition_events(
+    before: Mapping[str, Any], after: Mapping[str, Any], spec: migrationplan.MigrationPlanSpec
+) -> list[Event]:
+    events = []
+    if before.get("phase") != after.get("phase"):
+        bad = after.get("phase") in (Phase.FAILED.value,)
+        events.append(
+            Event(
+                "Warning" if bad else "Normal",
+                str(after.get("phase")),
+                f"{before.get('phase') or 'new'} -> {after.get('phase')}: {after.get('message')}",
+            )
+        )
+    known = {(item.get("stage"), item.get("by")) for item in before.get("approvals") or []}
+    for item in spec.approvals:
+        if (item.stage.value, item.by) not in known:
+            events.append(
+                Event(
+                    "Normal",
+                    "Approved",
+                    f"stage {item.stage.value} approved by {item.by}"
+                    + (f": {item.comment}" if item.comment else ""),
+                )
+            )
+    before_conditions = {item.get("type"): item for item in before.get("conditions") or []}
+    for item in after.get("conditions") or []:
+        old = before_conditions.get(item["type"])
+        if item["type"] in (AUTHORIZED, OVERDUE, DEADLINE_AT_RISK) and (
+            old is None or old.get("status") != item["status"]
+        ):
+            bad = (item["type"] == AUTHORIZED) != (item["status"] == conditions.TRUE)
+            if bad or old is not None:
+                events.append(
+                    Event(
+                        "Warning" if bad else "Normal",
+                        str(item["reason"]),
+                        f"{item['type']}={item['status']}: {item['message']}",
+                    )
+                )
+    return events
+
+
+def write_status(hub: client.Cluster, body: Manifest, status: Manifest) -> None:
+    """Patch the status only when it differs from what is stored."""
+    current = body.get("status") or {}
+    if all(current.get(key) == value for key, value in status.items()):
+        return
+    patch = {**status}
+    patch.update({key: None for key in current if key not in status})
+    hub.patch_status(
+        constants.API_VERSION, KIND, body["metadata"]["name"], patch, body["metadata"]["namespace"]
+    )
+
+
+def hold(
+    hub: client.Cluster,
+    body: Manifest,
+    access: Access,
+    message: str,
+    now: datetime,
+    settings: Any,
+) -> Result:
+    """Copying began but the source cannot be used right now: change nothing, say why."""
+    status = dict(body.get("status") or {})
+    generation = body["metadata"].get("generation")
+    kept = [
+        conditions.Condition(item["type"], item["status"], item["reason"], item.get("message", ""))
+        for item in status.get("conditions") or []
+        if item["type"] != AUTHORIZED
+    ]
+    status["conditions"] = conditions.merge(
+        status.get("conditions") or [],
+        [
+            conditions.Condition(
+                AUTHORIZED,
+                conditions.TRUE if access.allowed else conditions.FALSE,
+                access.reason or "SourceUnavailable",
+                f"waiting, nothing changed: {message}"[:2000],
+            ),
+            *kept,
+        ],
+        generation,
+        now,
+    )
+    write_status(hub, body, status)
+    return Result(
+        outcome="error",
+        body=body,
+        snapshot=snapshot(access, status),
+        requeue=settings.migration_poll_seconds * 5,
+    )
+
+
+def invalid(hub: client.Cluster, body: Manifest, message: str, now: datetime) -> Result:
+    """A stored spec the schema would refuse today: Failed, with what to fix; nothing touched."""
+    previous = body.get("status") or {}
+    generation = body["metadata"].get("generation")
+    status = {
+        **previous,
+        "phase": Phase.FAILED.value,
+        "observedGeneration": generation,
+        "message": message[:2000],
+        "conditions": conditions.merge(
+            previous.get("conditions") or [],
+            [conditions.Condition(ASSESSED, conditions.FALSE, "InvalidSpec", message[:4000])],
+            generation,
+            now,
+        ),
+    }
+    write_status(hub, body, status)
+    return Result(
+        outcome="invalid", body=body, events=[Event("Warning", "InvalidSpec", message[:1000])]
+    )
+
+
+def _validation_message(error: pydantic.ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        problems.append(f"spec.{where}: {item['msg']}" if where else str(item["msg"]))
+    return "; ".join(problems)
+
+
+# -- the tenant's roll-up and metrics --------------------------------------------------------
+
+
+def rollup(hub: client.Cluster, tenant: str, settings: Any, now: datetime) -> None:
+    """CloudTenant.status.migrations from the tenant's plans; written only when it changed."""
+    plans = [
+        item
+        for item in hub.list(constants.API_VERSION, KIND)
+        if (item.get("status") or {}).get("tenant") == tenant
+    ]
+    summary = summarize(plans)
+    body = hub.get(constants.API_VERSION, "CloudTenant", tenant)
+    if body is None or (body.get("status") or {}).get("migrations") == summary:
+        return
+    hub.patch_status(constants.API_VERSION, "CloudTenant", tenant, {"migrations": summary})
+
+
+def summarize(plans: Sequence[Manifest]) -> dict[str, int]:
+    """planned, completed, overdue, atRisk and onTimePercent of a tenant's plans."""
+    completed = overdue = at_risk = on_time = 0
+    for plan in plans:
+        status = plan.get("status") or {}
+        found = {item.get("type"): item for item in status.get("conditions") or []}
+        if status.get("phase") == Phase.COMPLETED.value:
+            completed += 1
+            on_time += int((found.get(OVERDUE) or {}).get("reason") == "CompletedOnTime")
+        if (found.get(OVERDUE) or {}).get("status") == conditions.TRUE:
+            overdue += 1
+        if (found.get(DEADLINE_AT_RISK) or {}).get("status") == conditions.TRUE:
+            at_risk += 1
+    summary = {
+        "planned": len(plans),
+        "completed": completed,
+        "overdue": overdue,
+        "atRisk": at_risk,
+    }
+    if completed + overdue:
+        summary["onTimePercent"] = round(100 * on_time / (completed + overdue))
+    return summary
+
+
+def snapshot(access: Access, status: Mapping[str, Any]) -> metrics.MigrationSnapshot | None:
+    if not access.tenant:
+        return None
+    tier = (((access.tenant_body or {}).get("spec") or {}).get("unit") or {}).get("tier") or ""
+    found = {item.get("type"): item for item in status.get("conditions") or []}
+    return metrics.MigrationSnapshot(
+        tenant=access.tenant,
+        tier=str(tier),
+        phase=str(status.get("phase") or Phase.PENDING.value),
+        overdue=(found.get(OVERDUE) or {}).get("status") == conditions.TRUE,
+        at_risk=(found.get(DEADLINE_AT_RISK) or {}).get("status") == conditions.TRUE,
+        completed_on_time=(found.get(OVERDUE) or {}).get("reason") == "CompletedOnTime",
+    )
+
+
+# -- small helpers ---------------------------------------------------------------------------
+
+
+def _phase(value: Any) -> Phase:
+    try:
+        return Phase(value or Phase.PENDING.value)
+    except ValueError:
+        return Phase.PENDING
+
+
+def _stage(status: Mapping[str, Any], name: str) -> Manifest | None:
+    return next((item for item in status.get("stages") or [] if item.get("name") == name), None)
+
+
+def _stage_started(status: Mapping[str, Any], name: str) -> datetime | None:
+    return _parse_time((_stage(status, name) or {}).get("startedAt"))
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.strptime(str(value), TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def _labels(item: Mapping[str, Any]) -> dict[str, str]:
+    return dict((item.get("metadata") or {}).get("labels") or {})
+
+
+def _annotations(item: Mapping[str, Any]) -> dict[str, str]:
+    return dict((item.get("metadata") or {}).get("annotations") or {})

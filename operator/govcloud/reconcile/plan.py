@@ -1,0 +1,272 @@
+"""ResourcePlan reconciler: resolve the lines against the rate card, price them, record the review.
+
+The decision itself (spec.decision) is written by an approver and guarded at admission
+(ValidatingAdmissionPolicy `govcloud-resourceplan-review`): only holders of the `approve`
+verb may set it, and `by` must be the acting user. The operator turns it into status.review
+with the time it first saw it, and posts one Event per decision.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic
+
+from govcloud import constants, metrics
+from govcloud.api.v1alpha1 import ratecard, resourceplan
+from govcloud.billing import accrual, periods, plans, rating
+from govcloud.desired import quantity
+from govcloud.k8s import client
+from govcloud.reconcile import conditions
+
+KIND = "ResourcePlan"
+READY = "Ready"
+APPROVED = "Approved"
+WITHIN_PLAN = plans.WITHIN_PLAN
+
+Manifest = dict[str, Any]
+
+DECISION_EVENTS = {
+    resourceplan.ReviewState.APPROVED.value: "PlanApproved",
+    resourceplan.ReviewState.REJECTED.value: "PlanRejected",
+    resourceplan.ReviewState.CHANGES_REQUESTED.value: "PlanChangesRequested",
+    resourceplan.ReviewState.PENDING.value: "PlanReopened",
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass
+class Result:
+    outcome: str
+    body: Manifest | None = None
+    events: list[Event] = field(default_factory=list)
+    tenant: str | None = None
+    tenant_affected: bool = False
+    snapshot: metrics.PlanSnapshot | None = None
+
+
+def zone(settings: Any) -> Any:
+    return periods.zone(getattr(settings, "billing_utc_offset_hours", 8.0))
+
+
+def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | None = None) -> Result:
+    """One pass over the ResourcePlan `name`."""
+    now = now or datetime.now(UTC)
+    body = hub.get(constants.API_VERSION, KIND, name)
+    if body is None:
+        return Result(outcome="deleted")
+    generation = body["metadata"].get("generation")
+    status = body.get("status") or {}
+    try:
+        spec = resourceplan.parse(name, body.get("spec") or {})
+    except (pydantic.ValidationError, ValueError) as error:
+        message = _message(error)
+        wanted = [conditions.Condition(READY, conditions.FALSE, "InvalidSpec", message)]
+        new = {
+            "observedGeneration": generation,
+            "conditions": conditions.merge(status.get("conditions") or [], wanted, generation, now),
+        }
+        changed = _write(hub, body, new)
+        return Result(
+            outcome="invalid",
+            body=body,
+            events=[Event("Warning", "InvalidSpec", message)] if changed else [],
+        )
+    tz = zone(settings)
+    review = plans.review(spec.decision, status.get("review"), generation, now)
+    found = judge(hub, spec, str(review["state"]), now, tz)
+    problems, tier, table, ceiling, cost = (
+        found.problems,
+        found.tier,
+        found.table,
+        found.ceiling,
+        found.cost,
+    )
+    ready = (
+        conditions.Condition(
+            READY, conditions.FALSE, problems[0][0], "; ".join(text for _, text in problems)[:4000]
+        )
+        if problems
+        else conditions.Condition(
+            READY, conditions.TRUE, "Resolved", "every line resolves and is priced"
+        )
+    )
+    approved = conditions.Condition(
+        APPROVED,
+        conditions.TRUE if review["state"] == APPROVED else conditions.FALSE,
+        str(review["state"]),
+        f"{review['state']} by {review['decidedBy']}: {review['reason']}"
+        if review.get("decidedBy")
+        else "waiting for a plan approver's decision",
+    )
+    new_status: Manifest = {
+        "observedGeneration": generation,
+        "ceiling": ceiling.hard,
+        "currency": table.currency if table is not None else ratecard.CURRENCY,
+        "review": review,
+        "conditions": conditions.merge(
+            status.get("conditions") or [], [ready, approved], generation, now
+        ),
+    }
+    if cost is not None:
+        new_status["estimatedAnnualCost"] = cost
+    old_review = status.get("review") or {}
+    review_changed = {key: old_review.get(key) for key in ("state", "decidedBy", "reason")} != {
+        key: review.get(key) for key in ("state", "decidedBy", "reason")
+    }
+    _write(hub, body, new_status)
+    result = Result(outcome="success" if not problems else "invalid", body=body, tenant=spec.tenant)
+    if review_changed and (spec.decision is not None or old_review.get("state")):
+        who = f" by {review['decidedBy']}: {review['reason']}" if review.get("decidedBy") else ""
+        result.events.append(
+            Event("Normal", DECISION_EVENTS[str(review["state"])], f"{review['state']}{who}")
+        )
+    if review_changed or status.get("ceiling") != ceiling.hard:
+        result.tenant_affected = True
+    if problems and (status.get("conditions") or []) != new_status["conditions"]:
+        result.events.append(Event("Warning", problems[0][0], ready.message))
+    if spec.year == periods.year_of(now, tz):
+        result.snapshot = metrics.PlanSnapshot(
+            tier=tier,
+            state=str(review["state"]),
+            ceiling={key: float(quantity.parse(value)) for key, value in ceiling.hard.items()},
+            estimated_annual_cost=float(cost) if cost is not None else None,
+            updated_at=time.time(),
+        )
+    return result
+
+
+@dataclass
+class Judgement:
+    """What a plan resolves to: the tenant's tier, the rate table, ceiling, cost, problems."""
+
+    tier: str
+    table: rating.RateTable | None
+    ceiling: plans.Ceiling
+    cost: str | None
+    problems: list[tuple[str, str]]
+
+
+def judge(
+    hub: client.Cluster,
+    spec: resourceplan.ResourcePlanSpec,
+    state: str,
+    now: datetime,
+    tz: Any,
+) -> Judgement:
+    """Resolve the plan against its tenant and the rate card; each problem says what to fix."""
+    problems: list[tuple[str, str]] = []
+    tenant = hub.get(constants.API_VERSION, "CloudTenant", spec.tenant)
+    tier = str((((tenant or {}).get("spec") or {}).get("unit") or {}).get("tier") or "city")
+    if tenant is None:
+        problems.append(
+            (
+                "TenantNotFound",
+                f"CloudTenant {spec.tenant} does not exist; create it first, or correct"
+                " spec.tenant",
+            )
+        )
+    card_body = hub.get(constants.API_VERSION, "RateCard", ratecard.DEFAULT_NAME)
+    table: rating.RateTable | None = None
+    if card_body is None:
+        problems.append(
+            ("NoRateCard", "RateCard default does not exist; the plan cannot be priced")
+        )
+    else:
+        try:
+            card = ratecard.parse(ratecard.DEFAULT_NAME, card_body.get("spec") or {})
+            table = rating.table(card, tz)
+        except (pydantic.ValidationError, ValueError) as error:
+            problems.append(("InvalidRateCard", f"RateCard default is invalid: {_message(error)}"))
+    ceiling = plans.ceiling(spec, table.offerings if table is not None else {})
+    if table is not None:
+        problems.extend(("UnknownOffering", problem) for problem in ceiling.problems)
+    if spec.year < periods.year_of(now, tz) and state != APPROVED:
+        problems.append(
+            (
+                "YearInPast",
+                f"year {spec.year} is in the past; plans are filed for the current or a coming"
+                " year",
+            )
+        )
+    cost: str | None = None
+    if table is not None:
+        total, unpriced = plans.annual_cost(ceiling.hard, table, tier, spec.year, tz)
+        cost = accrual.money(total)
+        if unpriced:
+            problems.append(
+                (
+                    "MissingRate",
+                    f"RateCard default has no rate for {', '.join(unpriced)}; the estimate"
+                    " leaves it out. Add a rate to the rate card",
+                )
+            )
+    return Judgement(tier, table, ceiling, cost, problems)
+
+
+def _write(hub: client.Cluster, body: Manifest, status: Manifest) -> bool:
+    current = body.get("status") or {}
+    if all(current.get(key) == value for key, value in status.items()):
+        return False
+    patch = {**status}
+    patch.update({key: None for key in current if key not in status})
+    try:
+        hub.patch_status(constants.API_VERSION, KIND, body["metadata"]["name"], patch)
+    except client.ApiError as error:
+        if error.status == 404:
+            return False  # deleted meanwhile: nothing left to report on
+        raise
+    return True
+
+
+def _message(error: Exception) -> str:
+    if isinstance(error, pydantic.ValidationError):
+        return "; ".join(
+            f"spec.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            if item["loc"]
+            else str(item["msg"])
+            for item in error.errors()
+        )
+    return str(error)
+
+
+# -- the cap on a tenant -------------------------------------------------------------------
+
+
+def approved_ceiling(hub: client.Cluster, tenant: str, year: int) -> dict[str, str] | None:
+    """The ceiling of the tenant's approved plan for `year`, or None (one GET)."""
+    body = hub.get(constants.API_VERSION, KIND, resourceplan.plan_name(tenant, year))
+    if body is None:
+        return None
+    status = body.get("status") or {}
+    decision = (body.get("spec") or {}).get("decision") or {}
+    if (status.get("review") or {}).get("state") == APPROVED and decision.get("state") == APPROVED:
+        return dict(status.get("ceiling") or {})
+    return None
+
+
+def cap_for(
+    hub: client.Cluster, tenant: str, spec_quota: dict[str, str], settings: Any, now: datetime
+) -> plans.Cap | None:
+    """The tenant's effective quota when requireApprovedPlan is on; None when it is off."""
+    if not (
+        getattr(settings, "billing_enabled", False)
+        and getattr(settings, "require_approved_plan", False)
+    ):
+        return None
+    year = periods.year_of(now, zone(settings))
+    return plans.effective_quota(
+        spec_quota,
+        approved_ceiling(hub, tenant, year),
+        plan=resourceplan.plan_name(tenant, year),
+        starter=dict(getattr(settings, "starter_allowance", {}) or {}),
+    )

@@ -1,0 +1,381 @@
+"""Metering on the real control plane: exact accrual, restarts, closing, statements, metrics."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from _billing_helpers import CPU_PRICE, billing_operator, condition, with_rate_card
+
+from govcloud import constants
+from govcloud.billing import periods
+from govcloud.dev import cluster, testing
+from govcloud.k8s import client
+
+pytestmark = pytest.mark.integration
+
+TZ = periods.zone(8)
+
+
+@pytest.fixture(scope="module")
+def operator_b(
+    hub: cluster.ControlPlane, operator: testing.OperatorProcess
+) -> Iterator[testing.OperatorProcess]:
+    yield from billing_operator(hub, operator)
+
+
+@pytest.fixture
+def rate_card(kubectl: testing.Kubectl) -> Iterator[dict[str, Any]]:
+    yield from with_rate_card(kubectl)
+
+
+def current_period() -> periods.Period:
+    return periods.period_of(datetime.datetime.now(datetime.UTC), TZ)
+
+
+def pod(name: str, cpu: str = "100m") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "registry.k8s.io/pause:3.10",
+                    "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}},
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                        "runAsNonRoot": True,
+                        "runAsUser": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                }
+            ]
+        },
+    }
+
+
+def report(kubectl: testing.Kubectl, name: str) -> dict[str, Any]:
+    return kubectl.get("usagereport", name) or {}
+
+
+def line(found: dict[str, Any], resource: str) -> dict[str, Any]:
+    for item in (found.get("status") or {}).get("resources") or []:
+        if item["resource"] == resource:
+            return dict(item)
+    return {}
+
+
+def sample_time(found: dict[str, Any]) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(found["status"]["lastSampleTime"].replace("Z", "+00:00"))
+
+
+@pytest.fixture
+def busy_tenant(
+    kubectl: testing.Kubectl, tenants: Any, operator_b: testing.OperatorProcess, rate_card: Any
+) -> str:
+    """A tenant with three pods of 100m CPU each (quota used: 300m), metered."""
+    name = tenants.create("meter")
+    tenants.wait_ready(name)
+    namespace = f"{name}-app"
+    for index in range(3):
+        kubectl("apply", "-n", namespace, "-f", "-", stdin=testing.json_text(pod(f"p{index}")))
+    testing.eventually(
+        lambda: (
+            (kubectl.get("resourcequota", "govcloud-quota", namespace) or {})
+            .get("status", {})
+            .get("used", {})
+            .get("requests.cpu")
+            in ("300m", "0.3")
+        ),
+        what="quota used 300m",
+    )
+    return name
+
+
+def steady_pair(kubectl: testing.Kubectl, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two readings of the report, both taken after the usage was already 300m."""
+
+    def accrued_at_300m() -> dict[str, Any] | None:
+        found = report(kubectl, name)
+        samples = (found.get("status") or {}).get("samples") or 0
+        return (
+            found
+            if samples >= 3
+            and Decimal(line(found, "requests.cpu").get("requestedHours") or "0") > 0
+            else None
+        )
+
+    first = testing.eventually(accrued_at_300m, timeout=60, what=f"{name} to accrue")
+    testing.eventually(
+        lambda: (
+            (report(kubectl, name).get("status") or {}).get("samples", 0)
+            >= first["status"]["samples"] + 5
+        ),
+        timeout=60,
+        what="five more ticks",
+    )
+    return first, report(kubectl, name)
+
+
+def test_requested_hours_accrue_exactly_usage_times_time(
+    kubectl: testing.Kubectl, busy_tenant: str
+) -> None:
+    name = f"{busy_tenant}-{current_period().name}"
+    first, second = steady_pair(kubectl, name)
+    elapsed = Decimal(str((sample_time(second) - sample_time(first)).total_seconds()))
+    got = Decimal(line(second, "requests.cpu")["requestedHours"]) - Decimal(
+        line(first, "requests.cpu")["requestedHours"]
+    )
+    analytic = Decimal("0.3") * elapsed / 3600
+    assert abs(got - analytic) <= analytic * Decimal("0.01"), (got, analytic)
+    assert abs(got - analytic) < Decimal("1e-7")  # exact but for storage rounding
+    allocated = Decimal(line(second, "requests.cpu")["allocatedHours"]) - Decimal(
+        line(first, "requests.cpu")["allocatedHours"]
+    )
+    assert abs(allocated - Decimal(2) * elapsed / 3600) < Decimal("1e-7")
+    cpu = line(second, "requests.cpu")
+    expected = Decimal(cpu["requestedHours"]) * Decimal(CPU_PRICE) * Decimal("0.8")  # county
+    assert abs(Decimal(cpu["amount"]) - expected) < Decimal("1e-7")
+    status = second["status"]
+    assert status["tier"] == "county"
+    assert status["closed"] is False
+    assert condition(second, "Rated")["status"] == "True"
+    assert sum(Decimal(item["charge"]) for item in status["resources"]) == Decimal(status["total"])
+
+
+def test_a_restart_neither_resets_nor_double_counts(
+    kubectl: testing.Kubectl, busy_tenant: str, operator_b: testing.OperatorProcess
+) -> None:
+    name = f"{busy_tenant}-{current_period().name}"
+    before, _ = steady_pair(kubectl, name)
+    operator_b.kill()
+    before = report(kubectl, name)  # the last write before the kill
+    try:
+        time.sleep(6)
+    finally:
+        operator_b.start()
+    after = testing.eventually(
+        lambda: (
+            found
+            if (found := report(kubectl, name))["status"]["samples"] > before["status"]["samples"]
+            else None
+        ),
+        timeout=60,
+        what="metering to resume after the restart",
+    )
+    elapsed = Decimal(str((sample_time(after) - sample_time(before)).total_seconds()))
+    assert elapsed > 6
+    got = Decimal(line(after, "requests.cpu")["requestedHours"]) - Decimal(
+        line(before, "requests.cpu")["requestedHours"]
+    )
+    analytic = Decimal("0.3") * elapsed / 3600  # the gap is billed at the usage after it
+    assert abs(got - analytic) < Decimal("1e-7"), (got, analytic)
+    assert Decimal(after["status"]["gapSeconds"]) > Decimal(before["status"].get("gapSeconds") or 0)
+
+
+def test_a_stale_write_is_refused_so_two_replicas_cannot_both_accrue(
+    hub: cluster.ControlPlane, kubectl: testing.Kubectl, busy_tenant: str
+) -> None:
+    name = f"{busy_tenant}-{current_period().name}"
+    stale = testing.eventually(lambda: report(kubectl, name) or None, what="the report")
+    testing.eventually(
+        lambda: (
+            report(kubectl, name)["metadata"]["resourceVersion"]
+            != stale["metadata"]["resourceVersion"]
+        ),
+        what="a tick after the read",
+    )
+    other_replica = client.Cluster(client.load_api_client(str(hub.kubeconfig)))
+    with pytest.raises(client.ApiError) as refused:
+        other_replica.patch_status(
+            constants.API_VERSION,
+            "UsageReport",
+            name,
+            {"samples": stale["status"]["samples"] + 1},
+            resource_version=stale["metadata"]["resourceVersion"],
+        )
+    assert refused.value.status == 409
+
+
+def test_last_months_report_is_closed_once_and_never_changes_again(
+    kubectl: testing.Kubectl, busy_tenant: str
+) -> None:
+    previous = current_period().previous()
+    # Metered at 300m for a while: the first usage the operator knows is 300m.
+    steady_pair(kubectl, f"{busy_tenant}-{current_period().name}")
+    name = f"{busy_tenant}-{previous.name}"
+    last_minute = previous.end(TZ) - datetime.timedelta(seconds=60)
+    kubectl.apply(
+        {
+            "apiVersion": "govcloud.io/v1alpha1",
+            "kind": "UsageReport",
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "app.kubernetes.io/managed-by": "govcloud-operator",
+                    "govcloud.io/tenant": busy_tenant,
+                    "govcloud.io/period": previous.name,
+                },
+            },
+            "spec": {"tenant": busy_tenant, "period": previous.name},
+        }
+    )
+    started = {"lastSampleTime": last_minute.strftime("%Y-%m-%dT%H:%M:%SZ"), "samples": 7}
+    kubectl(
+        "patch", "usagereport", name, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": started}),
+    )  # fmt: skip
+    closed = testing.eventually(
+        lambda: found if (found := report(kubectl, name)).get("status", {}).get("closed") else None,
+        timeout=30,
+        what="last month's report to be closed",
+    )
+    status = closed["status"]
+    # The last minute of the month is accrued (at the usage observed: 300m), then it closes.
+    assert Decimal(line(closed, "requests.cpu")["requestedHours"]) == Decimal("0.005")
+    assert status["samples"] == 8
+    assert sample_time(closed) == previous.end(TZ)
+    assert status["closedAt"]
+    # Final: nobody can change it, not even the status subresource.
+    changed = kubectl.run(
+        "patch", "usagereport", name, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"total": "99.99"}}),
+    )  # fmt: skip
+    assert changed.returncode != 0
+    assert "a closed UsageReport never changes" in changed.stderr
+    events = kubectl.json(
+        "get", "events", "-A", "--field-selector", f"involvedObject.name={name},reason=ReportClosed"
+    )["items"]
+    assert len(events) == 1
+    assert (events[0].get("count") or 1) == 1
+    time.sleep(3)
+    assert (
+        report(kubectl, name)["metadata"]["resourceVersion"]
+        == closed["metadata"]["resourceVersion"]
+    )
+    kubectl.run("delete", "usagereport", name, "--wait=false")
+
+
+def test_the_statement_totals_equal_the_sum_of_the_reports(
+    hub: cluster.ControlPlane, kubectl: testing.Kubectl, crds: None
+) -> None:
+    period = "2020-03"  # a month nobody meters: the reports stay as written
+    written = {
+        "city-a": ("city", "12.34"),
+        "city-b": ("city", "0.66"),
+        "zone-c": ("devzone", "5.05"),
+    }
+    for tenant, (tier, total) in written.items():
+        name = f"{tenant}-{period}"
+        kubectl.apply(
+            {
+                "apiVersion": "govcloud.io/v1alpha1",
+                "kind": "UsageReport",
+                "metadata": {"name": name, "labels": {"govcloud.io/period": period}},
+                "spec": {"tenant": tenant, "period": period},
+            }
+        )
+        status = {
+            "tier": tier,
+            "currency": "CNY",
+            "total": total,
+            "closed": True,
+            "resources": [
+                {"resource": "requests.cpu", "unit": "core", "charge": total, "amount": total}
+            ],
+        }
+        kubectl(
+            "patch", "usagereport", name, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": status}),
+        )  # fmt: skip
+    try:
+        env = {**os.environ, "KUBECONFIG": str(hub.kubeconfig)}
+        out = subprocess.run(
+            [sys.executable, "-m", "govcloud", "report", "--period", period, "--format", "json"],
+            env=env, capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+        found = json.loads(out)
+        assert found["total"] == "18.05"
+        assert found["tiers"] == {"city": "13.00", "devzone": "5.05"}
+        assert [row["tenant"] for row in found["tenants"]] == ["city-a", "city-b", "zone-c"]
+        text = subprocess.run(
+            [sys.executable, "-m", "govcloud", "report", "--period", period, "--format", "csv"],
+            env=env, capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+        assert text.splitlines()[0] == "period,tier,tenant,requests.cpu,total,closed"
+        assert f"{period},city,(subtotal),,13.00," in text
+        assert text.splitlines()[-1] == f"{period},(all),(total),,18.05,"
+    finally:
+        for tenant in written:
+            kubectl.run("delete", "usagereport", f"{tenant}-{period}", "--wait=false")
+
+
+def test_metrics_equal_the_reports(
+    kubectl: testing.Kubectl, busy_tenant: str, operator_b: testing.OperatorProcess
+) -> None:
+    name = f"{busy_tenant}-{current_period().name}"
+    steady_pair(kubectl, name)
+    before = Decimal(line(report(kubectl, name), "requests.cpu")["requestedHours"])
+    metric = operator_b.metric_value(
+        "govcloud_usage_resource_hours",
+        tenant=busy_tenant,
+        resource="requests.cpu",
+        type="requested",
+    )
+    after = Decimal(line(report(kubectl, name), "requests.cpu")["requestedHours"])
+    # The metric is the report's value of some tick between the two reads (one tick apart).
+    assert float(before) - 1e-4 <= metric <= float(after) + 1e-4
+    charge = operator_b.metric_value("govcloud_usage_charge_cny", tenant=busy_tenant)
+    assert charge == float(report(kubectl, name)["status"]["total"])
+    assert operator_b.metric_value("govcloud_usage_tier_charge_cny", tier="county") >= charge
+    assert operator_b.metric_value("govcloud_metering_last_tick_timestamp_seconds") > 0
+
+
+def test_a_requested_resource_without_a_rate_is_recorded_and_surfaced(
+    kubectl: testing.Kubectl, tenants: Any, operator_b: testing.OperatorProcess, rate_card: Any
+) -> None:
+    name = tenants.create(
+        "gpu", quota={"requests.cpu": "2", "requests.memory": "4Gi", "requests.nvidia.com/gpu": "2"}
+    )
+    tenants.wait_ready(name)
+    gpu_pod = pod("trainer")
+    container = gpu_pod["spec"]["containers"][0]
+    container["resources"] = {
+        "requests": {"cpu": "100m", "memory": "64Mi", "nvidia.com/gpu": "1"},
+        "limits": {"nvidia.com/gpu": "1"},
+    }
+    kubectl("apply", "-n", f"{name}-app", "-f", "-", stdin=testing.json_text(gpu_pod))
+    found = testing.eventually(
+        lambda: (
+            found
+            if condition(found := report(kubectl, f"{name}-{current_period().name}"), "Rated").get(
+                "status"
+            )
+            == "False"
+            else None
+        ),
+        timeout=60,
+        what="the report to say the GPU is unpriced",
+    )
+    rated = condition(found, "Rated")
+    assert rated["reason"] == "MissingRate"
+    assert "requests.nvidia.com/gpu" in rated["message"]
+    assert found["status"]["unratedResources"] == ["requests.nvidia.com/gpu"]
+    assert Decimal(line(found, "requests.nvidia.com/gpu")["requestedHours"]) > 0
+    assert line(found, "requests.nvidia.com/gpu")["charge"] == "0.00"
+    priced = testing.eventually(
+        lambda: condition(kubectl.get("ratecard", "default"), "Priced").get("status") == "False",
+        what="the rate card to say so too",
+    )
+    assert priced

@@ -1,0 +1,722 @@
+"""The Helm chart: lints, renders valid objects, installs, grants least privilege, and its
+alerts and dashboard query only metrics a running operator really exports."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import promql_parser
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from govcloud.api import crdgen
+from govcloud.dev import binaries, cluster, testing
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = testing.REPO_ROOT
+CHART = REPO_ROOT / "charts" / "govcloud-operator"
+ALL_FEATURES = CHART / "ci" / "all-features-values.yaml"
+KUBE_VERSION = binaries.kubernetes_version()
+METRICS_DOC = REPO_ROOT / "docs" / "metrics.md"
+PEERING_CRD = CHART / "crds" / "clusterkopfpeerings.kopf.dev.yaml"
+
+Manifest = dict[str, Any]
+
+# Series that Prometheus itself makes for every scrape target: `up` is the health of the
+# scrape of the operator's own /metrics, the only way to alert on "no replica answers".
+PROMETHEUS_SERIES = {"up"}
+# Labels Prometheus adds to every scraped series (target labels from the ServiceMonitor).
+TARGET_LABELS = {"job", "namespace", "instance", "pod", "service", "container", "endpoint"}
+
+
+# -- helm ----------------------------------------------------------------------------------
+
+
+def helm(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+    home = REPO_ROOT / ".cache" / "helm"
+    env = {
+        **os.environ,
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+    argv = [str(binaries.ensure("helm")), *args]
+    if kubeconfig is not None:
+        argv.append(f"--kubeconfig={kubeconfig}")
+    return subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=300)
+
+
+def render(*extra: str, namespace: str = "govcloud-system") -> list[Manifest]:
+    result = helm(
+        "template", "govcloud", str(CHART), "-n", namespace, f"--kube-version={KUBE_VERSION}",
+        *extra,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+RENDERINGS = {
+    "default": (),
+    "all-features": ("-f", str(ALL_FEATURES)),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(RENDERINGS))
+def rendered(request: pytest.FixtureRequest) -> list[Manifest]:
+    return render(*RENDERINGS[request.param])
+
+
+@pytest.fixture(scope="module")
+def all_features() -> list[Manifest]:
+    return render(*RENDERINGS["all-features"])
+
+
+def of_kind(manifests: Sequence[Manifest], kind: str) -> list[Manifest]:
+    return [item for item in manifests if item["kind"] == kind]
+
+
+def one(manifests: Sequence[Manifest], kind: str) -> Manifest:
+    found = of_kind(manifests, kind)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+# -- lint, CRDs, values schema -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", sorted(RENDERINGS))
+def test_chart_passes_helm_lint_strict(values: str) -> None:
+    result = helm(
+        "lint", "--strict", str(CHART), f"--kube-version={KUBE_VERSION}", *RENDERINGS[values]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_chart_crds_are_exactly_the_generated_ones() -> None:
+    problems = crdgen.drift([CHART / "crds"])
+    assert not problems, (
+        "the chart's CRDs differ from the models; run "
+        "`python -m govcloud.api.crdgen --out crds --out charts/govcloud-operator/crds`:\n"
+        + "\n".join(problems)
+    )
+    peering = yaml.safe_load(PEERING_CRD.read_text())
+    assert peering["spec"]["group"] == "kopf.dev"
+    assert peering["spec"]["names"]["plural"] == "clusterkopfpeerings"
+    assert peering["spec"]["scope"] == "Cluster"
+
+
+def _objects_without_closed_keys(node: Any, where: str = "values") -> Iterator[str]:
+    """Schema nodes that would accept unknown keys silently."""
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "object":
+        closed = node.get("additionalProperties") is False
+        typed_map = isinstance(node.get("additionalProperties"), dict)
+        pass_through = "passed through" in node.get("description", "") or where == "values.global"
+        if not (closed or typed_map or pass_through):
+            yield where
+    for key, child in (node.get("properties") or {}).items():
+        yield from _objects_without_closed_keys(child, f"{where}.{key}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            yield from _objects_without_closed_keys(node[key], f"{where}[]")
+    for branch in node.get("anyOf") or []:
+        yield from _objects_without_closed_keys(branch, where)
+
+
+def test_values_schema_closes_every_object() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["additionalProperties"] is False
+    assert list(_objects_without_closed_keys(schema)) == []
+    # The defaults themselves are valid, and every top-level key is described by the schema.
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    jsonschema.validate(values, schema)
+    assert set(values) <= set(schema["properties"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("replicaCont=2", "additional properties 'replicaCont' not allowed"),
+        ("image.tagg=v1", "additional properties 'tagg' not allowed"),
+        ("serviceMonitor.enable=true", "additional properties 'enable' not allowed"),
+        ("features.subCenter.enabled=true", "additional properties 'subCenter' not allowed"),
+        ("securityContext.privileged=true", "privileged"),
+        ("replicaCount=-1", "replicaCount"),
+        ("rbac.extraRules[0].verbs[0]=*", "/rbac/extraRules/0"),
+    ],
+)
+def test_a_values_mistake_fails_with_a_message(setting: str, message: str) -> None:
+    result = helm(
+        "template", "govcloud", str(CHART), f"--kube-version={KUBE_VERSION}", "--set", setting
+    )
+    assert result.returncode != 0, f"--set {setting} was accepted"
+    assert message in result.stderr, result.stderr
+
+
+# -- rendered objects ------------------------------------------------------------------------
+
+
+def test_rendered_objects_are_valid_for_the_pinned_kubernetes(rendered: list[Manifest]) -> None:
+    peering_schema = yaml.safe_load(PEERING_CRD.read_text())["spec"]["versions"][0]["schema"][
+        "openAPIV3Schema"
+    ]
+    checked = 0
+    for manifest in rendered:
+        name = f"{manifest['kind']}/{manifest['metadata']['name']}"
+        group = manifest["apiVersion"].split("/")[0]
+        if group == "monitoring.coreos.com":
+            continue  # prometheus-operator kinds: checked structurally below
+        if group == "kopf.dev":
+            jsonschema.validate(manifest, peering_schema)
+            continue
+        try:
+            kubernetes_validate.validate(manifest, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{name} is not a valid Kubernetes {KUBE_VERSION} object: {error.message}")
+        checked += 1
+    assert checked >= 8
+
+
+def test_rbac_has_no_wildcards(rendered: list[Manifest]) -> None:
+    for role in of_kind(rendered, "ClusterRole") + of_kind(rendered, "Role"):
+        for rule in role.get("rules") or []:
+            for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in (rule.get(key) or []), f"{role['metadata']['name']}: {rule}"
+
+
+def test_by_default_secrets_are_only_got_by_name_in_the_release_namespace() -> None:
+    default = render()
+    secret_rules = [
+        (role["kind"], role["metadata"].get("namespace"), rule)
+        for role in of_kind(default, "ClusterRole") + of_kind(default, "Role")
+        for rule in role.get("rules") or []
+        if "secrets" in rule["resources"]
+    ]
+    assert secret_rules == [
+        ("Role", "govcloud-system", {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]})
+    ]
+
+
+def test_features_widen_rbac_only_when_switched_on(all_features: list[Manifest]) -> None:
+    role = one(all_features, "Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["baohe-kubeconfig", "lujiang-kubeconfig"],
+            "verbs": ["get"],
+        }
+    ]
+    assert not of_kind(render("--set", "features.subCenters.enabled=false"), "Role")
+    narrowed = render("--set", "features.migrations.enabled=true")
+    rules = [rule for item in of_kind(narrowed, "ClusterRole") for rule in item["rules"]]
+    assert any("secrets" in rule["resources"] for rule in rules)
+    narrowed = render(
+        "--set", "features.migrations.enabled=true",
+        "--set", "features.migrations.copySecrets=false",
+    )  # fmt: skip
+    rules = [rule for item in of_kind(narrowed, "ClusterRole") for rule in item["rules"]]
+    assert not any("secrets" in rule["resources"] for rule in rules)
+    no_delete = render("--set", "rbac.allowNamespaceDeletion=false")
+    operator_role = next(
+        item for item in of_kind(no_delete, "ClusterRole") if item["metadata"]["name"] == "govcloud"
+    )
+    namespace_rules = [r for r in operator_role["rules"] if r["resources"] == ["namespaces"]]
+    assert namespace_rules
+    assert all("delete" not in rule["verbs"] for rule in namespace_rules)
+
+
+def test_operator_may_serve_exactly_the_kinds_whose_crds_ship() -> None:
+    plurals = {
+        yaml.safe_load(path.read_text())["spec"]["names"]["plural"]
+        for path in (CHART / "crds").glob("*.govcloud.io.yaml")
+    }
+    assert "cloudtenants" in plurals
+    role = next(
+        item for item in of_kind(render(), "ClusterRole") if item["metadata"]["name"] == "govcloud"
+    )
+    granted = {
+        resource
+        for rule in role["rules"]
+        if rule["apiGroups"] == ["govcloud.io"]
+        for resource in rule["resources"]
+    }
+    assert granted == plurals | {f"{plural}/status" for plural in plurals}
+
+
+def test_deployment_is_highly_available_and_restricted() -> None:
+    manifests = render()
+    deployment = one(manifests, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {item["name"]: item for item in container["env"]}
+    assert deployment["spec"]["replicas"] == 2
+    assert env["GOVCLOUD_STANDALONE"]["value"] == "false"
+    assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert (
+        env["GOVCLOUD_PEERING_NAME"]["value"]
+        == one(manifests, "ClusterKopfPeering")["metadata"]["name"]
+    )
+    assert one(manifests, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    mounts = {item["mountPath"]: item["name"] for item in container["volumeMounts"]}
+    volumes = {item["name"]: item for item in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert env["GOVCLOUD_PLATFORM_NAMESPACES"]["value"].split(",")[-1] == "govcloud-system"
+
+
+def test_service_monitor_scrapes_the_metrics_service(all_features: list[Manifest]) -> None:
+    monitor = one(all_features, "ServiceMonitor")
+    service = one(all_features, "Service")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    ports = {port["name"] for port in service["spec"]["ports"]}
+    assert {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]} <= ports
+    assert monitor["spec"]["namespaceSelector"]["matchNames"] == ["govcloud-system"]
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    deployment = one(all_features, "Deployment")
+    container_ports = {
+        port["name"] for port in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
+    assert {port["targetPort"] for port in service["spec"]["ports"]} <= container_ports
+
+
+def test_alert_rules_cover_what_the_platform_must_know(all_features: list[Manifest]) -> None:
+    rule = one(all_features, "PrometheusRule")
+    alerts = {item["alert"]: item for group in rule["spec"]["groups"] for item in group["rules"]}
+    for required in (
+        "GovcloudOperatorDown",
+        "GovcloudReconcileErrors",
+        "GovcloudTenantNearQuota",
+        "GovcloudSubCenterUnreachable",
+    ):
+        assert required in alerts
+    for name, alert in alerts.items():
+        assert alert["labels"]["severity"] in {"critical", "warning", "info"}, name
+        assert alert["labels"]["team"] == "govcloud-platform", name
+        assert alert["annotations"]["summary"], name
+        assert re.fullmatch(r"\d+[smh]", alert["for"]), name
+    assert "> 0.85" in alerts["GovcloudTenantNearQuota"]["expr"]
+    # The job the rules select is the one a ServiceMonitor gives the metrics Service.
+    assert 'job="govcloud-metrics"' in alerts["GovcloudOperatorDown"]["expr"]
+    assert one(all_features, "Service")["metadata"]["name"] == "govcloud-metrics"
+
+
+# -- PromQL ----------------------------------------------------------------------------------
+
+Selector = tuple[str, frozenset[str]]
+
+
+def selectors(expression: str) -> list[Selector]:
+    """Every (metric name, label names matched) in a PromQL expression; fails if it is invalid."""
+    try:
+        parsed = promql_parser.parse(expression)
+    except Exception as error:  # the parser raises plain exceptions with the position
+        pytest.fail(f"invalid PromQL {expression!r}: {error}")
+    found: list[Selector] = []
+
+    def visit(node: Any) -> bool:
+        if isinstance(node, promql_parser.VectorSelector):
+            assert node.name, f"a selector without a metric name in {expression!r}"
+            labels = frozenset(matcher.name for matcher in node.matchers.matchers)
+            found.append((node.name, labels))
+        return True
+
+    promql_parser.walk(parsed, visit)
+    return found
+
+
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "5m",
+    "$__interval": "1m",
+    "$__range": "1h",
+    "$job": "govcloud-metrics",
+    "$tenant": "x",
+    "$tier": "city",
+}
+
+
+def grafana_promql(text: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        text = text.replace(variable, value)
+    assert "$" not in text, f"unknown Grafana variable in {text!r}"
+    return text
+
+
+def dashboard_queries(dashboard: Manifest) -> list[str]:
+    queries = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            queries.append(grafana_promql(target["expr"]))
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", variable["query"]["query"])
+        assert match, f"variable {variable['name']}: unsupported query"
+        queries.append(f"group by ({match.group(2)}) ({grafana_promql(match.group(1))})")
+    return queries
+
+
+def observability_queries(manifests: Sequence[Manifest]) -> dict[str, str]:
+    queries: dict[str, str] = {}
+    rule = one(manifests, "PrometheusRule")
+    for group in rule["spec"]["groups"]:
+        for item in group["rules"]:
+            queries[f"alert {item['alert']}"] = item["expr"]
+    config_map = one(manifests, "ConfigMap")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    for file_name, text in config_map["data"].items():
+        dashboard = json.loads(text)
+        assert dashboard["uid"]
+        assert dashboard["title"]
+        for index, query in enumerate(dashboard_queries(dashboard)):
+            queries[f"dashboard {file_name} query {index}"] = query
+    return queries
+
+
+def inline_kubeconfig(plane: cluster.ControlPlane) -> str:
+    """The cluster's kubeconfig with its certificates inlined, as a Secret would hold it."""
+    config = yaml.safe_load(plane.kubeconfig.read_text())
+    for entry in config["clusters"]:
+        path = entry["cluster"].pop("certificate-authority")
+        entry["cluster"]["certificate-authority-data"] = base64.b64encode(
+            Path(path).read_bytes()
+        ).decode()
+    for entry in config["users"]:
+        for key in ("client-certificate", "client-key"):
+            entry["user"][f"{key}-data"] = base64.b64encode(
+                Path(entry["user"].pop(key)).read_bytes()
+            ).decode()
+    return yaml.safe_dump(config)
+
+
+@pytest.fixture(scope="module")
+def scraped(
+    kubectl: testing.Kubectl,
+    operator: testing.OperatorProcess,
+    subcenter: cluster.ControlPlane,
+) -> Iterator[str]:
+    """The operator's /metrics once it has reconciled a tenant and probed a sub-center (a
+    second real control plane), so that every per-object series exists with its labels."""
+    suffix = uuid.uuid4().hex[:6]
+    tenant, site = f"chart-metrics-{suffix}", f"chart-site-{suffix}"
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": site, "namespace": "default"},
+            "stringData": {"kubeconfig": inline_kubeconfig(subcenter)},
+        }
+    )
+    kubectl.apply(
+        {
+            "apiVersion": "govcloud.io/v1alpha1",
+            "kind": "SubCenter",
+            "metadata": {"name": site},
+            "spec": {
+                "displayName": "指标测试分中心",
+                "region": "测试区",
+                "tier": "county",
+                "mode": "federated",
+                "maxSecurityLevel": 3,
+                "kubeconfigSecretRef": {"name": site, "namespace": "default"},
+            },
+        }
+    )
+    kubectl.apply(
+        {
+            "apiVersion": "govcloud.io/v1alpha1",
+            "kind": "CloudTenant",
+            "metadata": {"name": tenant},
+            "spec": {
+                "displayName": "指标测试单位",
+                "unit": {"code": tenant, "tier": "city"},
+                "contacts": [{"name": "测试员", "email": "metrics@test.gov.cn"}],
+                "admins": {"groups": [f"{tenant}-admins"]},
+                "securityLevel": 2,
+                "namespaces": [{"name": "app"}],
+                "quota": {"requests.cpu": "2", "requests.memory": "4Gi", "pods": "10"},
+                "deletionPolicy": "Delete",
+            },
+        }
+    )
+    try:
+        testing.eventually(
+            lambda: operator.metric_value("govcloud_tenant_phase", tenant=tenant, phase="Active"),
+            timeout=60,
+            what=f"tenant {tenant} Active in the operator's metrics",
+        )
+        testing.eventually(
+            lambda: operator.metric_value("govcloud_subcenter_up", subcenter=site),
+            timeout=60,
+            what=f"sub-center {site} up in the operator's metrics",
+        )
+        yield operator.metrics()
+    finally:
+        kubectl.run("delete", "cloudtenant", tenant, "--wait=false")
+        kubectl.run("delete", "subcenter", site, "--wait=false")
+        kubectl.run("delete", "secret", site, "-n", "default", "--wait=false")
+
+
+def exported_series(text: str) -> dict[str, set[str]]:
+    """Sample name -> label names, as Prometheus would store them."""
+    series: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            series.setdefault(sample.name, set()).update(sample.labels)
+    return series
+
+
+def test_scrape_has_every_series_the_assets_use(scraped: str) -> None:
+    """The fixture really produced per-tenant and per-sub-center samples with labels."""
+    exported = exported_series(scraped)
+    assert {"tenant", "tier", "resource", "type"} <= exported["govcloud_tenant_resourcequota"]
+    assert {"subcenter", "mode", "tier"} <= exported["govcloud_subcenter_up"]
+    assert {"subcenter", "resource", "type"} <= exported["govcloud_subcenter_capacity"]
+
+
+def test_every_promql_name_and_label_is_exported_by_the_operator(
+    scraped: str, all_features: list[Manifest]
+) -> None:
+    exported = exported_series(scraped)
+    queries = observability_queries(all_features)
+    assert len(queries) >= 15
+    problems = []
+    for where, expression in queries.items():
+        for name, labels in selectors(expression):
+            if name in PROMETHEUS_SERIES:
+                continue
+            if name not in exported:
+                problems.append(f"{where}: {name} is not exported")
+                continue
+            unknown = labels - exported[name] - TARGET_LABELS
+            if unknown:
+                problems.append(f"{where}: {name} has no label {sorted(unknown)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_exported_metric_is_documented(scraped: str) -> None:
+    documented = METRICS_DOC.read_text()
+    missing = []
+    for family in text_string_to_metric_families(scraped):
+        if not family.name.startswith("govcloud_") or family.name.endswith("_created"):
+            continue  # prometheus_client's `_created` companions of counters and histograms
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        if f"`{name}`" not in documented:
+            missing.append(name)
+    assert not missing, f"add these metrics to {METRICS_DOC}: {missing}"
+
+
+def test_image_runs_as_the_user_the_chart_expects() -> None:
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
+    assert len(stages) >= 2, "a multi-stage build"
+    assert re.search(r"^ENTRYPOINT \[\"govcloud-operator\"\]$", dockerfile, re.M)
+    user = re.findall(r"^USER (\d+):(\d+)$", dockerfile, re.M)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    security = values["podSecurityContext"]
+    assert user == [(str(security["runAsUser"]), str(security["runAsGroup"]))]
+    assert "python:3.11-slim" in dockerfile
+    ignored = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    assert {"!pyproject.toml", "!README.md", "!operator/"} <= set(ignored)
+
+
+# -- examples against the real API server ------------------------------------------------
+
+
+def test_examples_are_valid_against_the_crds(kubectl: testing.Kubectl, crds: None) -> None:
+    examples = sorted((REPO_ROOT / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        result = kubectl.run("apply", "--dry-run=server", "--validate=strict", "-f", str(path))
+        assert result.returncode == 0, f"{path.name}: {result.stderr}"
+
+
+# -- installed into the hub --------------------------------------------------------------
+
+
+class Release:
+    """The chart installed with helm into its own namespace of the hub (no operator pods)."""
+
+    def __init__(self, hub: cluster.ControlPlane, kubectl: testing.Kubectl) -> None:
+        suffix = uuid.uuid4().hex[:6]
+        self.hub = hub
+        self.kubectl = kubectl
+        self.name = f"ct-{suffix}"
+        self.namespace = f"chart-test-{suffix}"
+        self.fullname = f"{self.name}-govcloud"
+        self.peering = f"chart-test-{suffix}"
+        self.user = f"system:serviceaccount:{self.namespace}:{self.fullname}"
+
+    def install(self) -> subprocess.CompletedProcess[str]:
+        # The platform namespace itself enforces Pod Security "restricted".
+        self.kubectl("create", "namespace", self.namespace)
+        self.kubectl(
+            "label", "namespace", self.namespace, "pod-security.kubernetes.io/enforce=restricted"
+        )
+        return helm(
+            "install", self.name, str(CHART), "-n", self.namespace,
+            "--set", "replicaCount=0",
+            "--set", f"peering.name={self.peering}",
+            "--set", "dashboard.enabled=true",
+            "--wait", "--timeout=120s",
+            kubeconfig=self.hub.kubeconfig,
+        )  # fmt: skip
+
+    def uninstall(self) -> None:
+        helm("uninstall", self.name, "-n", self.namespace, "--wait", kubeconfig=self.hub.kubeconfig)
+        self.kubectl.run("delete", "namespace", self.namespace, "--wait=false")
+
+    def can(self, *args: str) -> bool:
+        result = self.kubectl.run("auth", "can-i", f"--as={self.user}", *args)
+        assert result.stdout.strip() in {"yes", "no"}, result.stdout + result.stderr
+        return result.stdout.strip() == "yes"
+
+
+@pytest.fixture(scope="module")
+def release(hub: cluster.ControlPlane, kubectl: testing.Kubectl, crds: None) -> Iterator[Release]:
+    installed = Release(hub, kubectl)
+    result = installed.install()
+    try:
+        assert result.returncode == 0, result.stderr
+        yield installed
+    finally:
+        installed.uninstall()
+
+
+def test_chart_installs_with_helm(release: Release) -> None:
+    status = helm(
+        "status", release.name, "-n", release.namespace, "-o", "json",
+        kubeconfig=release.hub.kubeconfig,
+    )  # fmt: skip
+    assert json.loads(status.stdout)["info"]["status"] == "deployed"
+    kubectl = release.kubectl
+    assert kubectl.get("crd", "cloudtenants.govcloud.io") is not None
+    assert kubectl.get("crd", "clusterkopfpeerings.kopf.dev") is not None
+    assert kubectl.get("clusterkopfpeering", release.peering) is not None
+    assert kubectl.get("serviceaccount", release.fullname, release.namespace) is not None
+    assert kubectl.get("clusterrole", f"{release.fullname}:platform-admin") is not None
+    assert kubectl.get("configmap", f"{release.fullname}-dashboard", release.namespace)
+
+
+CANNOT = [
+    ("delete", "nodes"),
+    ("patch", "nodes"),
+    ("get", "secrets", "-A"),
+    ("get", "secrets", "-n", "default"),
+    ("get", "secrets", "-n", "kube-system"),
+    ("list", "secrets", "-n", "kube-system"),
+    ("watch", "secrets", "-A"),
+    ("create", "pods", "-n", "default"),
+    ("create", "pods/exec", "-n", "default"),
+    ("create", "deployments.apps", "-n", "default"),
+    ("create", "serviceaccounts/token", "-n", "kube-system"),
+    ("impersonate", "users"),
+    ("impersonate", "serviceaccounts"),
+    ("escalate", "clusterroles.rbac.authorization.k8s.io"),
+    ("bind", "clusterroles.rbac.authorization.k8s.io/cluster-admin"),
+    ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("update", "cloudtenants.govcloud.io"),
+    ("delete", "cloudtenants.govcloud.io"),
+    ("create", "cloudtenants.govcloud.io"),
+    ("create", "clusterkopfpeerings.kopf.dev"),
+    ("patch", "clusterkopfpeerings.kopf.dev/someone-else"),
+    ("get", "configmaps", "-A"),
+    ("create", "validatingadmissionpolicies.admissionregistration.k8s.io"),
+    ("delete", "persistentvolumes"),
+    ("*", "*"),
+]
+
+
+@pytest.mark.parametrize("args", CANNOT, ids=" ".join)
+def test_service_account_cannot_do_what_the_operator_never_does(
+    release: Release, args: tuple[str, ...]
+) -> None:
+    assert not release.can(*args), f"the operator's ServiceAccount may {' '.join(args)}"
+
+
+def test_service_account_can_do_what_the_operator_does(release: Release) -> None:
+    needed = [
+        ("watch", "cloudtenants.govcloud.io"),
+        ("patch", "cloudtenants.govcloud.io/status"),
+        ("create", "namespaces"),
+        ("delete", "namespaces"),
+        ("patch", "resourcequotas", "-n", "any-tenant-ns"),
+        ("delete", "networkpolicies.networking.k8s.io", "-n", "any-tenant-ns"),
+        ("create", "rolebindings.rbac.authorization.k8s.io", "-n", "any-tenant-ns"),
+        ("bind", "clusterroles.rbac.authorization.k8s.io/admin"),
+        ("create", "events", "-n", "default"),
+        ("patch", f"clusterkopfpeerings.kopf.dev/{release.peering}"),
+        ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
+        ("watch", "subcenters.govcloud.io"),
+        ("patch", "subcenters.govcloud.io/status"),
+        ("get", "secrets", "-n", release.namespace),  # sub-center kubeconfigs, by name
+    ]
+    assert not release.can("list", "secrets", "-n", release.namespace)
+    refused = [" ".join(args) for args in needed if not release.can(*args)]
+    assert not refused, f"the chart's RBAC lacks: {refused}"
+
+
+def test_admission_guard_stops_what_rbac_cannot_express(release: Release) -> None:
+    kubectl = release.kubectl
+    as_operator = f"--as={release.user}"
+    bystander = f"bystander-{uuid.uuid4().hex[:6]}"
+    tenant_ns = f"guard-tenant-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", bystander)
+    kubectl("create", "namespace", tenant_ns)
+    kubectl("label", "namespace", tenant_ns, "govcloud.io/tenant=guard-test")
+    try:
+        # RBAC alone would allow each of these (bind admin, create clusterrolebindings, ...).
+        denied = [
+            ("create", "clusterrolebinding", "steal", "--clusterrole=admin", "--user=mallory"),
+            ("create", "rolebinding", "steal", "-n", bystander, "--clusterrole=admin",
+             "--user=mallory"),
+            ("create", "clusterrole", "not-a-tenant-role", "--verb=get", "--resource=namespaces"),
+            ("delete", "namespace", bystander, "--dry-run=server"),
+        ]  # fmt: skip
+        for args in denied:
+            result = kubectl.run(*args, as_operator)
+            assert result.returncode != 0, f"the operator may {' '.join(args)}"
+            assert "ValidatingAdmissionPolicy" in result.stderr, result.stderr
+        allowed = kubectl.run("delete", "namespace", tenant_ns, "--dry-run=server", as_operator)
+        assert allowed.returncode == 0, allowed.stderr
+    finally:
+        kubectl.run("delete", "namespace", bystander, tenant_ns, "--wait=false")
+
+
+def test_operator_pod_passes_pod_security_restricted(release: Release) -> None:
+    deployment = one(render(namespace=release.namespace), "Deployment")
+    template = deployment["spec"]["template"]
+    template["spec"]["serviceAccountName"] = release.fullname
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "psa-probe", "namespace": release.namespace},
+        "spec": template["spec"],
+    }
+    accepted = release.kubectl.run("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(pod))
+    assert accepted.returncode == 0, accepted.stderr
+    assert "PodSecurity" not in accepted.stderr, accepted.stderr
+    # The namespace really enforces "restricted": the same pod allowed to escalate is refused.
+    pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    refused = release.kubectl.run("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(pod))
+    assert refused.returncode != 0
+    assert 'violates PodSecurity "restricted' in refused.stderr, refused.stderr

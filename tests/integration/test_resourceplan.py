@@ -1,0 +1,233 @@
+"""ResourcePlans on the real API server: bad input, recorded approval under real RBAC, the cap."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _billing_helpers import (
+    APPROVERS,
+    billing_operator,
+    condition,
+    decide,
+    install_review,
+    lines,
+    patch_plan,
+    plan,
+    unique,
+    with_rate_card,
+)
+
+from govcloud.dev import cluster, testing
+
+pytestmark = pytest.mark.integration
+
+YEAR = datetime.datetime.now(datetime.UTC).year + 1  # next year's plan, filed this autumn
+THIS_YEAR = YEAR - 1
+
+
+@pytest.fixture(scope="module")
+def operator_b(
+    hub: cluster.ControlPlane, operator: testing.OperatorProcess, kubectl: testing.Kubectl
+) -> Iterator[testing.OperatorProcess]:
+    install_review(kubectl)
+    yield from billing_operator(hub, operator)
+
+
+@pytest.fixture
+def rate_card(kubectl: testing.Kubectl) -> Iterator[dict[str, Any]]:
+    yield from with_rate_card(kubectl)
+
+
+def refused(kubectl: testing.Kubectl, manifest: dict[str, Any]) -> str:
+    result = kubectl.run("create", "-f", "-", stdin=testing.json_text(manifest))
+    assert result.returncode != 0, f"accepted: {manifest}"
+    return result.stderr
+
+
+def test_bad_plans_and_rate_cards_are_refused_with_a_message_that_says_what_to_fix(
+    kubectl: testing.Kubectl, crds: None
+) -> None:
+    negative = plan("jtj", YEAR, {"resources": {"requests.cpu": "-4"}, "reason": "x"})
+    assert "must not be negative" in refused(kubectl, negative)
+    assert "named <tenant>-<year>" in refused(kubectl, plan("jtj", YEAR, name="jtj-plan"))
+    both = plan(
+        "jtj", YEAR, {"offering": "ecs.2c4g", "resources": {"requests.cpu": "1"}, "reason": "x"}
+    )
+    assert "exactly one of" in refused(kubectl, both)
+    assert "needs at least one line" in refused(
+        kubectl, {**plan("jtj", YEAR), "spec": {"tenant": "jtj", "year": YEAR, "lines": []}}
+    )
+    bad_decision = plan("jtj", YEAR, decision={"state": "Maybe", "by": "x", "reason": "x"})
+    assert "Approved, Rejected or ChangesRequested" in refused(kubectl, bad_decision)
+    assert "plan's calendar year" in refused(kubectl, plan("jtj", 1999))
+    card: dict[str, Any] = {
+        "apiVersion": "govcloud.io/v1alpha1",
+        "kind": "RateCard",
+        "metadata": {"name": "default"},
+        "spec": {
+            "rates": [{"resource": "requests.cpu", "price": "-1", "effectiveFrom": "2027-01-01"}]
+        },
+    }
+    assert "non-negative decimals" in refused(kubectl, card)
+    second = {**card, "metadata": {"name": "prices-2028"}, "spec": {"rates": []}}
+    assert "one object named default" in refused(kubectl, second)
+
+
+def test_a_second_plan_for_the_same_tenant_and_year_collides(
+    kubectl: testing.Kubectl, crds: None
+) -> None:
+    tenant = unique("dup")
+    kubectl.apply(plan(tenant, YEAR))
+    try:
+        assert "AlreadyExists" in refused(kubectl, plan(tenant, YEAR))
+        changed = kubectl.run(
+            "patch", "resourceplan", f"{tenant}-{YEAR}", "--type=merge",
+            "-p", json.dumps({"spec": {"year": YEAR + 1}}),
+        )  # fmt: skip
+        assert changed.returncode != 0
+        assert "year cannot change" in changed.stderr
+    finally:
+        kubectl.run("delete", "resourceplan", f"{tenant}-{YEAR}", "--wait=false")
+
+
+def test_plan_problems_show_as_conditions_and_never_crash_the_operator(
+    kubectl: testing.Kubectl, operator_b: testing.OperatorProcess, tenants: Any, rate_card: Any
+) -> None:
+    ghost = unique("ghost")
+    owner = tenants.create("owner")
+    cases = {
+        f"{ghost}-{YEAR}": (plan(ghost, YEAR), "TenantNotFound", f"CloudTenant {ghost} does not"),
+        f"{owner}-{YEAR}": (
+            plan(owner, YEAR, {"offering": "ecs.64c", "reason": "x"}),
+            "UnknownOffering",
+            "offering ecs.64c is not in RateCard default"
+            " (known offerings: disk.ssd.100g, ecs.2c4g)",
+        ),
+        f"{owner}-{THIS_YEAR - 1}": (plan(owner, THIS_YEAR - 1), "YearInPast", "is in the past"),
+        f"{owner}-{YEAR + 1}": (
+            plan(owner, YEAR + 1, {"resources": {"requests.nvidia.com/gpu": "2"}, "reason": "AI"}),
+            "MissingRate",
+            "no rate for requests.nvidia.com/gpu",
+        ),
+    }
+    try:
+        for manifest, _, _ in cases.values():
+            kubectl.apply(manifest)
+        for name, (_, reason, text) in cases.items():
+            ready = testing.eventually(
+                lambda name=name: condition(kubectl.get("resourceplan", name), "Ready") or None,
+                what=f"{name} Ready condition",
+            )
+            assert ready["status"] == "False"
+            assert ready["reason"] == reason
+            assert text in ready["message"]
+        assert operator_b.process is not None
+        assert operator_b.process.poll() is None
+    finally:
+        for name in cases:
+            kubectl.run("delete", "resourceplan", name, "--wait=false")
+
+
+def test_a_department_files_its_plan_and_only_an_approver_decides_as_itself(
+    kubectl: testing.Kubectl, operator_b: testing.OperatorProcess, tenants: Any, rate_card: Any
+) -> None:
+    name = tenants.create("jtj")
+    other = tenants.create("other")
+    admin = kubectl.impersonate("zhang.wei", f"{name}-admins")
+    approver = kubectl.impersonate("li.approver", APPROVERS)
+    plan_name = f"{name}-{YEAR}"
+    testing.eventually(
+        lambda: (
+            admin.run("create", "-f", "-", stdin=testing.json_text(plan(name, YEAR))).returncode
+            == 0
+        ),
+        what="the department admin to file its plan (self-view role and policy in place)",
+    )
+    try:
+        # Filing for someone else's tenant is refused.
+        foreign = admin.run("create", "-f", "-", stdin=testing.json_text(plan(other, YEAR)))
+        assert foreign.returncode != 0
+        assert f"not a member of tenant {other}" in foreign.stderr
+        # The department edits its lines, but cannot decide its own plan.
+        assert patch_plan(admin, plan_name, lines(("ecs.2c4g", 3))).returncode == 0
+        own = patch_plan(admin, plan_name, decide("Approved", "zhang.wei"))
+        assert own.returncode != 0
+        assert "only plan approvers" in own.stderr
+        # An approver cannot write someone else's name into the record.
+        forged = patch_plan(approver, plan_name, decide("Approved", "wang.director"))
+        assert forged.returncode != 0
+        assert "must be the user making the decision (li.approver)" in forged.stderr
+        approved = patch_plan(approver, plan_name, decide("Approved", "li.approver"))
+        assert approved.returncode == 0, approved.stderr
+
+        def reviewed() -> dict[str, Any] | None:
+            review = ((kubectl.get("resourceplan", plan_name) or {}).get("status") or {}).get(
+                "review"
+            )
+            return review if review and review.get("state") == "Approved" else None
+
+        review = testing.eventually(reviewed, what="the approval recorded")
+        assert review["decidedBy"] == "li.approver"
+        assert review["reason"] == "符合年度预算"
+        assert review["decidedAt"]
+        status = kubectl.get("resourceplan", plan_name)["status"]  # type: ignore[index]
+        assert status["ceiling"] == {"requests.cpu": "6", "requests.memory": "12Gi"}
+        assert status["estimatedAnnualCost"]
+        events = testing.eventually(
+            lambda: [
+                item
+                for item in kubectl.json(
+                    "get", "events", "-A", "--field-selector", f"involvedObject.name={plan_name}"
+                )["items"]
+                if item["reason"] == "PlanApproved"
+            ],
+            what="a PlanApproved event",
+        )
+        assert "li.approver" in events[0]["message"]
+        # Approved means frozen for the department.
+        frozen = patch_plan(admin, plan_name, lines(("ecs.2c4g", 9)))
+        assert frozen.returncode != 0
+        assert "approved and frozen" in frozen.stderr
+    finally:
+        kubectl.run("delete", "resourceplan", plan_name, "--wait=false")
+
+
+def test_the_approved_plan_caps_the_tenant_and_without_one_the_starter_allowance_applies(
+    kubectl: testing.Kubectl, operator_b: testing.OperatorProcess, tenants: Any, rate_card: Any
+) -> None:
+    name = tenants.create(
+        "cap", quota={"requests.cpu": "8", "requests.memory": "16Gi", "pods": "20"}
+    )
+    plan_name = f"{name}-{THIS_YEAR}"
+
+    def within(reason: str) -> dict[str, Any] | None:
+        found = tenants.condition(name, "WithinPlan")
+        return found if found.get("reason") == reason else None
+
+    starter = testing.eventually(lambda: within("NoApprovedPlan"), what="the starter allowance")
+    assert starter["status"] == "False"
+    assert "starter allowance" in starter["message"]
+    hard = tenants.get(name)["status"]["quota"]["hard"]
+    assert hard == {"requests.cpu": "2", "requests.memory": "4Gi", "pods": "20"}
+    kubectl.apply(plan(name, THIS_YEAR, {"offering": "ecs.2c4g", "count": 3, "reason": "平台"}))
+    approver = kubectl.impersonate("li.approver", APPROVERS)
+    approved = patch_plan(approver, plan_name, decide("Approved", "li.approver"))
+    assert approved.returncode == 0, approved.stderr
+    capped = testing.eventually(lambda: within("CappedByPlan"), what="the plan's cap")
+    assert "requests.cpu 8 -> 6" in capped["message"]
+    testing.eventually(
+        lambda: (
+            tenants.get(name)["status"]["quota"]["hard"]
+            == {"requests.cpu": "6", "requests.memory": "12Gi", "pods": "20"}
+        ),
+        what="the tenant quota at the plan's ceiling",
+    )
+    quotas = kubectl.json("get", "resourcequotas", "-A", "-l", f"govcloud.io/tenant={name}")
+    total = sum(int(item["spec"]["hard"]["requests.cpu"]) for item in quotas["items"])
+    assert total <= 6
+    kubectl.run("delete", "resourceplan", plan_name, "--wait=false")
+    testing.eventually(lambda: within("NoApprovedPlan"), what="back to the starter allowance")

@@ -1,0 +1,100 @@
+"""MigrationPlan API: safe defaults; bad input refused with the CEL message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+import pytest
+
+from govcloud.api import cel, crdgen, registry
+from govcloud.api.v1alpha1 import migrationplan
+
+
+def good(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "app": {"name": "不动产登记系统", "securityLevel": 2},
+        "source": {"namespace": "legacy-permits", "selector": {"app": "permits"}},
+        "targetNamespace": "transport-apps",
+        "deadline": "2027-06-30T00:00:00Z",
+    }
+    spec.update(overrides)
+    return spec
+
+
+def test_good_plan_gets_safe_defaults() -> None:
+    spec = migrationplan.parse(good())
+
+    assert spec.approvals_required == [migrationplan.Stage.CUTOVER]
+    assert spec.rollback_policy is migrationplan.RollbackPolicy.MANUAL
+    assert not spec.recreate_empty_volumes
+    assert not spec.rollback
+    assert spec.source.kinds == list(migrationplan.DEFAULT_KINDS)
+    assert spec.approved() == frozenset()
+
+
+BAD: list[tuple[str, dict[str, Any], cel.Rule]] = [
+    (
+        "unknown kind",
+        good(source={"namespace": "legacy", "kinds": ["Deployment", "Pod"]}),
+        migrationplan.KINDS_KNOWN,
+    ),
+    (
+        "deadline before notBefore",
+        good(notBefore="2027-07-01T00:00:00Z"),
+        migrationplan.DEADLINE_AFTER_NOT_BEFORE,
+    ),
+    (
+        "source is target",
+        good(targetNamespace="legacy-permits"),
+        migrationplan.SOURCE_IS_NOT_TARGET,
+    ),
+    ("level 6", good(app={"name": "x", "securityLevel": 6}), migrationplan.LEVEL_RANGE),
+    ("unknown policy", good(rollbackPolicy="Sometimes"), migrationplan.POLICY_KNOWN),
+    ("unknown gate", good(approvalsRequired=["deploy"]), migrationplan.STAGE_KNOWN),
+    ("verify too short", good(verifyTimeoutSeconds=1), migrationplan.VERIFY_RANGE),
+    ("bad target name", good(targetNamespace="Transport_Apps"), migrationplan.NAMESPACE_FORMAT),
+]
+
+
+@pytest.mark.parametrize(("case", "spec", "rule"), BAD, ids=[case for case, *_ in BAD])
+def test_bad_input_is_refused_with_the_cel_message(
+    case: str, spec: dict[str, Any], rule: cel.Rule
+) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        migrationplan.parse(spec)
+
+    assert rule.message in str(caught.value), case
+
+
+@pytest.mark.parametrize(("case", "spec", "rule"), BAD, ids=[case for case, *_ in BAD])
+def test_each_bad_input_has_its_rule_in_the_crd(
+    case: str, spec: dict[str, Any], rule: cel.Rule
+) -> None:
+    text = crdgen.render(registry.MIGRATIONPLAN)
+
+    assert rule.rule.split("(")[0][:20] in text, case
+
+
+def test_crd_is_namespaced_with_a_short_name_and_the_issue_columns() -> None:
+    crd = crdgen.crd(registry.MIGRATIONPLAN)
+    columns = [column["name"] for column in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
+
+    assert crd["spec"]["scope"] == "Namespaced"
+    assert "mig" in crd["spec"]["names"]["shortNames"]
+    assert columns[:5] == ["App", "Phase", "Progress", "Deadline", "Age"]
+
+
+def test_status_round_trips_with_wire_names() -> None:
+    status = migrationplan.MigrationPlanStatus.model_validate(
+        {
+            "phase": "AwaitingApproval",
+            "progress": 75,
+            "stages": [{"name": "copy", "state": "Succeeded", "startedAt": "2027-01-01T00:00:00Z"}],
+            "inventory": [{"kind": "Secret", "name": "db", "action": "Move", "moved": True}],
+            "summary": {"move": 1, "skip": 0, "moved": 1},
+            "cutoverAt": "2027-01-02T00:00:00Z",
+        }
+    )
+
+    assert status.model_dump(by_alias=True, mode="json", exclude_defaults=True)["cutoverAt"]

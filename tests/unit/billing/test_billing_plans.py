@@ -1,0 +1,159 @@
+"""Plans: ceiling from offerings and raw lines, the annual estimate, the cap, the review."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from govcloud.api.v1alpha1 import ratecard, resourceplan
+from govcloud.billing import periods, plans, rating, statement
+
+TZ = periods.zone(8)
+NOW = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def table() -> rating.RateTable:
+    return rating.table(
+        ratecard.RateCardSpec.model_validate(
+            {
+                "rates": [
+                    {"resource": "requests.cpu", "price": "0.10", "effectiveFrom": "2026-01-01"},
+                    {"resource": "requests.memory", "price": "0.01", "effectiveFrom": "2026-01-01"},
+                ],
+                "tierMultipliers": {"devzone": "0.5"},
+                "offerings": [
+                    {
+                        "name": "ecs.4c8g",
+                        "resources": {"requests.cpu": "4", "requests.memory": "8Gi"},
+                    }
+                ],
+            }
+        ),
+        TZ,
+    )
+
+
+def plan(
+    *lines: dict[str, object], decision: dict[str, str] | None = None
+) -> resourceplan.ResourcePlanSpec:
+    spec: dict[str, object] = {"tenant": "jtj", "year": 2027, "lines": list(lines)}
+    if decision:
+        spec["decision"] = decision
+    return resourceplan.ResourcePlanSpec.model_validate(spec)
+
+
+def test_ceiling_adds_offerings_and_raw_lines_times_count() -> None:
+    spec = plan(
+        {"offering": "ecs.4c8g", "count": 3, "reason": "平台扩容"},
+        {
+            "resources": {"requests.cpu": "500m", "requests.storage": "100Gi"},
+            "count": 2,
+            "reason": "db",
+        },
+    )
+    found = plans.ceiling(spec, table().offerings)
+    assert found.hard == {
+        "requests.cpu": "13",
+        "requests.memory": "24Gi",
+        "requests.storage": "200Gi",
+    }
+    assert found.problems == []
+
+
+def test_an_unknown_offering_is_a_problem_that_names_the_known_ones() -> None:
+    found = plans.ceiling(plan({"offering": "ecs.99c", "reason": "x"}), table().offerings)
+    assert found.problems == [
+        "line 1: offering ecs.99c is not in RateCard default (known offerings: ecs.4c8g)"
+    ]
+
+
+def test_annual_cost_is_the_ceiling_held_all_year() -> None:
+    cost, missing = plans.annual_cost(
+        {"requests.cpu": "1", "requests.memory": "1Gi"}, table(), "city", 2027, TZ
+    )
+    assert cost == Decimal("0.11") * 8760
+    assert missing == []
+    devzone, _ = plans.annual_cost({"requests.cpu": "1"}, table(), "devzone", 2028, TZ)
+    assert devzone == Decimal("0.05") * 8784  # leap year
+
+
+def test_annual_cost_names_unpriced_resources() -> None:
+    _, missing = plans.annual_cost({"requests.nvidia.com/gpu": "2"}, table(), "city", 2027, TZ)
+    assert missing == ["requests.nvidia.com/gpu"]
+
+
+def test_the_approved_ceiling_caps_the_quota_per_resource() -> None:
+    cap = plans.effective_quota(
+        {"requests.cpu": "64", "requests.memory": "64Gi", "pods": "100"},
+        {"requests.cpu": "32", "requests.memory": "128Gi"},
+        plan="jtj-2027",
+        starter={},
+    )
+    assert cap.quota == {"requests.cpu": "32", "requests.memory": "64Gi", "pods": "100"}
+    assert (cap.status, cap.reason) == ("False", "CappedByPlan")
+    assert "requests.cpu 64 -> 32" in cap.message
+
+
+def test_within_the_plan_nothing_changes() -> None:
+    cap = plans.effective_quota({"requests.cpu": "8"}, {"requests.cpu": "8"}, plan="p", starter={})
+    assert cap.quota == {"requests.cpu": "8"}
+    assert (cap.status, cap.reason) == ("True", "WithinPlan")
+
+
+def test_without_an_approved_plan_the_starter_allowance_applies() -> None:
+    cap = plans.effective_quota(
+        {"requests.cpu": "64", "pods": "10"},
+        None,
+        plan="jtj-2027",
+        starter={"requests.cpu": "2"},
+    )
+    assert cap.quota == {"requests.cpu": "2", "pods": "10"}
+    assert cap.reason == "NoApprovedPlan"
+    assert "jtj-2027" in cap.message
+    assert "requests.cpu=2" in cap.message
+
+
+def test_review_records_who_and_keeps_the_time_it_was_first_seen() -> None:
+    decision = resourceplan.Decision(state="Approved", by="li.approver", reason="符合预算")
+    first = plans.review(decision, None, 3, NOW)
+    assert first == {
+        "state": "Approved",
+        "decidedBy": "li.approver",
+        "decidedAt": "2026-10-01T00:00:00Z",
+        "reason": "符合预算",
+        "observedGeneration": 3,
+    }
+    later = plans.review(decision, first, 4, datetime(2026, 10, 2, tzinfo=UTC))
+    assert later == first
+    assert plans.review(None, first, 5, NOW) == {"state": "Pending"}
+
+
+def test_statement_totals_are_the_sum_of_the_reports_with_tier_subtotals() -> None:
+    def report(tenant: str, tier: str, total: str, period: str = "2027-01") -> dict[str, object]:
+        return {
+            "spec": {"tenant": tenant, "period": period},
+            "status": {
+                "tier": tier,
+                "currency": "CNY",
+                "total": total,
+                "closed": True,
+                "resources": [{"resource": "requests.cpu", "charge": total}],
+            },
+        }
+
+    found = statement.build(
+        "2027-01",
+        [
+            report("a", "county", "1.10"),
+            report("b", "city", "2.25"),
+            report("c", "city", "0.01"),
+            report("d", "city", "9.99", period="2026-12"),
+        ],
+    )
+    assert [row.tenant for row in found.rows] == ["b", "c", "a"]
+    assert found.tier_totals() == {"city": Decimal("2.26"), "county": Decimal("1.10")}
+    assert found.total == Decimal("3.36")
+    text = statement.to_csv(found)
+    assert text.splitlines()[0] == "period,tier,tenant,requests.cpu,total,closed"
+    assert "2027-01,(all),(total),,3.36," in text
+    assert '"total": "3.36"' in statement.to_json(found)
