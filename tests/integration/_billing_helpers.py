@@ -71,7 +71,7 @@ def with_rate_card(kubectl: testing.Kubectl) -> Iterator[dict[str, Any]]:
     """RateCard default for the test; deleted after it, so metering stops for other tests."""
     kubectl.apply(RATE_CARD)
     yield RATE_CARD
-    kubectl.run("delete", "ratecard", "default", "--wait=false")
+    kubectl.run("delete", "ratecard", "default", "--timeout=60s")
 
 
 def patch_plan(kubectl: testing.Kubectl, name: str, body: str) -> subprocess.CompletedProcess[str]:

@@ -32,8 +32,12 @@ def operator_b(
     yield from billing_operator(hub, operator)
 
 
-@pytest.fixture
-def rate_card(kubectl: testing.Kubectl) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def rate_card(
+    kubectl: testing.Kubectl, operator_b: testing.OperatorProcess
+) -> Iterator[dict[str, Any]]:
+    """For the module: the operator holds a finalizer on it (the metering timer), so it is
+    deleted while the operator still runs, and never re-created while still terminating."""
     yield from with_rate_card(kubectl)
 
 

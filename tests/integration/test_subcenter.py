@@ -776,8 +776,14 @@ def test_a_foreign_namespace_is_not_taken_over_until_adopt_and_release_keeps_eve
     assert held["metadata"].get("deletionTimestamp")
     assert name in sc.condition(held, "Ready")["message"]
     assert sc.condition(held, "Ready")["status"] == "False"
-    events = helpers.events_for(kubectl, site, kind="SubCenter")
-    assert any(event["reason"] == "DeletionBlocked" for event in events), [(e["reason"], e["message"]) for e in events]
+    testing.eventually(
+        lambda: any(
+            event["reason"] == "DeletionBlocked"
+            for event in helpers.events_for(kubectl, site, kind="SubCenter")
+        ),
+        timeout=15,
+        what="a DeletionBlocked event on the SubCenter",
+    )
     assert helpers.phase(kubectl.get("cloudtenant", name)) == "Active"
 
     # Once the tenant is gone (Retain), the SubCenter goes and the sub-center keeps everything.
@@ -794,8 +800,14 @@ def test_a_foreign_namespace_is_not_taken_over_until_adopt_and_release_keeps_eve
         assert not kept["metadata"].get("deletionTimestamp"), namespace
         placed.track_site_namespace(namespace)
     assert site_kubectl.get("configmap", "county-data", legacy) is not None
-    events = helpers.events_for(kubectl, site, kind="SubCenter")
-    assert any(event["reason"] == "Released" for event in events), events
+    testing.eventually(
+        lambda: any(
+            event["reason"] == "Released"
+            for event in helpers.events_for(kubectl, site, kind="SubCenter")
+        ),
+        timeout=15,
+        what="a Released event on the SubCenter",
+    )
 
 
 # -- 6. hosted sites -----------------------------------------------------------------------
@@ -983,6 +995,8 @@ def test_bad_secrets_and_kubeconfigs_give_clear_reasons_and_harm_no_other_site(
     tmp_path: Path,
 ) -> None:
     offset = sc.log_size(operator)
+    crashed = {"kind": "SubCenter", "result": "exception"}
+    crashes = operator.metric_value("govcloud_reconcile_total", **crashed)
     good = sc.kubeconfig_of(subcenter)
     alien = pki.generate(tmp_path / "alien")
     missing = sites.create(helpers.unique("nosecret"), None)
@@ -1028,8 +1042,10 @@ def test_bad_secrets_and_kubeconfigs_give_clear_reasons_and_harm_no_other_site(
     assert shared["status"]["consecutiveFailures"] == 0
     assert operator.process is not None
     assert operator.process.poll() is None
-    log = sc.log_since(operator, offset)
-    assert "Traceback" not in log, log[-3000:]
+    assert operator.metric_value("govcloud_reconcile_total", **crashed) == crashes
+    log = sc.log_since(operator, offset)  # the log file is shared; look for these sites only
+    for name in expected:
+        assert f"reconcile of {name} failed" not in log, log[-3000:]
 
     # Fixing the input heals the site, with no restart.
     sites.put_kubeconfig(missing, good)

@@ -18,7 +18,8 @@ FEDERATION = EXAMPLES / "federation"
 MIGRATION = EXAMPLES / "migration"
 CHART = binaries.REPO_ROOT / "charts" / "govcloud-operator"
 # The chart's platform-facing parts; the operator itself runs out of cluster in the demo.
-PLATFORM_TEMPLATES = ("platform-roles.yaml", "migration-approvals.yaml")
+PLATFORM_TEMPLATES = ("platform-roles.yaml", "migration-approvals.yaml", "billing-plan-review.yaml")
+BILLING = EXAMPLES / "billing"
 SITES = ("baohe", "lujiang")  # the district sub-centers of examples/federation/
 LOGS = binaries.REPO_ROOT / ".cache" / "logs"
 READY_TIMEOUT = 120.0
@@ -278,6 +279,53 @@ def migrate_legacy_app(kubectl: testing.Kubectl) -> None:
     )
 
 
+def plans_and_bills(kubectl: testing.Kubectl, path: Path) -> None:
+    """Journeys 6 and 7: a plan is filed and approved, usage accrues into a monthly report."""
+    say("the price list and each department's 2027 plan (上云资源计划表)")
+    print(kubectl("apply", "-f", str(BILLING / "ratecard.yaml")).rstrip(), flush=True)
+    print(kubectl("apply", "-f", str(BILLING / "plans")).rstrip(), flush=True)
+    decision = '{"spec":{"decision":{"state":"Approved","by":"%s","reason":"符合年度预算"}}}'
+    approver = kubectl.impersonate("zhou.approver", "govcloud:plan-approvers")
+    show(
+        approver,
+        "an approver of the data-resource bureau approves 市交通运输局's plan",
+        "patch",
+        "resourceplan",
+        "city-transport-2027",
+        "--type=merge",
+        "-p",
+        decision % "zhou.approver",
+    )
+
+    def reviewed() -> bool:
+        found = kubectl.get("resourceplan", "city-transport-2027") or {}
+        return ((found.get("status") or {}).get("review") or {}).get("state") == "Approved"
+
+    testing.eventually(reviewed, timeout=READY_TIMEOUT, what="the approval to be recorded")
+    show(
+        kubectl,
+        "plans: ceiling, estimated cost, review (who decided, when)",
+        "get",
+        "resourceplans",
+    )
+
+    def accrued() -> bool:
+        reports = kubectl.json("get", "usagereports")["items"]
+        return any(int((item.get("status") or {}).get("samples") or 0) >= 2 for item in reports)
+
+    testing.eventually(accrued, timeout=READY_TIMEOUT, what="usage to accrue")
+    show(kubectl, "this month's usage reports, accruing", "get", "usagereports")
+    say("the finance bureau's statement: govcloud-operator report --format csv")
+    statement = subprocess.run(
+        [sys.executable, "-m", "govcloud", "report", "--format", "csv"],
+        env={**os.environ, "KUBECONFIG": str(path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print((statement.stdout or statement.stderr).rstrip(), flush=True)
+
+
 def hold_until_interrupted() -> None:
     if not sys.stdin.isatty() or os.environ.get("GOVCLOUD_DEMO_HOLD") == "0":
         return
@@ -295,7 +343,9 @@ def main() -> int:
             say("installing the CustomResourceDefinitions")
             kubectl.apply_crds()
             say("starting the operator")
-            with testing.operator_running(path, LOGS / "demo-operator.log") as operator:
+            with testing.operator_running(
+                path, LOGS / "demo-operator.log", GOVCLOUD_METERING_INTERVAL_SECONDS="5"
+            ) as operator:
                 print(f"operator log: {operator.log_path}", flush=True)
                 install_platform_roles(kubectl)
                 if planes:
@@ -305,6 +355,7 @@ def main() -> int:
                 wait_for_tenants(kubectl)
                 tour(kubectl, operator)
                 migrate_legacy_app(kubectl)
+                plans_and_bills(kubectl, path)
                 if planes:
                     wait_for_sites(kubectl)
                     federation_tour(kubectl, planes)

@@ -64,3 +64,17 @@ async def subcenter_changed(event: kopf.RawEvent, name: str, memo: kopf.Memo, **
         startup.cancel_timer(memo, f"{KIND}/{name}")
         return
     _queue(memo).request(name)
+
+
+@kopf.on.event(constants.GROUP, constants.VERSION, cloudtenant.PLURAL, id="subcenter-tenant-gone")
+async def tenant_gone(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """A tenant deleted from a site re-probes the site at once.
+
+    A SubCenter whose deletion waits for its tenants has nothing else to wake it: kopf stops
+    an object's timers once its deletion has begun, so `subcenter_tick` no longer runs for it.
+    """
+    if event["type"] != "DELETED":
+        return
+    site = ((event["object"].get("spec") or {}).get("placement") or {}).get("subCenter")
+    if site:
+        _queue(memo).request(str(site))
