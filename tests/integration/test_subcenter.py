@@ -47,8 +47,8 @@ def system_namespace(kubectl: testing.Kubectl) -> Iterator[str]:
     if not existed:
         kubectl("create", "namespace", sc.SYSTEM_NAMESPACE)
     yield sc.SYSTEM_NAMESPACE
-    if not existed:
-        kubectl.run("delete", "namespace", sc.SYSTEM_NAMESPACE, "--wait=false")
+    if not existed:  # gone (not Terminating) before a later module creates it again
+        kubectl.run("delete", "namespace", sc.SYSTEM_NAMESPACE, "--timeout=90s")
 
 
 @pytest.fixture(scope="module")
@@ -234,11 +234,22 @@ def test_a_placed_tenant_lives_in_the_subcenter_and_nowhere_else(
     del twin_manifest["spec"]["placement"]
     placed.apply(twin_manifest)
     helpers.wait_phase(kubectl, twin, "Active", timeout=60)
-    for short in ("apps", "data"):
-        on_site = _normalized(site_kubectl, name, f"{name}-{short}")
-        on_hub = _normalized(kubectl, twin, f"{twin}-{short}")
-        assert on_site == on_hub
-        assert on_site  # not two empty sets
+
+    # (Quotas are raised in a second pass once their usage is counted: compare when settled.)
+    def same_objects() -> bool:
+        for short in ("apps", "data"):
+            on_site = _normalized(site_kubectl, name, f"{name}-{short}")
+            if not on_site or on_site != _normalized(kubectl, twin, f"{twin}-{short}"):
+                return False
+        return True
+
+    try:
+        testing.eventually(same_objects, timeout=30, what="the same objects on site and hub")
+    except testing.WaitTimeoutError:
+        for short in ("apps", "data"):  # show the difference
+            on_site = _normalized(site_kubectl, name, f"{name}-{short}")
+            assert on_site == _normalized(kubectl, twin, f"{twin}-{short}")
+        raise
 
     # The SubCenter lists the tenant, its namespaces and what its quota holds of the site.
     site = sc.Sites(kubectl).wait(
@@ -272,7 +283,17 @@ def test_a_placed_tenant_lives_in_the_subcenter_and_nowhere_else(
     )
     assert sc.elapsed_since(started) < 10
     assert repaired["metadata"]["uid"] != before["metadata"]["uid"]
-    assert repaired["spec"]["hard"] == before["spec"]["hard"]
+    # A recreated quota starts closed (its usage is unknown) and is raised once it is counted.
+    testing.eventually(
+        lambda: (
+            (site_kubectl.get("resourcequota", before["metadata"]["name"], namespace) or {})
+            .get("spec", {})
+            .get("hard")
+            == before["spec"]["hard"]
+        ),
+        timeout=30,
+        what="the restored ResourceQuota to get its share back",
+    )
     testing.eventually(
         lambda: any(
             event["reason"] == "DriftRepaired" and before["metadata"]["name"] in event["message"]
@@ -906,7 +927,7 @@ def test_sites_that_never_answer_do_not_stall_other_sites_or_hub_tenants(
                 "the new node counted",
                 timeout=15,
             )
-            assert sc.elapsed_since(started) < 8
+            assert sc.elapsed_since(started) < 10  # probed every 2 s
             assert quantity.parse(body["status"]["allocatable"]["cpu"]) == 64
             # A hub tenant onboards in normal time.
             started = time.monotonic()
