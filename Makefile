@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PYTHONUNBUFFERED := 1
+# Integration test files run in parallel, each worker with its own local control plane.
+WORKERS ?= 3
 
 .PHONY: all venv tools lint unit integration e2e test demo crds cluster-up cluster-down clean
 
@@ -39,7 +41,7 @@ unit: venv
 	$(VENV)/bin/pytest tests/unit -q
 
 integration: tools
-	$(VENV)/bin/pytest tests/integration -q
+	$(VENV)/bin/pytest tests/integration -q -n $(WORKERS) --dist loadfile
 
 e2e: tools
 	$(PY) -m govcloud.dev tools helm

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ def operator(hub: cluster.ControlPlane, crds: None) -> Iterator[testing.Operator
     """The operator as a real process, resyncing every 5 s so drift tests stay short."""
     process = testing.OperatorProcess(
         hub.kubeconfig,
-        REPO_ROOT / ".cache" / "logs" / "operator-integration.log",
+        REPO_ROOT / ".cache" / "logs" / f"operator-integration-{os.getpid()}.log",
         env={"GOVCLOUD_RESYNC_SECONDS": "5", "GOVCLOUD_PLATFORM_NAMESPACES": "monitoring"},
     ).start()
     yield process

@@ -463,6 +463,25 @@ def scraped(
             timeout=60,
             what=f"tenant {tenant} Active in the operator's metrics",
         )
+        # A plan already past its deadline, so the overdue-migration series exist too.
+        kubectl.apply(
+            {
+                "apiVersion": "govcloud.io/v1alpha1",
+                "kind": "MigrationPlan",
+                "metadata": {"name": "late-app", "namespace": f"{tenant}-app"},
+                "spec": {
+                    "app": {"name": "逾期系统", "securityLevel": 2},
+                    "source": {"namespace": f"{tenant}-legacy", "kinds": ["Deployment"]},
+                    "targetNamespace": f"{tenant}-app",
+                    "deadline": "2026-01-01T00:00:00Z",
+                },
+            }
+        )
+        testing.eventually(
+            lambda: "govcloud_migration_plans_overdue{" in operator.metrics(),
+            timeout=60,
+            what=f"the overdue MigrationPlan of {tenant} in the operator's metrics",
+        )
         testing.eventually(
             lambda: operator.metric_value("govcloud_subcenter_up", subcenter=site),
             timeout=60,

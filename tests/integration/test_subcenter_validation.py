@@ -18,7 +18,7 @@ from typing import Any
 import _tenant_helpers as helpers
 import pytest
 
-from govcloud.dev import testing
+from govcloud.dev import cluster, testing
 
 pytestmark = pytest.mark.integration
 
@@ -142,7 +142,10 @@ def test_switching_a_hosted_site_to_federated_needs_retire_by_removed(
         assert whole.returncode == 0, whole.stderr
 
 
-def test_printer_columns_show_readiness_and_capacity(kubectl: testing.Kubectl, crds: None) -> None:
+def test_printer_columns_show_readiness_and_capacity(subcenter: cluster.ControlPlane) -> None:
+    # A cluster no operator watches: the status written here stays as written.
+    kubectl = testing.Kubectl(subcenter.kubeconfig)
+    kubectl.apply_crds()
     obj = rename(cases.good_object())
     name = obj["metadata"]["name"]
     status = {

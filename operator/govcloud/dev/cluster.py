@@ -177,15 +177,19 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stop exactly the processes this cluster started, newest first."""
-        for name in reversed(list(self.processes)):
-            process = self.processes.pop(name)
+        # Everything gets SIGTERM at once and one shared deadline, then SIGKILL: stopping
+        # takes at most STOP_TIMEOUT however many components are slow to shut down.
+        stopping = [self.processes.pop(name) for name in reversed(list(self.processes))]
+        for process in stopping:
             if process.poll() is None:
                 process.terminate()
-                try:
-                    process.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for process in stopping:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         with contextlib.suppress(FileNotFoundError):
             self.state_file.unlink()
 
