@@ -849,11 +849,43 @@ def test_a_hosted_site_reports_whether_it_can_be_retired(
         hosted, lambda site: sc.condition(site, "Retirable").get("status"), "Retirable"
     )
     retirable = sc.condition(body, "Retirable")
-    # How many apps still have to move comes from MigrationPlans, which do not exist yet.
-    assert (retirable["status"], retirable["reason"]) == ("Unknown", "AppsUnknown"), retirable
+    # No tenants and no MigrationPlan moving an app off the site: it can retire.
+    assert (retirable["status"], retirable["reason"]) == ("True", "Retirable"), retirable
     assert f"retireBy {later} is in" in retirable["message"]
-    assert "retirable" not in body["status"]
-    assert "appsRemaining" not in body["status"]
+    assert body["status"]["retirable"] is True
+    assert body["status"]["appsRemaining"] == 0
+
+    # A MigrationPlan whose source is this site, not yet Completed: one app still to move.
+    owner = helpers.unique("movers")
+    kubectl.apply(helpers.tenant_manifest(owner, namespaces=["apps"]))
+    try:
+        helpers.wait_phase(kubectl, owner, "Active", timeout=60)
+        kubectl.apply(
+            {
+                "apiVersion": "govcloud.io/v1alpha1",
+                "kind": "MigrationPlan",
+                "metadata": {"name": "county-portal", "namespace": f"{owner}-apps"},
+                "spec": {
+                    "app": {"name": "县政务门户", "securityLevel": 2},
+                    "source": {"subCenter": hosted, "namespace": "portal", "kinds": ["Deployment"]},
+                    "targetNamespace": f"{owner}-apps",
+                    "deadline": f"{later}T00:00:00Z",
+                },
+            }
+        )
+        body = sites.wait(
+            hosted, lambda site: sc.reason(site, "Retirable") == "AppsRemaining", "AppsRemaining"
+        )
+        assert body["status"]["appsRemaining"] == 1
+        assert body["status"]["retirable"] is False
+        assert "1 app still to migrate" in sc.condition(body, "Retirable")["message"]
+        kubectl("delete", "migrationplan", "county-portal", "-n", f"{owner}-apps")
+        body = sites.wait(
+            hosted, lambda site: sc.reason(site, "Retirable") == "Retirable", "Retirable again"
+        )
+        assert body["status"]["appsRemaining"] == 0
+    finally:
+        kubectl.run("delete", "cloudtenant", owner, "--wait=false")
 
     # A federated site with a tenant becomes hosted: the tenant stays, the site is not retirable.
     site = sites.create(helpers.unique("chaohu"), sc.kubeconfig_of(subcenter))
@@ -884,11 +916,11 @@ def test_a_hosted_site_reports_whether_it_can_be_retired(
     kubectl("delete", "cloudtenant", name, "--wait=false")
     body = sites.wait(
         site,
-        lambda site: sc.reason(site, "Retirable") == "AppsUnknown",
-        "no tenants left: only the apps are unknown",
+        lambda site: sc.reason(site, "Retirable") == "Retirable",
+        "no tenants and no apps left: retirable",
     )
     assert body["status"]["tenantCount"] == 0
-    assert "retirable" not in body["status"]
+    assert body["status"]["retirable"] is True
 
 
 # -- 7. isolation --------------------------------------------------------------------------

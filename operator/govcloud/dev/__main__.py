@@ -55,6 +55,8 @@ def _state(args: argparse.Namespace) -> dict[str, object] | None:
 def _run_foreground(plane: cluster.ControlPlane) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C must stop the cluster even when the parent started us with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     plane.start()
     print(f"export KUBECONFIG={plane.kubeconfig}   # Ctrl-C stops the cluster", flush=True)
     try:

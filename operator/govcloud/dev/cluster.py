@@ -534,8 +534,8 @@ def clean_stale(state_dir: Path, log: Callable[[str], None] = print) -> None:
         for name, pid in stale.items():
             log(f"stopping {name} (pid {pid}) left running by an earlier run of {state_dir.name!r}")
             _terminate_pid(pid)
-    if state_dir.exists():
-        shutil.rmtree(state_dir)
+    # Parallel test sessions may sweep the same dead folder at once: gone is gone.
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def sweep_dead_sessions(state_root: Path, prefix: str) -> None:

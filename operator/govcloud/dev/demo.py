@@ -337,6 +337,7 @@ def hold_until_interrupted() -> None:
 
 
 def main() -> int:
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops everything
     try:
         with kubeconfig() as path, sub_centers() as planes:
             kubectl = testing.Kubectl(path)

@@ -99,7 +99,10 @@ class Cluster:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
             self.dynamic.resources.invalidate_cache()
+        try:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError as error:
+            raise ApiError(f"{kind} ({api_version}) is not served by {self.name}", 404) from error
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -90,7 +90,8 @@ def reconcile(
             conditions.Condition(*found) for found in health.conditions(state, result, expiry)
         )
     ]
-    retire = retirement.judge(spec, now.date(), None, len(placed))
+    remaining = apps_remaining(hub, name) if spec.mode is subcenter.Mode.HOSTED else None
+    retire = retirement.judge(spec, now.date(), remaining, len(placed))
     if retire.condition is not None:
         wanted.append(conditions.Condition(*retire.condition))
     allocated = placement.total(placement.demand(tenant_quota(item)) for item in placed)
@@ -106,6 +107,7 @@ def reconcile(
     status["summary"] = placement.summary(allocated, status.get("allocatable") or {})
     # None removes a verdict that no longer holds (tenants gone, or the site federated again).
     status["retirable"] = retire.retirable
+    status["appsRemaining"] = remaining
     status["conditions"] = conditions.merge(
         (body.get("status") or {}).get("conditions") or [],
         wanted,
@@ -186,6 +188,23 @@ def placed_tenants(hub: client.Cluster, name: str) -> list[Manifest]:
         if tenant_placement.holds_place(item, name)
     ]
     return sorted(found, key=lambda item: str(item["metadata"]["name"]))
+
+
+def apps_remaining(hub: client.Cluster, name: str) -> int | None:
+    """Apps still to move off a hosted site: its MigrationPlans that are not Completed.
+
+    None when MigrationPlans are not served (the count is then unknown, not zero).
+    """
+    try:
+        plans = hub.list(constants.API_VERSION, "MigrationPlan")
+    except client.ApiError:
+        return None
+    return sum(
+        1
+        for item in plans
+        if ((item.get("spec") or {}).get("source") or {}).get("subCenter") == name
+        and (item.get("status") or {}).get("phase") != "Completed"
+    )
 
 
 def tenant_quota(tenant: Manifest) -> dict[str, str]:
