@@ -212,14 +212,14 @@ def test_a_stale_write_is_refused_so_two_replicas_cannot_both_accrue(
     assert refused.value.status == 409
 
 
-def test_last_months_report_is_closed_once_and_never_changes_again(
-    kubectl: testing.Kubectl, busy_tenant: str
+def _leave_open_report(
+    kubectl: testing.Kubectl,
+    tenant: str,
+    previous: periods.Period,
+    name: str,
+    last_minute: datetime.datetime,
 ) -> None:
-    previous = current_period().previous()
-    # Metered at 300m for a while: the first usage the operator knows is 300m.
-    steady_pair(kubectl, f"{busy_tenant}-{current_period().name}")
-    name = f"{busy_tenant}-{previous.name}"
-    last_minute = previous.end(TZ) - datetime.timedelta(seconds=60)
+    """Last month's report, open, last sampled a minute before the month ended."""
     kubectl.apply(
         {
             "apiVersion": "govcloud.io/v1alpha1",
@@ -228,11 +228,11 @@ def test_last_months_report_is_closed_once_and_never_changes_again(
                 "name": name,
                 "labels": {
                     "app.kubernetes.io/managed-by": "govcloud-operator",
-                    "govcloud.io/tenant": busy_tenant,
+                    "govcloud.io/tenant": tenant,
                     "govcloud.io/period": previous.name,
                 },
             },
-            "spec": {"tenant": busy_tenant, "period": previous.name},
+            "spec": {"tenant": tenant, "period": previous.name},
         }
     )
     started = {"lastSampleTime": last_minute.strftime("%Y-%m-%dT%H:%M:%SZ"), "samples": 7}
@@ -240,6 +240,23 @@ def test_last_months_report_is_closed_once_and_never_changes_again(
         "patch", "usagereport", name, "--subresource=status", "--type=merge",
         "-p", json.dumps({"status": started}),
     )  # fmt: skip
+
+
+def test_last_months_report_is_closed_once_and_never_changes_again(
+    kubectl: testing.Kubectl, busy_tenant: str, operator_b: testing.OperatorProcess
+) -> None:
+    previous = current_period().previous()
+    # Metered at 300m for a while: the first usage the operator knows is 300m.
+    steady_pair(kubectl, f"{busy_tenant}-{current_period().name}")
+    name = f"{busy_tenant}-{previous.name}"
+    last_minute = previous.end(TZ) - datetime.timedelta(seconds=60)
+    # Last month's report is set up as an earlier run left it, with no operator racing the
+    # two writes (a report without lastSampleTime would otherwise be closed in between).
+    operator_b.kill()
+    try:
+        _leave_open_report(kubectl, busy_tenant, previous, name, last_minute)
+    finally:
+        operator_b.start()
     closed = testing.eventually(
         lambda: found if (found := report(kubectl, name)).get("status", {}).get("closed") else None,
         timeout=30,

@@ -456,8 +456,10 @@ def test_a_stopped_api_server_turns_reachable_false_after_the_threshold_and_noth
     assert unreachable["status"]["placement"]["cluster"] == shared_site
 
     # Hysteresis: one failed probe leaves Reachable True; it turns False at the threshold (3).
+    # (A server that is shutting down may first answer 500: that failure is "Answered" — still
+    # reachable — and the next ones cannot connect; either way Reachable stays True.)
     failing = [entry for entry in history if entry[0] > 0]
-    assert (1, "True", "ProbeFailing") in failing, history
+    assert any(entry[:2] == (1, "True") for entry in failing), history
     assert (2, "True", "ProbeFailing") in failing, history
     first_false = next(entry for entry in history if entry[1] == "False")
     assert first_false[0] == 3, history
