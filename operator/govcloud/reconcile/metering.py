@@ -26,7 +26,7 @@ from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import ratecard, usagereport
 from govcloud.billing import accrual, periods, rating, usage
 from govcloud.k8s import client
-from govcloud.reconcile import conditions
+from govcloud.reconcile import conditions, events
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,7 @@ PRICED = "Priced"
 Manifest = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Event:
-    type: str
-    reason: str
-    message: str
+Event = events.Event
 
 
 @dataclass

@@ -28,7 +28,7 @@ from govcloud.api.v1alpha1 import migrationplan, subcenter
 from govcloud.api.v1alpha1.migrationplan import Phase
 from govcloud.k8s import client, clusters
 from govcloud.migration import machine, transform
-from govcloud.reconcile import conditions, placement
+from govcloud.reconcile import conditions, events, placement
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,7 @@ OVERDUE = "Overdue"
 Manifest = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Event:
-    type: str
-    reason: str
-    message: str
+Event = events.Event
 
 
 @dataclass
@@ -913,12 +909,7 @@ def invalid(hub: client.Cluster, body: Manifest, message: str, now: datetime) ->
     )
 
 
-def _validation_message(error: pydantic.ValidationError) -> str:
-    problems = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
-        problems.append(f"spec.{where}: {item['msg']}" if where else str(item["msg"]))
-    return "; ".join(problems)
+_validation_message = events.validation_message
 
 
 # -- the tenant's roll-up and metrics --------------------------------------------------------

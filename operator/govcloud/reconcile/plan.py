@@ -20,7 +20,7 @@ from govcloud.api.v1alpha1 import ratecard, resourceplan
 from govcloud.billing import accrual, periods, plans, rating
 from govcloud.desired import quantity
 from govcloud.k8s import client
-from govcloud.reconcile import conditions
+from govcloud.reconcile import conditions, events
 
 KIND = "ResourcePlan"
 READY = "Ready"
@@ -37,11 +37,7 @@ DECISION_EVENTS = {
 }
 
 
-@dataclass(frozen=True)
-class Event:
-    type: str
-    reason: str
-    message: str
+Event = events.Event
 
 
 @dataclass

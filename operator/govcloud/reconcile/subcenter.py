@@ -24,7 +24,7 @@ from govcloud.desired import quantity
 from govcloud.federation import condition as federation_condition
 from govcloud.federation import credentials, health, placement, retirement
 from govcloud.k8s import client, clusters
-from govcloud.reconcile import conditions
+from govcloud.reconcile import conditions, events
 from govcloud.reconcile import placement as tenant_placement
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,7 @@ INVALID_KUBECONFIG = "InvalidKubeconfig"
 Manifest = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Event:
-    type: str
-    reason: str
-    message: str
+Event = events.Event
 
 
 @dataclass
@@ -313,12 +309,7 @@ def refuse(hub: client.Cluster, body: Manifest, message: str, now: datetime) -> 
     return Result(outcome="invalid", body=body, events=[Event("Warning", "InvalidSpec", message)])
 
 
-def _validation_message(error: pydantic.ValidationError) -> str:
-    problems = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
-        problems.append(f"spec.{where}: {item['msg']}" if where else str(item["msg"]))
-    return "; ".join(problems)
+_validation_message = events.validation_message
 
 
 def transition_events(body: Manifest, status: Mapping[str, Any]) -> list[Event]:

@@ -21,7 +21,7 @@ from govcloud.api.v1alpha1 import cloudtenant
 from govcloud.desired import compare, meta, quantity, quotas
 from govcloud.desired import tenant as desired_tenant
 from govcloud.k8s import client, clusters
-from govcloud.reconcile import conditions, placement, plan
+from govcloud.reconcile import conditions, events, placement, plan
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,7 @@ Manifest = dict[str, Any]
 ObjectKey = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), name
 
 
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to post on the CloudTenant."""
-
-    type: str
-    reason: str
-    message: str
+Event = events.Event
 
 
 @dataclass
@@ -698,12 +692,7 @@ def refuse(hub: client.Cluster, body: Manifest, message: str, now: datetime) -> 
     )
 
 
-def _validation_message(error: pydantic.ValidationError) -> str:
-    problems = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
-        problems.append(f"spec.{where}: {item['msg']}" if where else str(item["msg"]))
-    return "; ".join(problems)
+_validation_message = events.validation_message
 
 
 def tenant_status(
