@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PYTHONUNBUFFERED := 1
 # Integration test files run in parallel, each worker with its own local control plane.
-WORKERS ?= 3
+WORKERS ?= 4
 
 .PHONY: all venv tools lint unit integration e2e test demo crds cluster-up cluster-down clean
 
