@@ -68,6 +68,8 @@ def request(memo: kopf.Memo, name: str) -> None:
 async def tenant_changed(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
     if event["type"] == "DELETED":
         memo.recorder.forget_tenant(name)
+        memo.last_pass.pop(name, None)
+        startup.cancel_timer(memo, f"{KIND}/{name}")
         return
     _queue(memo).request(name)
 
