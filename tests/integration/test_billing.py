@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -166,7 +165,15 @@ def test_a_restart_neither_resets_nor_double_counts(
     operator_b.kill()
     before = report(kubectl, name)  # the last write before the kill
     try:
-        time.sleep(6)
+        # The operator stays down until the report is 6 s behind: the gap to be billed.
+        testing.eventually(
+            lambda: (
+                datetime.datetime.now(datetime.UTC) - sample_time(before)
+                > datetime.timedelta(seconds=6)
+            ),
+            timeout=30,
+            what="a 6 s gap since the last sample",
+        )
     finally:
         operator_b.start()
     after = testing.eventually(
@@ -280,7 +287,14 @@ def test_last_months_report_is_closed_once_and_never_changes_again(
     )["items"]
     assert len(events) == 1
     assert (events[0].get("count") or 1) == 1
-    time.sleep(3)
+    # Metering keeps ticking (the current month's report gains samples); last month's stays.
+    current = f"{busy_tenant}-{current_period().name}"
+    samples = report(kubectl, current)["status"]["samples"]
+    testing.eventually(
+        lambda: report(kubectl, current)["status"]["samples"] >= samples + 2,
+        timeout=30,
+        what="two more metering ticks",
+    )
     assert (
         report(kubectl, name)["metadata"]["resourceVersion"]
         == closed["metadata"]["resourceVersion"]

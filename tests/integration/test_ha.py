@@ -145,7 +145,18 @@ def test_one_replica_acts_and_the_other_takes_over_after_kill_9(
             timeout=30,
             what="the active replica to converge a change",
         )
-        time.sleep(12)  # more than two resync periods
+        # Two more resync passes of the active replica over the tenant (resync: 5 s).
+        converged = active.metric_value(
+            "govcloud_tenant_last_reconcile_timestamp_seconds", tenant=name
+        )
+        testing.eventually(
+            lambda: (
+                active.metric_value("govcloud_tenant_last_reconcile_timestamp_seconds", tenant=name)
+                >= converged + 10
+            ),
+            timeout=60,
+            what="two resync passes of the active replica",
+        )
         assert activity(standby) == 0, standby.log_tail()
         assert not standby.metric_value("govcloud_tenant_phase", tenant=name)
 
@@ -277,9 +288,18 @@ def test_a_replica_that_hands_over_stops_acting(
             timeout=30,
             what="the old replica to pause",
         )
-        time.sleep(2)  # anything already running when it paused has finished
+
+        def probes_by_new() -> float:
+            return new.metric_value("govcloud_reconcile_total", kind="SubCenter")
+
+        # One more probe by the new replica: whatever the old one had in flight has finished.
+        seen = probes_by_new()
+        testing.eventually(lambda: probes_by_new() > seen, timeout=30, what="a probe by new")
         paused_at = activity(old)
-        time.sleep(8)  # four probe intervals
+        seen = probes_by_new()
+        testing.eventually(
+            lambda: probes_by_new() >= seen + 4, timeout=60, what="four more probes by new"
+        )
         assert activity(old) == paused_at, "the paused replica kept acting"
     finally:
         try:

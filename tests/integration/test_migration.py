@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -340,7 +339,9 @@ def deny_policy(world: World, name: str, rule: Manifest, expression: str, namesp
 # -- 1. authorization ------------------------------------------------------------------------
 
 
-def test_a_plan_naming_another_tenants_namespace_copies_nothing_and_says_why(world: World) -> None:
+def test_a_plan_naming_another_tenants_namespace_copies_nothing_and_says_why(
+    world: World, operator: testing.OperatorProcess
+) -> None:
     a = world.tenant("mig-a")
     b = world.tenant("mig-b")
     victim = f"{b}-apps"
@@ -355,7 +356,16 @@ def test_a_plan_naming_another_tenants_namespace_copies_nothing_and_says_why(wor
         lambda p: condition(p, "Authorized").get("status") == "False",
         "Authorized=False",
     )
-    time.sleep(6)  # a resync later, still nothing
+    # A later pass over the plan (its status is rewritten with a newer timestamp or not at
+    # all): wait until the operator has reconciled MigrationPlans again, then look.
+    passes = operator.metric_value("govcloud_reconcile_total", kind="MigrationPlan")
+    testing.eventually(
+        lambda: (
+            operator.metric_value("govcloud_reconcile_total", kind="MigrationPlan") >= passes + 2
+        ),
+        timeout=60,
+        what="two more MigrationPlan passes",
+    )
     plan = get_plan(world.kubectl, f"{a}-apps", name)
 
     authorized = condition(plan, "Authorized")
@@ -527,7 +537,14 @@ def test_a_failed_copy_rolls_back_automatically_and_leaves_the_source_running(
         "false",
         target,
     )
-    time.sleep(2)  # let the policy become active
+    testing.eventually(  # the API server enforces a new policy after a moment
+        lambda: world.kubectl.run(
+            "create", "service", "clusterip", "vap-probe", "--tcp=80:80", "-n", target,
+            "--dry-run=server",
+        ).returncode != 0,
+        timeout=30,
+        what="the admission policy to refuse Services in the target",
+    )  # fmt: skip
     name = world.plan(target, legacy, target, approvalsRequired=[], rollbackPolicy="Automatic")
 
     plan = wait_phase(world.kubectl, target, name, "RolledBack")
@@ -582,7 +599,24 @@ def test_a_failed_cutover_keeps_the_source_and_rollback_restores_exactly(world: 
         "object.spec.replicas != 0",
         legacy,
     )
-    time.sleep(2)
+    testing.eventually(  # the API server enforces a new policy after a moment
+        lambda: (
+            world.kubectl.run(
+                "patch",
+                "deployment",
+                "permits",
+                "-n",
+                legacy,
+                "--type=merge",
+                "-p",
+                '{"spec":{"replicas":0}}',
+                "--dry-run=server",
+            ).returncode
+            != 0
+        ),
+        timeout=30,
+        what="the admission policy to refuse scaling the source down",
+    )
     name = world.plan(target, legacy, target, approvalsRequired=[])
 
     plan = wait_phase(world.kubectl, target, name, "Failed")
