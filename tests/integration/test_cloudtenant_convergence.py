@@ -133,7 +133,7 @@ def test_spec_changes_converge_to_exactly_what_is_asked(tenants, kubectl) -> Non
             "securityLevel": 2,
             "namespaces": [{"name": "app"}, {"name": "extra"}],
             "admins": {"users": ["new-admin"], "groups": None},
-            "quota": {"requests.cpu": "4", "requests.memory": "4Gi", "pods": "10"},
+            "quota": {"requests.cpu": "4", "requests.memory": "4Gi", "pods": None},
             "network": {"allowFrom": [{"namespaceSelector": {"team": "data"}}]},
         },
     )
@@ -149,6 +149,9 @@ def test_spec_changes_converge_to_exactly_what_is_asked(tenants, kubectl) -> Non
         ]
     status = tenants.get(name)["status"]
     assert status["quota"]["hard"]["requests.cpu"] == "4"
+    # A resource the spec dropped leaves the status too, at every depth.
+    assert "pods" not in status["quota"]["hard"]
+    assert all("pods" not in item["quota"]["hard"] for item in status["namespaces"]), status
     assert status["namespaceCount"] == 2
 
 

@@ -125,3 +125,21 @@ def _same_quantity(left: str, right: str) -> bool:
         return quantity.equal(left, right)
     except quantity.QuantityError:
         return left == right
+
+
+def merge_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch that turns `current` into `wanted`, at every depth.
+
+    A key gone from a nested map (a quota resource the spec dropped, memory no longer allocated
+    once the last tenant holding it left) must be sent as null, or the merge keeps the stale
+    value.
+    """
+    patch: dict[str, Any] = {}
+    for key, value in wanted.items():
+        old = current.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            patch[key] = merge_patch(old, value)
+        else:
+            patch[key] = value
+    patch.update({key: None for key in current if key not in wanted})
+    return patch

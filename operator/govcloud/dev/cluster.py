@@ -21,7 +21,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,13 +70,23 @@ def _die_with_parent() -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` still runs; a zombie (exited, its parent gone, never reaped) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state follows the command name, which is in parentheses and may contain spaces.
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _cmdline(pid: int) -> str:
@@ -86,17 +96,35 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _terminate_pid(pid: int, timeout: float = STOP_TIMEOUT) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
-    if _alive(pid):
+def _terminate_pids(pids: Iterable[int], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM every pid at once, wait on one shared deadline, then SIGKILL what is left."""
+    pids = list(pids)
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _stop_processes(processes: list[subprocess.Popen[bytes]], deadline: float) -> None:
+    """SIGTERM them all at once, wait until the shared deadline, then SIGKILL what is left."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass
@@ -176,20 +204,17 @@ class ControlPlane:
         self.log(f"cluster {self.name!r} ready at {self.server} (KUBECONFIG={self.kubeconfig})")
 
     def stop(self) -> None:
-        """Stop exactly the processes this cluster started, newest first."""
-        # Everything gets SIGTERM at once and one shared deadline, then SIGKILL: stopping
-        # takes at most STOP_TIMEOUT however many components are slow to shut down.
-        stopping = [self.processes.pop(name) for name in reversed(list(self.processes))]
-        for process in stopping:
-            if process.poll() is None:
-                process.terminate()
+        """Stop exactly the processes this cluster started: etcd last, once nothing uses it."""
+        # kube-apiserver drains in about a second while etcd answers, but waits out the whole
+        # timeout when etcd went first, so etcd gets its SIGTERM only after the others are gone.
+        processes, self.processes = self.processes, {}
         deadline = time.monotonic() + STOP_TIMEOUT
-        for process in stopping:
-            try:
-                process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop_processes(
+            [process for name, process in processes.items() if name != "etcd"], deadline
+        )
+        _stop_processes(
+            [process for name, process in processes.items() if name == "etcd"], deadline
+        )
         with contextlib.suppress(FileNotFoundError):
             self.state_file.unlink()
 
@@ -533,7 +558,9 @@ def clean_stale(state_dir: Path, log: Callable[[str], None] = print) -> None:
         }
         for name, pid in stale.items():
             log(f"stopping {name} (pid {pid}) left running by an earlier run of {state_dir.name!r}")
-            _terminate_pid(pid)
+        # etcd last, as in ControlPlane.stop: kube-apiserver is slow to stop without it.
+        _terminate_pids(pid for name, pid in stale.items() if name != "etcd")
+        _terminate_pids(pid for name, pid in stale.items() if name == "etcd")
     # Parallel test sessions may sweep the same dead folder at once: gone is gone.
     shutil.rmtree(state_dir, ignore_errors=True)
 

@@ -20,7 +20,7 @@ import pydantic
 
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import subcenter
-from govcloud.desired import quantity
+from govcloud.desired import compare, quantity
 from govcloud.federation import condition as federation_condition
 from govcloud.federation import credentials, health, placement, retirement
 from govcloud.k8s import client, clusters
@@ -344,25 +344,8 @@ def write_status(hub: client.Cluster, body: Manifest, status: Manifest, now: dat
     if not lasting_change and not _heartbeat_due(current, now):
         return
     hub.patch_status(
-        constants.API_VERSION, KIND, body["metadata"]["name"], merge_patch(current, status)
+        constants.API_VERSION, KIND, body["metadata"]["name"], compare.merge_patch(current, status)
     )
-
-
-def merge_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> Manifest:
-    """The JSON merge patch that turns `current` into `wanted`, at every depth.
-
-    A key gone from a nested map (memory no longer allocated once the last tenant holding it
-    left) must be sent as null, or the merge keeps the stale value.
-    """
-    patch: Manifest = {}
-    for key, value in wanted.items():
-        old = current.get(key)
-        if isinstance(value, Mapping) and isinstance(old, Mapping):
-            patch[key] = merge_patch(old, value)
-        else:
-            patch[key] = value
-    patch.update({key: None for key in current if key not in wanted})
-    return patch
 
 
 def _heartbeat_due(current: Mapping[str, Any], now: datetime) -> bool:

@@ -887,9 +887,9 @@ def write_status(hub: client.Cluster, body: Manifest, status: Manifest) -> None:
     current = body.get("status") or {}
     if all(current.get(key) == value for key, value in status.items()):
         return
-    patch = {**status}
+    patch = compare.merge_patch(current, status)
     # status.migrations is written by the MigrationPlan reconciler; it is never cleared here.
-    patch.update({key: None for key in current if key not in status and key != "migrations"})
+    patch.pop("migrations", None)
     hub.patch_status(constants.API_VERSION, KIND, body["metadata"]["name"], patch)
 
 

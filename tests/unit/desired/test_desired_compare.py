@@ -154,3 +154,18 @@ def test_a_changed_role_ref_needs_replacing_not_updating() -> None:
     assert not compare.needs_replace(BINDING, as_served(BINDING))
     assert not compare.needs_replace(QUOTA, as_served(QUOTA))
     assert not compare.needs_replace(BINDING, None)
+
+
+def test_merge_patch_sends_null_for_keys_gone_at_any_depth() -> None:
+    current = {"quota": {"hard": {"pods": "10", "requests.cpu": "2"}}, "phase": "Active"}
+    wanted = {"quota": {"hard": {"requests.cpu": "4"}}}
+    assert compare.merge_patch(current, wanted) == {
+        "quota": {"hard": {"requests.cpu": "4", "pods": None}},
+        "phase": None,
+    }
+
+
+def test_merge_patch_replaces_lists_and_scalars_whole() -> None:
+    current = {"conditions": [{"type": "Ready"}], "count": 1}
+    wanted = {"conditions": [], "count": 2, "new": {"a": 1}}
+    assert compare.merge_patch(current, wanted) == {"conditions": [], "count": 2, "new": {"a": 1}}
