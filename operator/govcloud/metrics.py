@@ -278,6 +278,7 @@ class PlanSnapshot:
     ceiling: Mapping[str, float] = field(default_factory=dict)
     estimated_annual_cost: float | None = None
     updated_at: float = 0.0
+    pending_since: float | None = None  # Unix time, while the plan waits for a decision
 
 
 PLAN_STATES = ("Pending", "Approved", "Rejected", "ChangesRequested")
@@ -320,6 +321,12 @@ class _BillingCollector(Collector):
             "1 for the review state of the tenant's ResourcePlan of the current year.",
             labels=["tenant", "state"],
         )
+        pending = GaugeMetricFamily(
+            "govcloud_plan_pending_since_timestamp_seconds",
+            "Since when the tenant's ResourcePlan of the current year waits for a decision"
+            " (Unix time); only while it is Pending.",
+            labels=["tenant", "tier"],
+        )
         tick = GaugeMetricFamily(
             "govcloud_metering_last_tick_timestamp_seconds",
             "When the last metering tick finished (Unix time).",
@@ -341,9 +348,11 @@ class _BillingCollector(Collector):
                 cost.add_metric([tenant, plan.tier], plan.estimated_annual_cost)
             for candidate in PLAN_STATES:
                 state.add_metric([tenant, candidate], 1 if plan.state == candidate else 0)
+            if plan.state == "Pending" and plan.pending_since is not None:
+                pending.add_metric([tenant, plan.tier], plan.pending_since)
         if last_tick is not None:
             tick.add_metric([], last_tick)
-        yield from (charge, hours, tier_charge, ceiling, cost, state, tick)
+        yield from (charge, hours, tier_charge, ceiling, cost, state, pending, tick)
 
 
 class BillingRecorder:

@@ -4,6 +4,7 @@ alerts and dashboard query only metrics a running operator really exports."""
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from govcloud.api import crdgen
+from govcloud.billing import periods
 from govcloud.dev import binaries, cluster, testing
 
 pytestmark = pytest.mark.integration
@@ -39,6 +41,17 @@ Manifest = dict[str, Any]
 PROMETHEUS_SERIES = {"up"}
 # Labels Prometheus adds to every scraped series (target labels from the ServiceMonitor).
 TARGET_LABELS = {"job", "namespace", "instance", "pod", "service", "container", "endpoint"}
+
+
+BILLING_RATE_CARD: Manifest = {
+    "apiVersion": "govcloud.io/v1alpha1",
+    "kind": "RateCard",
+    "metadata": {"name": "default"},
+    "spec": {
+        "currency": "CNY",
+        "rates": [{"resource": "requests.cpu", "price": "0.12", "effectiveFrom": "2020-01-01"}],
+    },
+}
 
 
 # -- helm ----------------------------------------------------------------------------------
@@ -417,6 +430,8 @@ def scraped(
     second real control plane), so that every per-object series exists with its labels."""
     suffix = uuid.uuid4().hex[:6]
     tenant, site = f"chart-metrics-{suffix}", f"chart-site-{suffix}"
+    year = periods.year_of(datetime.datetime.now(datetime.UTC), periods.zone(8))
+    made_card = False
     kubectl.apply(
         {
             "apiVersion": "v1",
@@ -487,8 +502,48 @@ def scraped(
             timeout=60,
             what=f"sub-center {site} up in the operator's metrics",
         )
+        # Billing: a rate card (metering ticks) and a pending plan of this year, so that the
+        # usage, plan and metering series exist too.
+        if kubectl.get("ratecard", "default") is None:
+            kubectl.apply(BILLING_RATE_CARD)
+            made_card = True
+        kubectl.apply(
+            {
+                "apiVersion": "govcloud.io/v1alpha1",
+                "kind": "ResourcePlan",
+                "metadata": {"name": f"{tenant}-{year}"},
+                "spec": {
+                    "tenant": tenant,
+                    "year": year,
+                    "lines": [{"resources": {"requests.cpu": "1"}, "count": 1, "reason": "指标"}],
+                },
+            }
+        )
+        for metric in (
+            "govcloud_usage_charge_cny",
+            "govcloud_usage_resource_hours",  # from the second tick on (the first opens)
+            "govcloud_plan_ceiling",
+            "govcloud_plan_pending_since_timestamp_seconds",
+        ):
+            try:
+                testing.eventually(
+                    lambda metric=metric: any(
+                        line.startswith(f"{metric}{{") and f'tenant="{tenant}"' in line
+                        for line in operator.metrics().splitlines()
+                    ),
+                    timeout=120,
+                    what=f"{metric} of {tenant} in the operator's metrics",
+                )
+            except testing.WaitTimeoutError as error:
+                found = kubectl.get("resourceplan", f"{tenant}-{year}") or {}
+                raise testing.WaitTimeoutError(
+                    f"{error}\nplan status: {found.get('status')}\n{operator.log_tail(60)}"
+                ) from None
         yield operator.metrics()
     finally:
+        kubectl.run("delete", "resourceplan", f"{tenant}-{year}", "--wait=false")
+        if made_card:
+            kubectl.run("delete", "ratecard", "default", "--timeout=60s")
         kubectl.run("delete", "cloudtenant", tenant, "--wait=false")
         kubectl.run("delete", "subcenter", site, "--wait=false")
         kubectl.run("delete", "secret", site, "-n", "default", "--wait=false")

@@ -155,7 +155,7 @@ def test_a_department_files_its_plan_and_only_an_approver_decides_as_itself(
         # Filing for someone else's tenant is refused.
         foreign = admin.run("create", "-f", "-", stdin=testing.json_text(plan(other, YEAR)))
         assert foreign.returncode != 0
-        assert f"not a member of tenant {other}" in foreign.stderr
+        assert f"may not file plans for tenant {other}" in foreign.stderr
         # The department edits its lines, but cannot decide its own plan.
         assert patch_plan(admin, plan_name, lines(("ecs.2c4g", 3))).returncode == 0
         own = patch_plan(admin, plan_name, decide("Approved", "zhang.wei"))
@@ -235,3 +235,63 @@ def test_the_approved_plan_caps_the_tenant_and_without_one_the_starter_allowance
     assert total <= 6
     kubectl.run("delete", "resourceplan", plan_name, "--wait=false")
     testing.eventually(lambda: within("NoApprovedPlan"), what="back to the starter allowance")
+
+
+def test_only_a_tenants_admins_file_its_plans_and_its_members_only_read_them(
+    kubectl: testing.Kubectl, operator_b: testing.OperatorProcess, tenants: Any
+) -> None:
+    groups = unique("rbac")
+    name = tenants.create(
+        "filer",
+        admins={"groups": [f"{groups}-admins"]},
+        editors={"groups": [f"{groups}-editors"]},
+        viewers={"groups": [f"{groups}-viewers"]},
+    )
+    tenants.wait_ready(name)
+    admin = kubectl.impersonate("zhang.admin", f"{groups}-admins")
+    editor = kubectl.impersonate("li.editor", f"{groups}-editors")
+    viewer = kubectl.impersonate("wu.viewer", f"{groups}-viewers")
+    stranger = kubectl.impersonate("mallory", "some-other-department")
+    plan_name = f"{name}-{YEAR}"
+
+    def can(who: testing.Kubectl, *args: str) -> bool:
+        answer = who.run("auth", "can-i", *args).stdout.strip()
+        assert answer in {"yes", "no"}, answer
+        return answer == "yes"
+
+    testing.eventually(
+        lambda: can(admin, "fileplan", f"cloudtenants.govcloud.io/{name}"),
+        what="the admins' plan-filer role in place",
+    )
+    # RBAC: only the admins hold `fileplan` on the tenant; nobody else, not even its members.
+    assert not can(editor, "fileplan", f"cloudtenants.govcloud.io/{name}")
+    assert not can(viewer, "fileplan", f"cloudtenants.govcloud.io/{name}")
+    assert not can(stranger, "fileplan", f"cloudtenants.govcloud.io/{name}")
+    # Reading: every member reads the tenant's own plans; a stranger reads no plan at all.
+    assert can(viewer, "get", f"resourceplans.govcloud.io/{plan_name}")
+    assert not can(viewer, "get", f"resourceplans.govcloud.io/someone-else-{YEAR}")
+    assert not can(stranger, "get", f"resourceplans.govcloud.io/{plan_name}")
+    assert not can(stranger, "list", "resourceplans.govcloud.io")
+
+    # Admission: an editor and a viewer of the tenant are refused, its admin files the plan.
+    for member in (editor, viewer, stranger):
+        refused = member.run("create", "-f", "-", stdin=testing.json_text(plan(name, YEAR)))
+        assert refused.returncode != 0
+        assert f"may not file plans for tenant {name}" in refused.stderr, refused.stderr
+    filed = testing.eventually(
+        lambda: (
+            admin.run("create", "-f", "-", stdin=testing.json_text(plan(name, YEAR))).returncode
+            == 0
+        ),
+        what="the admin to file the plan",
+    )
+    assert filed
+    try:
+        assert viewer.run("get", "resourceplan", plan_name).returncode == 0
+        assert stranger.run("get", "resourceplan", plan_name).returncode != 0
+        edited = patch_plan(editor, plan_name, lines(("ecs.2c4g", 5)))
+        assert edited.returncode != 0
+        assert f"may not file plans for tenant {name}" in edited.stderr, edited.stderr
+        assert patch_plan(admin, plan_name, lines(("ecs.2c4g", 5))).returncode == 0
+    finally:
+        kubectl.run("delete", "resourceplan", plan_name, "--wait=false")

@@ -69,6 +69,7 @@ class Report:
     first_sample: datetime | None = None
     gap_seconds: Decimal = ZERO
     unrated: tuple[str, ...] = ()
+    unmetered_seconds: Decimal = ZERO
 
     @property
     def total(self) -> Decimal:
@@ -92,6 +93,7 @@ def from_status(status: Mapping[str, Any], default_start: datetime) -> Report:
         first_sample=parse_time(status.get("firstSampleTime")),
         gap_seconds=Decimal(status.get("gapSeconds") or "0"),
         unrated=tuple(status.get("unratedResources") or ()),
+        unmetered_seconds=Decimal(status.get("unmeteredSeconds") or "0"),
     )
 
 
@@ -143,14 +145,17 @@ def accrue(
             requested_hours=requested.quantize(STORED),
             amount=amount.quantize(STORED),
         )
-    gap = usage.integrate(points, start, end).gap_seconds
+    whole = usage.integrate(points, start, end)
     return Report(
         last_sample=end,
         lines=lines,
         samples=report.samples + 1,
         first_sample=report.first_sample or start,
-        gap_seconds=(report.gap_seconds + gap).quantize(Decimal("0.001")),
+        gap_seconds=(report.gap_seconds + whole.gap_seconds).quantize(Decimal("0.001")),
         unrated=tuple(sorted(unrated | set(report.unrated))),
+        unmetered_seconds=(report.unmetered_seconds + whole.unmetered_seconds).quantize(
+            Decimal("0.001")
+        ),
     )
 
 
@@ -184,6 +189,7 @@ def to_status(
         "samples": report.samples,
         "lastSampleTime": timestamp(report.last_sample),
         "gapSeconds": fmt(report.gap_seconds),
+        "unmeteredSeconds": fmt(report.unmetered_seconds),
         "unratedResources": list(report.unrated),
         "closed": closed_at is not None,
     }

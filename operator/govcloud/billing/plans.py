@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -128,11 +128,23 @@ def review(
     previous: Mapping[str, Any] | None,
     generation: int | None,
     now: datetime,
+    created: str | None = None,
 ) -> dict[str, Any]:
-    """status.review from spec.decision; decidedAt is when the operator first saw it."""
-    if decision is None:
-        return {"state": resourceplan.ReviewState.PENDING.value}
+    """status.review from spec.decision; decidedAt is when the operator first saw it.
+
+    A pending plan says since when it waits (`pendingSince`): its creation if it was never
+    decided, else when the operator saw it reopened.
+    """
     previous = previous or {}
+    if decision is None:
+        pending = resourceplan.ReviewState.PENDING.value
+        if previous.get("state") == pending and previous.get("pendingSince"):
+            since = str(previous["pendingSince"])
+        elif not previous.get("state") and created:
+            since = created
+        else:
+            since = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"state": pending, "pendingSince": since}
     same = (
         previous.get("state") == decision.state.value
         and previous.get("decidedBy") == decision.by
@@ -146,3 +158,66 @@ def review(
         "reason": decision.reason,
         "observedGeneration": previous.get("observedGeneration") if same else generation,
     }
+
+
+# -- the plan's apps and their MigrationPlans (a read-only link) ----------------------------
+
+COMPLETED = "Completed"
+
+
+def _app_of(migration: Mapping[str, Any]) -> str:
+    return str((((migration.get("spec") or {}).get("app") or {}).get("name")) or "")
+
+
+def _rank(migration: Mapping[str, Any]) -> tuple[int, str, str]:
+    """Completed first, then the newest; ties by namespace/name so the choice is stable."""
+    metadata = migration.get("metadata") or {}
+    phase = (migration.get("status") or {}).get("phase")
+    created = str(metadata.get("creationTimestamp") or "")
+    inverted = "".join(chr(0x10FFFF - ord(char)) for char in created)  # newest first
+    return (
+        0 if phase == COMPLETED else 1,
+        inverted,
+        f"{metadata.get('namespace')}/{metadata.get('name')}",
+    )
+
+
+def link_migrations(
+    planned: Sequence[resourceplan.PlannedMigration], found: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per planned app: the tenant's MigrationPlan for it (matched by app name), if any.
+
+    `found` are the MigrationPlans in the tenant's namespaces. Where several move the same
+    app, a Completed one is shown, else the newest.
+    """
+    by_app: dict[str, list[Mapping[str, Any]]] = {}
+    for migration in found:
+        by_app.setdefault(_app_of(migration).strip(), []).append(migration)
+    linked = []
+    for item in planned:
+        entry: dict[str, Any] = {
+            "app": item.app,
+            "targetDate": item.target_date.isoformat(),
+            "found": False,
+        }
+        candidates = sorted(by_app.get(item.app.strip(), []), key=_rank)
+        if candidates:
+            chosen = candidates[0]
+            metadata = chosen.get("metadata") or {}
+            status = chosen.get("status") or {}
+            phase = str(status.get("phase") or "Pending")
+            entry.update(
+                {
+                    "found": True,
+                    "migrationPlan": f"{metadata.get('namespace')}/{metadata.get('name')}",
+                    "phase": phase,
+                    "progress": int(status.get("progress") or 0),
+                    "completed": phase == COMPLETED,
+                }
+            )
+            completed_at = status.get("completedAt")
+            if phase == COMPLETED and completed_at:
+                entry["completedAt"] = str(completed_at)
+                entry["onTime"] = str(completed_at)[:10] <= item.target_date.isoformat()
+        linked.append(entry)
+    return linked

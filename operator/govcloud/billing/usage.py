@@ -7,12 +7,19 @@ exactly instead of multiplying one sample by the whole interval. Reading it cost
 Gap rule: the time before the first point the cache knows (the operator was down, or has
 just started) is billed at the usage of that first point, the usage observed right after
 the gap. The report records those seconds in `gapSeconds`.
+
+Tenants placed on a sub-center have their quotas in the sub-center's cluster, which no watch
+covers: each metering tick LISTs every such site once and the result replaces what the cache
+held of that site (`sync_cluster`). A site that cannot be read marks its tenants' usage
+*unknown* from that read on (`unreachable`), until the next successful read: unknown time is
+billed at nothing, and is counted in `unmeteredSeconds` instead (a gap that ends in unknown
+usage is unmetered too, not billed by the gap rule).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -37,6 +44,7 @@ class Point:
     at: datetime
     hard: Amounts = field(default_factory=dict)
     used: Amounts = field(default_factory=dict)
+    known: bool = True  # False: the tenant's site could not be read; nothing is billed
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class Integral:
     hard: dict[str, Decimal]
     used: dict[str, Decimal]
     gap_seconds: Decimal
+    unmetered_seconds: Decimal = ZERO
 
 
 def integrate(points: Sequence[Point], start: datetime, end: datetime) -> Integral:
@@ -54,18 +63,23 @@ def integrate(points: Sequence[Point], start: datetime, end: datetime) -> Integr
     used: dict[str, Decimal] = {}
     if not points or end <= start:
         return Integral(hard, used, ZERO)
+    unmetered = ZERO
     for index, point in enumerate(points):
         left = start if index == 0 else max(start, point.at)
         right = min(end, points[index + 1].at) if index + 1 < len(points) else end
         if right <= left:
             continue
         span = seconds(right - left)
+        if not point.known:
+            unmetered += span
+            continue
         for resource, value in point.hard.items():
             hard[resource] = hard.get(resource, ZERO) + value * span
         for resource, value in point.used.items():
             used[resource] = used.get(resource, ZERO) + value * span
-    gap = seconds(min(points[0].at, end) - start) if points[0].at > start else ZERO
-    return Integral(hard, used, gap)
+    first = points[0]
+    gap = seconds(min(first.at, end) - start) if first.known and first.at > start else ZERO
+    return Integral(hard, used, gap, unmetered)
 
 
 def parse_amounts(raw: Mapping[str, str] | None) -> dict[str, Decimal]:
@@ -84,13 +98,29 @@ def _add(total: dict[str, Decimal], more: Amounts) -> None:
         total[resource] = total.get(resource, ZERO) + value
 
 
+@dataclass(frozen=True)
+class Quota:
+    """One ResourceQuota as a LIST of a sub-center returned it."""
+
+    namespace: str
+    name: str
+    tenant: str
+    hard: Mapping[str, str]
+    used: Mapping[str, str]
+
+
+HUB = ""  # the cluster key of the hub's quotas (fed by the watch)
+
+
 class UsageCache:
-    """Each tenant's quota as a timeline, fed by ResourceQuota watch events; thread-safe."""
+    """Each tenant's quota as a timeline, fed by ResourceQuota watch events (hub) and by
+    per-site LISTs (sub-centers); thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._quotas: dict[tuple[str, str], tuple[str, Amounts, Amounts]] = {}
+        self._quotas: dict[tuple[str, str, str], tuple[str, Amounts, Amounts]] = {}
         self._timelines: dict[str, list[Point]] = {}
+        self._unknown: set[str] = set()
 
     def observe(
         self,
@@ -100,33 +130,68 @@ class UsageCache:
         hard: Mapping[str, str] | None,
         used: Mapping[str, str] | None,
         at: datetime,
+        cluster: str = HUB,
     ) -> None:
         with self._lock:
-            previous = self._quotas.get((namespace, name))
-            self._quotas[(namespace, name)] = (tenant, parse_amounts(hard), parse_amounts(used))
+            key = (cluster, namespace, name)
+            previous = self._quotas.get(key)
+            self._quotas[key] = (tenant, parse_amounts(hard), parse_amounts(used))
             if previous is not None and previous[0] != tenant:
                 self._record(previous[0], at)
             self._record(tenant, at)
 
-    def remove(self, namespace: str, name: str, at: datetime) -> None:
+    def remove(self, namespace: str, name: str, at: datetime, cluster: str = HUB) -> None:
         with self._lock:
-            previous = self._quotas.pop((namespace, name), None)
+            previous = self._quotas.pop((cluster, namespace, name), None)
             if previous is not None:
                 self._record(previous[0], at)
+
+    def sync_cluster(
+        self, cluster: str, quotas: Sequence[Quota], tenants: Iterable[str], at: datetime
+    ) -> None:
+        """A successful LIST of a site at `at`: its quotas are exactly `quotas` from then on.
+
+        `tenants` (those placed on the site) are known again even if none of their quotas
+        was listed (their usage is then nothing).
+        """
+        with self._lock:
+            affected = set(tenants)
+            for key in [key for key in self._quotas if key[0] == cluster]:
+                affected.add(self._quotas.pop(key)[0])
+            for quota in quotas:
+                self._quotas[(cluster, quota.namespace, quota.name)] = (
+                    quota.tenant,
+                    parse_amounts(quota.hard),
+                    parse_amounts(quota.used),
+                )
+                affected.add(quota.tenant)
+            self._unknown -= affected
+            for tenant in sorted(affected):
+                self._record(tenant, at)
+
+    def unreachable(self, tenants: Iterable[str], at: datetime) -> None:
+        """The tenants' site could not be read at `at`: their usage is unknown until it is."""
+        with self._lock:
+            for tenant in sorted(set(tenants)):
+                self._unknown.add(tenant)
+                self._record(tenant, at)
 
     def _record(self, tenant: str, at: datetime) -> None:
         hard: dict[str, Decimal] = {}
         used: dict[str, Decimal] = {}
-        for owner, quota_hard, quota_used in self._quotas.values():
-            if owner == tenant:
-                _add(hard, quota_hard)
-                _add(used, quota_used)
+        known = tenant not in self._unknown
+        if known:
+            for owner, quota_hard, quota_used in self._quotas.values():
+                if owner == tenant:
+                    _add(hard, quota_hard)
+                    _add(used, quota_used)
         timeline = self._timelines.setdefault(tenant, [])
-        if timeline and timeline[-1].hard == hard and timeline[-1].used == used:
+        last = timeline[-1] if timeline else None
+        if last is not None and (last.hard, last.used, last.known) == (hard, used, known):
             return
-        point = Point(at, hard, used)
-        if timeline and timeline[-1].at >= at:
-            timeline[-1] = Point(timeline[-1].at, hard, used)
+        point = Point(at, hard, used, known)
+        if last is not None and last.at >= at:
+            timeline[-1] = Point(last.at, hard, used, known)
         else:
             timeline.append(point)
         if len(timeline) > MAX_POINTS:

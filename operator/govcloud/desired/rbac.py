@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from govcloud import constants
-from govcloud.api.v1alpha1 import cloudtenant
+from govcloud.api.v1alpha1 import cloudtenant, resourceplan
 from govcloud.desired import meta
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -21,6 +21,7 @@ ROLE_EDIT = "edit"
 ROLE_VIEW = "view"
 SELF_VIEW_VERBS = ("get", "list", "watch")
 FILE_PLAN_VERB = "fileplan"
+RESOURCEPLAN_PLURAL = "resourceplans"
 
 Subject = dict[str, str]
 
@@ -33,6 +34,19 @@ def role_binding_name(cluster_role: str) -> str:
 def self_view_name(tenant: str) -> str:
     """The name of the per-tenant ClusterRole and ClusterRoleBinding (self view)."""
     return f"govcloud:tenant:{tenant}:self-view"
+
+
+def plan_filer_name(tenant: str) -> str:
+    """The per-tenant ClusterRole and ClusterRoleBinding that let its admins file plans."""
+    return f"govcloud:tenant:{tenant}:plan-filer"
+
+
+def plan_names(tenant: str) -> list[str]:
+    """Every name a ResourcePlan of the tenant can have (<tenant>-<year>, one per year)."""
+    return [
+        resourceplan.plan_name(tenant, year)
+        for year in range(resourceplan.MIN_YEAR, resourceplan.MAX_YEAR + 1)
+    ]
 
 
 def subjects(members: cloudtenant.Members) -> list[Subject]:
@@ -94,7 +108,7 @@ def role_bindings(
 
 
 def self_view_role(tenant: str, namespaces: Iterable[str]) -> meta.Manifest:
-    """A ClusterRole to read the tenant's own CloudTenant and namespaces, and file its plans.
+    """A ClusterRole to read the tenant's own CloudTenant, namespaces and ResourcePlans.
 
     ``resourceNames`` authorizes ``get`` directly. For ``list`` and ``watch`` the API server
     only applies resourceNames when the request carries ``fieldSelector=metadata.name=<name>``
@@ -109,14 +123,14 @@ def self_view_role(tenant: str, namespaces: Iterable[str]) -> meta.Manifest:
             "verbs": list(SELF_VIEW_VERBS),
         }
     ]
-    # The custom verb `fileplan` says "may file ResourcePlans for this tenant"; RBAC ignores
-    # it, the admission policy govcloud-resourceplan-review asks the authorizer for it.
+    # Every member may read the tenant's own plans (its budget); filing is for admins only
+    # (`plan_filer_role`).
     rules.append(
         {
             "apiGroups": [constants.GROUP],
-            "resources": [meta.CLOUDTENANT_PLURAL],
-            "resourceNames": [tenant],
-            "verbs": [FILE_PLAN_VERB],
+            "resources": [RESOURCEPLAN_PLURAL],
+            "resourceNames": plan_names(tenant),
+            "verbs": list(SELF_VIEW_VERBS),
         }
     )
     names = sorted(set(namespaces))
@@ -152,9 +166,52 @@ def self_view_binding(tenant: str, spec: cloudtenant.CloudTenantSpec) -> meta.Ma
     }
 
 
+def plan_filer_role(tenant: str) -> meta.Manifest:
+    """A ClusterRole holding the custom verb `fileplan` ("may file ResourcePlans for this
+    tenant") on the tenant's CloudTenant. RBAC itself ignores the verb; the admission policy
+    govcloud-resourceplan-review asks the authorizer for it before it admits a plan."""
+    return {
+        "apiVersion": RBAC_API_VERSION,
+        "kind": "ClusterRole",
+        "metadata": meta.object_meta(plan_filer_name(tenant), None, tenant),
+        "rules": [
+            {
+                "apiGroups": [constants.GROUP],
+                "resources": [meta.CLOUDTENANT_PLURAL],
+                "resourceNames": [tenant],
+                "verbs": [FILE_PLAN_VERB],
+            }
+        ],
+    }
+
+
+def plan_filer_binding(tenant: str, spec: cloudtenant.CloudTenantSpec) -> meta.Manifest | None:
+    """Binds the tenant's admins (only) to its plan-filer role; none while it is suspended."""
+    admins = subjects(spec.admins)
+    if not admins or spec.suspended:
+        return None
+    return {
+        "apiVersion": RBAC_API_VERSION,
+        "kind": "ClusterRoleBinding",
+        "metadata": meta.object_meta(plan_filer_name(tenant), None, tenant),
+        "roleRef": {
+            "apiGroup": RBAC_GROUP,
+            "kind": "ClusterRole",
+            "name": plan_filer_name(tenant),
+        },
+        "subjects": admins,
+    }
+
+
 def cluster_scoped(
     tenant: str, spec: cloudtenant.CloudTenantSpec, namespaces: Iterable[str]
 ) -> list[meta.Manifest]:
-    """The tenant's cluster-scoped RBAC objects: the self-view ClusterRole and its binding."""
+    """The tenant's cluster-scoped RBAC objects: self-view and plan-filer roles and bindings."""
     binding = self_view_binding(tenant, spec)
-    return [self_view_role(tenant, namespaces), *([binding] if binding else [])]
+    filer = plan_filer_binding(tenant, spec)
+    return [
+        self_view_role(tenant, namespaces),
+        *([binding] if binding else []),
+        plan_filer_role(tenant),
+        *([filer] if filer else []),
+    ]

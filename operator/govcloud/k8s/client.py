@@ -124,10 +124,15 @@ class Cluster:
         kind: str,
         namespace: str | None = None,
         label_selector: str | None = None,
+        *,
+        retry_deadline: float = RETRY_DEADLINE,
     ) -> list[Manifest]:
+        """Every object of the kind; transient failures are retried for `retry_deadline` s."""
         resource = self.resource(api_version, kind)
         found = self._retry(
-            "list", lambda: resource.get(namespace=namespace, label_selector=label_selector)
+            "list",
+            lambda: resource.get(namespace=namespace, label_selector=label_selector),
+            retry_deadline,
         )
         items: Iterable[Any] = found.items or []
         return [_to_dict(item) for item in items]
@@ -299,9 +304,11 @@ class Cluster:
         if self._on_write is not None:
             self._on_write(verb, kind)
 
-    def _retry(self, what: str, call: Callable[[], Any]) -> Any:
+    def _retry(
+        self, what: str, call: Callable[[], Any], retry_deadline: float = RETRY_DEADLINE
+    ) -> Any:
         """Retry throttling, 'storage is (re)initializing' and transient network failures."""
-        deadline = time.monotonic() + RETRY_DEADLINE
+        deadline = time.monotonic() + retry_deadline
         delay = 0.1
         while True:
             try:

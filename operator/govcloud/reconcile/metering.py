@@ -2,8 +2,13 @@
 
 API cost per tick is O(1) reads whatever the number of tenants: one LIST of CloudTenants and
 one LIST of the UsageReports of this and the previous period (by label); usage comes from
-the watch-fed `usage.UsageCache`, never from a GET per tenant. Writes: one status patch per
-tenant report (plus a create at the start of a month, a close at its end).
+the watch-fed `usage.UsageCache`, never from a GET per tenant. Tenants placed on sub-centers
+cost one LIST of ResourceQuotas per site (plus the GETs of its SubCenter and kubeconfig
+Secret), run on their own threads and bounded in time (`SiteReader`): a site that does not
+answer in time neither stalls the tick nor is billed (its tenants' usage is unknown until it
+answers). A tenant with neither this month's nor last month's report costs one LIST of its
+reports, once, to find what to catch up (`rollover`). Writes: one status patch per tenant
+report (plus a create at the start of a month, a close at its end).
 
 Nothing lost, nothing counted twice: the increment starts at the report's own
 lastSampleTime and every status patch carries the resourceVersion that was read, so a
@@ -14,8 +19,10 @@ is final; the CRD's status rule refuses any later change.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,10 +30,10 @@ from typing import Any
 import pydantic
 
 from govcloud import constants, metrics
-from govcloud.api.v1alpha1 import ratecard, usagereport
-from govcloud.billing import accrual, periods, rating, usage
-from govcloud.k8s import client
-from govcloud.reconcile import conditions, events
+from govcloud.api.v1alpha1 import cloudtenant, ratecard, subcenter, usagereport
+from govcloud.billing import accrual, periods, rating, rollover, usage
+from govcloud.k8s import client, clusters
+from govcloud.reconcile import conditions, events, placement
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +56,146 @@ class TickResult:
     usage: dict[str, metrics.UsageSnapshot] = field(default_factory=dict)
     conflicts: int = 0
     errors: list[str] = field(default_factory=list)
+    unreadable_sites: list[str] = field(default_factory=list)
 
 
 def zone(settings: Any) -> Any:
     return periods.zone(getattr(settings, "billing_utc_offset_hours", 8.0))
+
+
+# -- sub-centers: one bounded LIST of ResourceQuotas per site per tick ----------------------
+
+SITE_READ_TIMEOUT = 5.0  # seconds a tick waits for all its sites together
+SITE_RETRY_SECONDS = 2.0  # transient errors of one site read are retried this long
+QUOTA_SELECTOR = f"{constants.LABEL_MANAGED_BY}={constants.MANAGED_BY},{constants.LABEL_TENANT}"
+
+
+class SiteError(RuntimeError):
+    """A sub-center's quotas cannot be read (no SubCenter, bad credentials, no answer)."""
+
+
+@dataclass(frozen=True)
+class SiteRead:
+    """One read of a site: its quotas as of `at`, or None and why not."""
+
+    site: str
+    at: datetime
+    quotas: list[usage.Quota] | None
+    error: str = ""
+
+
+def placed_sites(tenants: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Sub-center -> the tenants whose namespaces live there (by status.placement.cluster)."""
+    found: dict[str, list[str]] = {}
+    for tenant in tenants:
+        cluster = placement.current_cluster(dict(tenant))
+        if cluster and cluster != cloudtenant.HUB_CLUSTER:
+            found.setdefault(cluster, []).append(str(tenant["metadata"]["name"]))
+    return found
+
+
+def quotas_of(items: Iterable[Mapping[str, Any]], tenants: Iterable[str]) -> list[usage.Quota]:
+    """The listed ResourceQuotas of `tenants` (others, e.g. released ones, are not theirs)."""
+    wanted = set(tenants)
+    found = []
+    for item in items:
+        metadata = item.get("metadata") or {}
+        owner = str((metadata.get("labels") or {}).get(constants.LABEL_TENANT) or "")
+        if owner not in wanted:
+            continue
+        status = item.get("status") or {}
+        found.append(
+            usage.Quota(
+                namespace=str(metadata.get("namespace")),
+                name=str(metadata.get("name")),
+                tenant=owner,
+                hard=dict(status.get("hard") or (item.get("spec") or {}).get("hard") or {}),
+                used=dict(status.get("used") or {}),
+            )
+        )
+    return found
+
+
+class SiteReader:
+    """Reads every site's ResourceQuotas at once, on its own threads, within a deadline.
+
+    A read still running from an earlier tick is not started again (at most one thread per
+    site is ever held by a site that does not answer); its tenants count as unreadable until
+    it has finished. A read that answers after the deadline is dropped.
+    """
+
+    def __init__(
+        self,
+        hub: client.Cluster,
+        registry: clusters.ClusterRegistry,
+        executor: concurrent.futures.Executor,
+        timeout: float = SITE_READ_TIMEOUT,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.hub = hub
+        self.registry = registry
+        self.executor = executor
+        self.timeout = timeout
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._running: dict[str, concurrent.futures.Future[list[Manifest]]] = {}
+
+    def read(self, sites: Mapping[str, list[str]]) -> dict[str, SiteRead]:
+        found: dict[str, SiteRead] = {}
+        started: dict[str, tuple[datetime, concurrent.futures.Future[list[Manifest]]]] = {}
+        for site in sorted(sites):
+            with self._lock:
+                running = self._running.get(site)
+                if running is not None and not running.done():
+                    found[site] = SiteRead(
+                        site, self.clock(), None, "an earlier read has not answered yet"
+                    )
+                    continue
+                at = self.clock()
+                future = self.executor.submit(self._list, site)
+                self._running[site] = future
+            started[site] = (at, future)
+        concurrent.futures.wait([future for _, future in started.values()], self.timeout)
+        for site, (at, future) in started.items():
+            if not future.done():
+                found[site] = SiteRead(site, at, None, f"no answer within {self.timeout:g}s")
+            elif (error := future.exception()) is not None:
+                found[site] = SiteRead(site, at, None, str(error) or type(error).__name__)
+            else:
+                found[site] = SiteRead(site, at, quotas_of(future.result(), sites[site]))
+        return found
+
+    def _list(self, site: str) -> list[Manifest]:
+        body = self.hub.get(constants.API_VERSION, "SubCenter", site)
+        if body is None:
+            raise SiteError(f"SubCenter {site} does not exist")
+        try:
+            spec = subcenter.SubCenterSpec.model_validate(body.get("spec") or {})
+        except pydantic.ValidationError as error:
+            raise SiteError(f"SubCenter {site} has an invalid spec") from error
+        target = placement.connect(self.hub, self.registry, site, spec)
+        if target.cluster is None:
+            raise SiteError(target.message)
+        return target.cluster.list(
+            "v1", "ResourceQuota", label_selector=QUOTA_SELECTOR, retry_deadline=SITE_RETRY_SECONDS
+        )
+
+
+def feed_sites(
+    cache: usage.UsageCache, reads: Mapping[str, SiteRead], sites: Mapping[str, list[str]]
+) -> list[str]:
+    """Put what each site read found into the cache; the sites that could not be read."""
+    unreadable = []
+    for site, read in sorted(reads.items()):
+        if read.quotas is None:
+            cache.unreachable(sites.get(site, []), read.at)
+            unreadable.append(f"{site}: {read.error}")
+        else:
+            cache.sync_cluster(site, read.quotas, sites.get(site, []), read.at)
+    return unreadable
+
+
+# -- the tick --------------------------------------------------------------------------------
 
 
 def tick(
@@ -61,9 +204,9 @@ def tick(
     card: Mapping[str, Any],
     settings: Any,
     now: datetime | None = None,
+    sites: SiteReader | None = None,
 ) -> TickResult:
-    """Accrue every tenant up to `now`; roll over and close last month's reports."""
-    now = now or datetime.now(UTC)
+    """Accrue every tenant up to `now`; roll over and close earlier months' reports."""
     result = TickResult()
     tz = zone(settings)
     try:
@@ -71,9 +214,14 @@ def tick(
     except (pydantic.ValidationError, ValueError) as error:
         result.errors.append(f"RateCard default is invalid, nothing metered: {error}")
         return result
+    tenants = hub.list(constants.API_VERSION, "CloudTenant")
+    placed = placed_sites(tenants)
+    if sites is not None and placed:
+        for problem in feed_sites(cache, sites.read(placed), placed):
+            result.unreadable_sites.append(problem)
+    now = now or datetime.now(UTC)
     period = periods.period_of(now, tz)
     previous = period.previous()
-    tenants = hub.list(constants.API_VERSION, "CloudTenant")
     reports = {
         item["metadata"]["name"]: item
         for item in hub.list(
@@ -91,11 +239,23 @@ def tick(
         tier = str(((tenant.get("spec") or {}).get("unit") or {}).get("tier") or "city")
         meter = Meter(hub, table, tier, tz, now, result)
         try:
-            old = reports.get(usagereport.report_name(name, previous.name))
-            if old is not None and not (old.get("status") or {}).get("closed"):
-                meter.close(old, previous, points)
             current = reports.get(usagereport.report_name(name, period.name))
-            report = meter.accrue(name, current, period, points, continued=old is not None)
+            old = reports.get(usagereport.report_name(name, previous.name))
+            earlier = {previous: old} if old is not None else {}
+            if current is None and not earlier:
+                earlier = history(hub, name, period)  # new tenant, or down across month ends
+            backlog = rollover.catch_up(
+                period,
+                {
+                    month: bool((body.get("status") or {}).get("closed"))
+                    for month, body in earlier.items()
+                },
+            )
+            for month in backlog.close:
+                meter.close(earlier[month], month, points)
+            for month in backlog.fill:
+                meter.fill(name, month, points)
+            report = meter.accrue(name, current, period, points, continued=backlog.continued)
         except client.ApiError as error:
             if error.status == 409:
                 result.conflicts += 1  # someone else accrued this interval; next tick goes on
@@ -115,6 +275,24 @@ def tick(
     return result
 
 
+def history(
+    hub: client.Cluster, tenant: str, before: periods.Period
+) -> dict[periods.Period, Manifest]:
+    """The tenant's reports of months before `before` (one LIST by the tenant label)."""
+    found: dict[periods.Period, Manifest] = {}
+    for body in hub.list(
+        constants.API_VERSION, KIND, label_selector=f"{constants.LABEL_TENANT}={tenant}"
+    ):
+        spec = body.get("spec") or {}
+        try:
+            month = periods.parse(str(spec.get("period")))
+        except ValueError:
+            continue
+        if spec.get("tenant") == tenant and month < before:
+            found[month] = body
+    return found
+
+
 @dataclass
 class Meter:
     """Accrues and closes the reports of one tenant within a tick."""
@@ -127,11 +305,18 @@ class Meter:
     result: TickResult
 
     def close(
-        self, body: Manifest, period: periods.Period, points: list[usage.Point]
+        self,
+        body: Manifest,
+        period: periods.Period,
+        points: list[usage.Point],
+        state: accrual.Report | None = None,
     ) -> accrual.Report:
         """Accrue up to the end of the month and close: exactly once (resourceVersion + CEL)."""
         end = period.end(self.tz)
-        state = accrual.from_status(body.get("status") or {}, default_start=period.start(self.tz))
+        if state is None:
+            state = accrual.from_status(
+                body.get("status") or {}, default_start=period.start(self.tz)
+            )
         state = accrual.accrue(state, points, end, self.table, self.tier)
         self._write(body, state, period, closed_at=self.now)
         self.result.events.append(
@@ -147,6 +332,33 @@ class Meter:
         )
         return state
 
+    def fill(self, tenant: str, period: periods.Period, points: list[usage.Point]) -> None:
+        """A month the operator never metered: opened, accrued whole (gap rule) and closed."""
+        body = self._create(tenant, period)
+        state = accrual.Report(last_sample=period.start(self.tz))
+        self.close(body, period, points, state=state)
+
+    def _create(self, tenant: str, period: periods.Period) -> Manifest:
+        body = self.hub.create(
+            {
+                "apiVersion": constants.API_VERSION,
+                "kind": KIND,
+                "metadata": {
+                    "name": usagereport.report_name(tenant, period.name),
+                    "labels": {
+                        constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
+                        constants.LABEL_TENANT: tenant,
+                        LABEL_PERIOD: period.name,
+                    },
+                },
+                "spec": {"tenant": tenant, "period": period.name},
+            }
+        )
+        self.result.events.append(
+            (body, Event("Normal", "ReportOpened", f"metering {tenant} for {period.name}"))
+        )
+        return body
+
     def accrue(
         self,
         tenant: str,
@@ -160,24 +372,7 @@ class Meter:
             # A month that follows a metered one starts at the month's start; a tenant
             # metered for the first time starts now (nothing before it is billed).
             start = period.start(self.tz) if continued else self.now
-            body = self.hub.create(
-                {
-                    "apiVersion": constants.API_VERSION,
-                    "kind": KIND,
-                    "metadata": {
-                        "name": usagereport.report_name(tenant, period.name),
-                        "labels": {
-                            constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
-                            constants.LABEL_TENANT: tenant,
-                            LABEL_PERIOD: period.name,
-                        },
-                    },
-                    "spec": {"tenant": tenant, "period": period.name},
-                }
-            )
-            self.result.events.append(
-                (body, Event("Normal", "ReportOpened", f"metering {tenant} for {period.name}"))
-            )
+            body = self._create(tenant, period)
             state = accrual.Report(last_sample=start)
         else:
             status = body.get("status") or {}

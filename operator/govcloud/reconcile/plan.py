@@ -78,7 +78,13 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
             events=[Event("Warning", "InvalidSpec", message)] if changed else [],
         )
     tz = zone(settings)
-    review = plans.review(spec.decision, status.get("review"), generation, now)
+    review = plans.review(
+        spec.decision,
+        status.get("review"),
+        generation,
+        now,
+        created=body["metadata"].get("creationTimestamp"),
+    )
     found = judge(hub, spec, str(review["state"]), now, tz)
     problems, tier, table, ceiling, cost = (
         found.problems,
@@ -115,6 +121,10 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
     }
     if cost is not None:
         new_status["estimatedAnnualCost"] = cost
+    if spec.migrations:
+        new_status["migrations"] = plans.link_migrations(
+            spec.migrations, tenant_migrations(hub, spec.tenant)
+        )
     old_review = status.get("review") or {}
     review_changed = {key: old_review.get(key) for key in ("state", "decidedBy", "reason")} != {
         key: review.get(key) for key in ("state", "decidedBy", "reason")
@@ -137,6 +147,7 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
             ceiling={key: float(quantity.parse(value)) for key, value in ceiling.hard.items()},
             estimated_annual_cost=float(cost) if cost is not None else None,
             updated_at=time.time(),
+            pending_since=_unix(review.get("pendingSince")),
         )
     return result
 
@@ -207,6 +218,23 @@ def judge(
                 )
             )
     return Judgement(tier, table, ceiling, cost, problems)
+
+
+def tenant_migrations(hub: client.Cluster, tenant: str) -> list[Manifest]:
+    """The MigrationPlans in the tenant's namespaces (one LIST; none if the kind is not served)."""
+    try:
+        found = hub.list(constants.API_VERSION, "MigrationPlan")
+    except client.ApiError as error:
+        if error.status == 404:
+            return []
+        raise
+    # The migration reconciler records the tenant owning the plan's namespace in its status.
+    return [item for item in found if (item.get("status") or {}).get("tenant") == tenant]
+
+
+def _unix(text: Any) -> float | None:
+    moment = accrual.parse_time(str(text)) if text else None
+    return moment.timestamp() if moment is not None else None
 
 
 def _write(hub: client.Cluster, body: Manifest, status: Manifest) -> bool:

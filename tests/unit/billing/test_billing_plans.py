@@ -125,7 +125,18 @@ def test_review_records_who_and_keeps_the_time_it_was_first_seen() -> None:
     }
     later = plans.review(decision, first, 4, datetime(2026, 10, 2, tzinfo=UTC))
     assert later == first
-    assert plans.review(None, first, 5, NOW) == {"state": "Pending"}
+    reopened = plans.review(None, first, 5, NOW)
+    assert reopened == {"state": "Pending", "pendingSince": "2026-10-01T00:00:00Z"}
+    # Still pending a day later: the time it started waiting is kept.
+    assert plans.review(None, reopened, 5, datetime(2026, 10, 2, tzinfo=UTC)) == reopened
+
+
+def test_a_plan_never_decided_is_pending_since_it_was_filed() -> None:
+    filed = "2026-09-20T08:00:00Z"
+    assert plans.review(None, None, 1, NOW, created=filed) == {
+        "state": "Pending",
+        "pendingSince": filed,
+    }
 
 
 def test_statement_totals_are_the_sum_of_the_reports_with_tier_subtotals() -> None:
@@ -157,3 +168,65 @@ def test_statement_totals_are_the_sum_of_the_reports_with_tier_subtotals() -> No
     assert text.splitlines()[0] == "period,tier,tenant,requests.cpu,total,closed"
     assert "2027-01,(all),(total),,3.36," in text
     assert '"total": "3.36"' in statement.to_json(found)
+
+
+def _migration(
+    name: str, app: str, phase: str, created: str, completed: str | None = None
+) -> dict[str, object]:
+    status: dict[str, object] = {"phase": phase, "progress": 100 if phase == "Completed" else 40}
+    if completed:
+        status["completedAt"] = completed
+    return {
+        "metadata": {"namespace": "jtj-app", "name": name, "creationTimestamp": created},
+        "spec": {"app": {"name": app}},
+        "status": status,
+    }
+
+
+def test_planned_apps_link_to_the_tenants_migration_plans_by_app_name() -> None:
+    planned = [
+        resourceplan.PlannedMigration.model_validate(
+            {"app": "公交调度系统", "targetDate": "2027-06-30"}
+        ),
+        resourceplan.PlannedMigration.model_validate(
+            {"app": "出租车监管", "targetDate": "2027-03-31"}
+        ),
+        resourceplan.PlannedMigration.model_validate(
+            {"app": "停车诱导", "targetDate": "2027-09-30"}
+        ),
+    ]
+    found = [
+        _migration("bus-old", "公交调度系统", "RolledBack", "2027-01-02T00:00:00Z"),
+        _migration("bus", "公交调度系统", "Copying", "2027-02-01T00:00:00Z"),
+        _migration(
+            "taxi", "出租车监管", "Completed", "2027-01-05T00:00:00Z", "2027-04-02T08:00:00Z"
+        ),
+        _migration("taxi-retry", "出租车监管", "Failed", "2027-05-01T00:00:00Z"),
+    ]
+    linked = plans.link_migrations(planned, found)
+    assert linked == [
+        {
+            "app": "公交调度系统",
+            "targetDate": "2027-06-30",
+            "found": True,
+            "migrationPlan": "jtj-app/bus",  # the newest of the two
+            "phase": "Copying",
+            "progress": 40,
+            "completed": False,
+        },
+        {
+            "app": "出租车监管",
+            "targetDate": "2027-03-31",
+            "found": True,
+            "migrationPlan": "jtj-app/taxi",  # a Completed one wins over a newer failed retry
+            "phase": "Completed",
+            "progress": 100,
+            "completed": True,
+            "completedAt": "2027-04-02T08:00:00Z",
+            "onTime": False,  # two days late
+        },
+        {"app": "停车诱导", "targetDate": "2027-09-30", "found": False},
+    ]
+    assert plans.link_migrations(planned[:1], []) == [
+        {"app": "公交调度系统", "targetDate": "2027-06-30", "found": False}
+    ]

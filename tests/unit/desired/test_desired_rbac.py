@@ -88,9 +88,9 @@ def test_self_view_role_reads_only_the_own_tenant_and_namespaces() -> None:
         },
         {
             "apiGroups": ["govcloud.io"],
-            "resources": ["cloudtenants"],
-            "resourceNames": ["jtj"],
-            "verbs": ["fileplan"],
+            "resources": ["resourceplans"],
+            "resourceNames": [f"jtj-{year}" for year in range(2020, 2101)],
+            "verbs": ["get", "list", "watch"],
         },
         {
             "apiGroups": [""],
@@ -121,9 +121,36 @@ def test_self_view_binding_binds_every_member(make_spec: SpecFactory) -> None:
 def test_no_members_means_no_cluster_role_binding(make_spec: SpecFactory) -> None:
     spec = make_spec(admins={}, editors={}, viewers={})
     assert rbac.self_view_binding("jtj", spec) is None
-    assert [o["kind"] for o in rbac.cluster_scoped("jtj", spec, ["jtj-prod"])] == ["ClusterRole"]
+    kinds = [o["kind"] for o in rbac.cluster_scoped("jtj", spec, ["jtj-prod"])]
+    assert kinds == ["ClusterRole", "ClusterRole"]
 
 
 def test_suspension_keeps_the_self_view(make_spec: SpecFactory) -> None:
-    kinds = [o["kind"] for o in rbac.cluster_scoped("jtj", make_spec(suspended=True), ["jtj-a"])]
-    assert kinds == ["ClusterRole", "ClusterRoleBinding"]
+    objects = rbac.cluster_scoped("jtj", make_spec(suspended=True), ["jtj-a"])
+    # The self-view stays; a suspended tenant's admins cannot file plans meanwhile.
+    assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
+        ("ClusterRole", "govcloud:tenant:jtj:self-view"),
+        ("ClusterRoleBinding", "govcloud:tenant:jtj:self-view"),
+        ("ClusterRole", "govcloud:tenant:jtj:plan-filer"),
+    ]
+
+
+def test_only_the_admins_may_file_the_tenants_plans(make_spec: SpecFactory) -> None:
+    role = rbac.plan_filer_role("jtj")
+    assert role["metadata"] == meta.object_meta("govcloud:tenant:jtj:plan-filer", None, "jtj")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["govcloud.io"],
+            "resources": ["cloudtenants"],
+            "resourceNames": ["jtj"],
+            "verbs": ["fileplan"],
+        }
+    ]
+    binding = rbac.plan_filer_binding("jtj", make_spec())
+    assert binding is not None
+    assert binding["roleRef"]["name"] == binding["metadata"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == rbac.subjects(make_spec().admins)
+    assert all(
+        "fileplan" not in rule["verbs"] for rule in rbac.self_view_role("jtj", ["jtj-a"])["rules"]
+    )
+    assert rbac.plan_filer_binding("jtj", make_spec(admins={})) is None

@@ -35,7 +35,12 @@ def test_a_tenant_gets_namespaces_policies_access_and_quotas(make_spec: SpecFact
     assert desired.namespace_names == ["jtj-prod", "jtj-dev"]
     expected = ["LimitRange", "NetworkPolicy", "RoleBinding", "RoleBinding", "RoleBinding"]
     assert kinds_by_namespace(desired) == {"jtj-prod": expected, "jtj-dev": expected}
-    assert [o["kind"] for o in desired.cluster_scoped] == ["ClusterRole", "ClusterRoleBinding"]
+    assert [o["kind"] for o in desired.cluster_scoped] == [
+        "ClusterRole",  # self-view, every member
+        "ClusterRoleBinding",
+        "ClusterRole",  # plan-filer, admins only
+        "ClusterRoleBinding",
+    ]
     assert [q["metadata"]["namespace"] for q in desired.quotas] == ["jtj-prod", "jtj-dev"]
     assert desired.quotas[0]["spec"]["hard"] == {
         "pods": "25",

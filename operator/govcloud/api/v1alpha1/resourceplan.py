@@ -259,6 +259,29 @@ class Review(Model):
         alias="observedGeneration",
         description="The plan generation the decision was seen on.",
     )
+    pending_since: datetime | None = Field(
+        default=None,
+        alias="pendingSince",
+        description="While Pending: since when the plan waits for a decision (filed or reopened).",
+    )
+
+
+class PlannedMigrationStatus(Model):
+    """A planned app and the tenant's MigrationPlan for it, if one exists (matched by app)."""
+
+    app: str = Field(max_length=256)
+    target_date: date = Field(alias="targetDate")
+    found: bool = Field(default=False, description="A MigrationPlan for the app exists.")
+    migration_plan: str | None = Field(
+        default=None, alias="migrationPlan", max_length=512, description="<namespace>/<name>."
+    )
+    phase: str | None = Field(default=None, max_length=32, description="Its phase.")
+    progress: int | None = Field(default=None, ge=0, le=100, description="Percent done.")
+    completed: bool = False
+    completed_at: datetime | None = Field(default=None, alias="completedAt")
+    on_time: bool | None = Field(
+        default=None, alias="onTime", description="Completed on or before the target date."
+    )
 
 
 class ResourcePlanStatus(Model):
@@ -276,6 +299,14 @@ class ResourcePlanStatus(Model):
     )
     currency: str | None = None
     review: Review = Field(default_factory=Review)
+    migrations: list[PlannedMigrationStatus] = Field(
+        default_factory=list,
+        max_length=MAX_MIGRATIONS,
+        description=(
+            "Per app of spec.migrations: whether a MigrationPlan for it exists in the tenant's"
+            " namespaces (matched by spec.app.name), its phase and completion. Read-only."
+        ),
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready (the plan resolves and is priced) and Approved.",

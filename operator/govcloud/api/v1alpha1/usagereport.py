@@ -130,6 +130,15 @@ class UsageReportStatus(Model):
             " usage observed right after the gap."
         ),
     )
+    unmetered_seconds: str | None = Field(
+        default=None,
+        alias="unmeteredSeconds",
+        max_length=DECIMAL_MAX_LENGTH,
+        description=(
+            "Seconds not billed at all because the tenant's sub-center could not be read"
+            " (unreachable, or its credentials unusable): usage unknown, charged nothing."
+        ),
+    )
     unrated_resources: list[Annotated[str, Field(max_length=253)]] = Field(
         default_factory=list,
         alias="unratedResources",
