@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     migration_poll_seconds: float = Field(
         default=2.0, gt=0, le=60, description="How often a busy MigrationPlan is re-checked."
     )
+    migration_write_pause_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=10,
+        description=(
+            "Testing only (0, off, in production): pause after each object a MigrationPlan's"
+            " copy or cutover writes, so a test can stop the operator half-way through a stage."
+        ),
+    )
 
     billing_enabled: bool = Field(
         default=True,

@@ -159,6 +159,7 @@ MIGRATIONPLAN = Kind(
         PrinterColumn("SubCenter", "string", ".spec.source.subCenter", "Source site.", 1),
         PrinterColumn("Target", "string", ".spec.targetNamespace", "Target namespace.", 1),
     ),
+    root_rules=migrationplan.ROOT_RULES,
     selectable_fields=(".spec.targetNamespace",),
 )
 

@@ -295,3 +295,13 @@ def deadline(
             f"due {stamp}",
         )
     return DeadlineVerdict(False, "OnTrack", f"due {stamp}", False, "NotDue", f"due {stamp}")
+
+
+def next_deadline_change(
+    phase: Phase, due: datetime, now: datetime, at_risk: timedelta
+) -> datetime | None:
+    """The next moment `deadline` may answer differently with nothing else changed: the start
+    of the at-risk window, then the deadline itself; None for a Completed plan or after both."""
+    if phase is Phase.COMPLETED:
+        return None
+    return next((moment for moment in (due - at_risk, due) if moment > now), None)

@@ -8,13 +8,21 @@ Each pass:
 2. gather: the source objects of the plan's kinds and selector, each turned into a move/skip
    decision by `migration.transform`; the target's objects of those kinds; availability.
 3. decide with `migration.machine`, carry out the one action (each one idempotent), and
-   write the status once, only when it changed (an idle plan costs no writes).
+   write the status once, only when it changed (an idle plan costs no writes). An action that
+   writes (copy, cutover) is announced first: the status says Copying or CuttingOver, with
+   the stage Running, before the first object is written, so a crash half-way is resumed as
+   that stage.
 4. roll the tenant's plans up into CloudTenant.status.migrations, again only on a change.
+
+A deleted plan is released by `finalize` (the finalizer govcloud.io/finalizer): a Completed
+plan only drops its bookkeeping annotations from the source; any other plan that has begun
+copying is rolled back first (docs/migration.md, "Deleting a plan").
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +41,8 @@ from govcloud.reconcile import conditions, events, placement
 log = logging.getLogger(__name__)
 
 KIND = "MigrationPlan"
+# Actions whose status (Copying, CuttingOver) is written before the first object is.
+ANNOUNCED = frozenset({machine.Action.COPY, machine.Action.CUTOVER})
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 AUTHORIZED = "Authorized"
@@ -56,6 +66,7 @@ class Result:
     events: list[Event] = field(default_factory=list)
     snapshot: metrics.MigrationSnapshot | None = None
     requeue: float | None = None
+    message: str = ""  # why a deletion still waits (outcome "finalizing")
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,9 @@ def reconcile(
         if tenant:
             rollup(hub, tenant, settings, now)
         return Result(outcome="deleted")
+    if body["metadata"].get("deletionTimestamp"):
+        return finalize(hub, registry, body, settings, now)
+    body = own(hub, body)
     status = body.get("status") or {}
     phase = _phase(status.get("phase"))
     try:
@@ -117,27 +131,20 @@ def reconcile(
         return hold(hub, body, access, facts.blocker, now, settings)
     step = decided = machine.decide(phase, facts, now)
     events: list[Event] = []
-    new_phase = step.phase
     done = True
     error_message = ""
     if step.action is not machine.Action.NONE and access.source is not None:
+        if step.action in ANNOUNCED:
+            body = announce(hub, body, spec, access, inventory, step, facts, now, settings, events)
+            status = body["status"]
+        pause = float(getattr(settings, "migration_write_pause_seconds", 0.0) or 0.0)
         try:
-            done = act(step.action, access.source, hub, body, spec, inventory)
+            done = act(step.action, access.source, hub, body, spec, inventory, pause)
         except client.ApiError as error:
             error_message = str(error)[:1000]
     elif step.action is not machine.Action.NONE:
         done, error_message = False, facts.blocker or "the source cannot be reached"
-    if error_message:
-        failed_step = (
-            machine.failed(spec.rollback_policy, step.stage, error_message)
-            if step.action is not machine.Action.ROLLBACK
-            else machine.Step(Phase.ROLLING_BACK, step.action, "RollbackRetrying", error_message)
-        )
-        if step.action is machine.Action.ROLLBACK:  # the phase stays: say so once a pass
-            events.append(Event("Warning", failed_step.reason, failed_step.message))
-        step, new_phase = failed_step, failed_step.phase
-    elif step.action is not machine.Action.NONE and done:
-        new_phase = machine.succeeded(step)
+    step, new_phase = ended(step, done, error_message, spec, events)
     new_status = plan_status(
         body,
         spec,
@@ -160,8 +167,73 @@ def reconcile(
         body=body,
         events=events,
         snapshot=snapshot(access, new_status),
-        requeue=settings.migration_poll_seconds if busy else _window_wait(spec, now),
+        requeue=settings.migration_poll_seconds
+        if busy
+        else wake_after(spec, new_phase, now, settings),
     )
+
+
+def ended(
+    step: machine.Step,
+    done: bool,
+    error_message: str,
+    spec: migrationplan.MigrationPlanSpec,
+    events: list[Event],
+) -> tuple[machine.Step, Phase]:
+    """The step as it ended and the phase to write: failed, done, or still the step's own."""
+    if error_message:
+        failed_step = (
+            machine.failed(spec.rollback_policy, step.stage, error_message)
+            if step.action is not machine.Action.ROLLBACK
+            else machine.Step(Phase.ROLLING_BACK, step.action, "RollbackRetrying", error_message)
+        )
+        if step.action is machine.Action.ROLLBACK:  # the phase stays: say so once a pass
+            events.append(Event("Warning", failed_step.reason, failed_step.message))
+        return failed_step, failed_step.phase
+    if step.action is not machine.Action.NONE and done:
+        return step, machine.succeeded(step)
+    return step, step.phase
+
+
+def own(hub: client.Cluster, body: Manifest) -> Manifest:
+    """The plan with the operator's finalizer on it: a deletion always passes `finalize`."""
+    current = body
+    for _ in range(3):
+        if constants.FINALIZER in (current["metadata"].get("finalizers") or []):
+            return current
+        try:
+            return hub.add_finalizer(_typed(current), constants.FINALIZER)
+        except client.ApiError as error:  # kopf adds its own marker at the same moment
+            if error.status != 422:
+                raise
+        metadata = body["metadata"]
+        current = (
+            hub.get(constants.API_VERSION, KIND, metadata["name"], metadata["namespace"]) or body
+        )
+    return hub.add_finalizer(_typed(current), constants.FINALIZER)
+
+
+def announce(
+    hub: client.Cluster,
+    body: Manifest,
+    spec: migrationplan.MigrationPlanSpec,
+    access: Access,
+    inventory: Inventory,
+    step: machine.Step,
+    facts: machine.Facts,
+    now: datetime,
+    settings: Any,
+    events: list[Event],
+) -> Manifest:
+    """Write the step's phase, its stage Running, before its first write: the plan as stored."""
+    before = body.get("status") or {}
+    announced = plan_status(
+        body, spec, access, inventory, (step, step), step.phase, facts, "", now, settings,
+        running=True,
+    )  # fmt: skip
+    events.extend(transition_events(before, announced, spec))
+    write_status(hub, body, announced)
+    return {**body, "status": announced}
 
 
 def observe(
@@ -202,10 +274,24 @@ def observe(
     return facts, inventory
 
 
-def _window_wait(spec: migrationplan.MigrationPlanSpec, now: datetime) -> float | None:
-    if spec.not_before is not None and spec.not_before > now:
-        return max(1.0, (spec.not_before - now).total_seconds())
-    return None
+def wake_after(
+    spec: migrationplan.MigrationPlanSpec, phase: Phase, now: datetime, settings: Any
+) -> float | None:
+    """Seconds until an idle plan must be looked at again: its window opens, or a deadline
+    rule (DeadlineAtRisk, Overdue) starts to hold. A second later, so the pass sees it hold."""
+    moments = [
+        moment
+        for moment in (
+            spec.not_before,
+            machine.next_deadline_change(
+                phase, spec.deadline, now, timedelta(hours=settings.migration_at_risk_hours)
+            ),
+        )
+        if moment is not None and moment > now
+    ]
+    if not moments:
+        return None
+    return max(1.0, (min(moments) - now).total_seconds() + 1.0)
 
 
 # -- authorization ---------------------------------------------------------------------------
@@ -445,24 +531,35 @@ def act(
     body: Manifest,
     spec: migrationplan.MigrationPlanSpec,
     inventory: Inventory,
+    pause: float = 0.0,
 ) -> bool:
-    """Carry out one action; True when it is done (a rollback may take several passes)."""
+    """Carry out one action; True when it is done (a rollback may take several passes).
+
+    `pause` (the testing-only GOVCLOUD_MIGRATION_WRITE_PAUSE_SECONDS, 0 in production)
+    waits after each object the copy or the cutover writes.
+    """
     if action is machine.Action.COPY:
-        copy(target, inventory)
+        copy(target, inventory, pause)
         return True
     if action is machine.Action.CUTOVER:
-        cutover(source, target, spec, inventory)
+        cutover(source, target, spec, inventory, pause)
         return True
     return rollback(source, target, body, spec, inventory)
 
 
-def copy(target: client.Cluster, inventory: Inventory) -> None:
+def copy(target: client.Cluster, inventory: Inventory, pause: float = 0.0) -> None:
     """Server-side apply every moving object into the target, in kind order."""
     for decision in inventory.moves:
         assert decision.manifest is not None
         applied = target.apply(decision.manifest)
         applied.setdefault("kind", decision.kind)
         inventory.ours[(decision.kind, decision.name)] = applied
+        _pause(pause)
+
+
+def _pause(seconds: float) -> None:
+    if seconds > 0:
+        time.sleep(seconds)  # testing only: lets a test stop the operator half-way
 
 
 def cutover(
@@ -470,6 +567,7 @@ def cutover(
     target: client.Cluster,
     spec: migrationplan.MigrationPlanSpec,
     inventory: Inventory,
+    pause: float = 0.0,
 ) -> None:
     """Scale the source down (remembering each count once), suspend its CronJobs, resume ours.
 
@@ -494,6 +592,7 @@ def cutover(
                     "annotations": {transform.ANNOTATION_ORIGINAL_REPLICAS: str(replicas)}
                 }
             source.patch_merge(api_version, decision.kind, decision.name, patch, namespace)
+            _pause(pause)
         elif decision.kind == "CronJob":
             suspended = bool((found.get("spec") or {}).get("suspend"))
             if transform.ANNOTATION_ORIGINAL_SUSPEND in notes and suspended:
@@ -506,6 +605,7 @@ def cutover(
                     }
                 }
             source.patch_merge(api_version, decision.kind, decision.name, patch, namespace)
+            _pause(pause)
     for (kind, name), ours in inventory.ours.items():
         if kind not in transform.SUSPENDABLE:
             continue
@@ -602,12 +702,17 @@ def plan_status(
     error: str,
     now: datetime,
     settings: Any,
+    *,
+    running: bool = False,
 ) -> Manifest:
-    """The whole status: `steps` is the step as decided and as it ended (after a failure)."""
+    """The whole status: `steps` is the step as decided and as it ended (after a failure).
+
+    `running`: the status announced before the step's action, its stage Running.
+    """
     decided, step = steps
     previous = body.get("status") or {}
     generation = body["metadata"].get("generation")
-    stages = _stages(previous, decided, phase, facts, error, now)
+    stages = _stages(previous, decided, phase, facts, error, now, running)
     started = any(item["name"] == "copy" for item in stages)
     status: Manifest = {
         "phase": phase.value,
@@ -719,13 +824,14 @@ def _assessed_condition(
     )
 
 
-def _stages(
+def _stages(  # noqa: PLR0912 - one stage rule a branch
     previous: Mapping[str, Any],
     step: machine.Step,
     phase: Phase,
     facts: machine.Facts,
     error: str,
     now: datetime,
+    running: bool = False,
 ) -> list[Manifest]:
     """The timed list of stages: `step` (as decided, before any failure) marks its stage."""
     stages = [dict(item) for item in previous.get("stages") or []]
@@ -739,7 +845,7 @@ def _stages(
             return
         entry["state"] = state
         entry["message"] = message
-        if state in ("Succeeded", "Failed"):
+        if state in ("Succeeded", "Failed", "Cancelled"):
             entry["finishedAt"] = _stamp(now)
         else:
             entry.pop("finishedAt", None)
@@ -756,7 +862,9 @@ def _stages(
             state = "Failed" if step.phase is Phase.FAILED else "Waiting"
             mark("assess", state, step.message[:1000])
     if action is machine.Action.COPY:
-        if error:
+        if running:
+            mark("copy", "Running")
+        elif error:
             mark("copy", "Failed", error)
         else:
             mark("copy", "Succeeded")
@@ -765,10 +873,16 @@ def _stages(
         mark("verify", "Succeeded")
     if action is machine.Action.CUTOVER:
         mark("verify", "Succeeded")
-        mark("cutover", "Failed" if error else "Succeeded", error)
+        if running:
+            mark("cutover", "Running")
+        else:
+            mark("cutover", "Failed" if error else "Succeeded", error)
     if step.reason == "StageFailed" and step.stage in ("verify", "cutover"):
         mark(step.stage, "Failed", step.message[:1000])
     if action is machine.Action.ROLLBACK:
+        for entry in stages:  # a stage a crash or a failure left Running never finishes now
+            if entry["name"] != "rollback" and entry.get("state") == "Running":
+                mark(entry["name"], "Cancelled", "stopped by the rollback")
         done = phase is Phase.ROLLED_BACK
         mark("rollback", "Succeeded" if done else "Running", "" if done else error)
     elif phase is Phase.ROLLING_BACK:
@@ -912,6 +1026,134 @@ def invalid(hub: client.Cluster, body: Manifest, message: str, now: datetime) ->
 _validation_message = events.validation_message
 
 
+# -- deletion --------------------------------------------------------------------------------
+
+
+def finalize(  # noqa: PLR0911 - each kind of deleted plan is let go its own way
+    hub: client.Cluster,
+    registry: clusters.ClusterRegistry | None,
+    body: Manifest,
+    settings: Any,
+    now: datetime,
+) -> Result:
+    """A deleted plan leaves the app running on one side and none of its bookkeeping behind.
+
+    - Never copied, or RolledBack: nothing of the plan is left anywhere; the finalizer goes.
+    - Completed: the copies are the app now and stay; the source stays scaled down and its
+      CronJobs suspended; only the plan's annotations are removed from the source objects.
+    - Any other plan that began copying is rolled back exactly as `spec.rollback: true` does:
+      the source's counts are restored, and once it runs again the plan's copies are deleted.
+    A source that cannot be reached holds the deletion (outcome "finalizing") until it can.
+    """
+    if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
+        return Result(outcome="deleted", body=body)
+    status = body.get("status") or {}
+    phase = _phase(status.get("phase"))
+    if _stage(status, "copy") is None or phase is Phase.ROLLED_BACK:
+        return release(hub, body, [])
+    try:
+        spec = migrationplan.parse(body.get("spec") or {})
+    except pydantic.ValidationError as error:
+        return release(
+            hub, body, [_left_alone(f"the spec is invalid: {_validation_message(error)}")]
+        )
+    tenant = tenant_of_namespace(hub, body["metadata"]["namespace"]) or status.get("tenant")
+    source, reason, message = source_cluster(hub, registry, spec)
+    if source is not None and tenant:
+        reason, message = source_verdict(source, str(tenant), spec)
+    if reason == "SourceUnreachable":
+        return finalizing(hub, body, f"the source cannot be reached: {message}", settings)
+    if source is None or reason or not tenant:
+        return release(hub, body, [_left_alone(message or "the plan has no tenant")])
+    try:
+        inventory = gather(source, hub, body, spec)
+        if phase is Phase.COMPLETED:
+            forget_source(source, spec, inventory)
+            done = True
+        else:
+            done = rollback(source, hub, body, spec, inventory)
+    except client.ApiError as error:
+        return finalizing(hub, body, f"cannot undo the plan yet: {error}", settings)
+    if not done:
+        return finalizing(
+            hub,
+            body,
+            "rolling back before the plan goes: waiting for the source to run again; the"
+            " plan's copies in the target are deleted after that",
+            settings,
+        )
+    if phase is Phase.COMPLETED:
+        said = "the plan is gone; the app stays in the target, the source stays scaled down"
+    else:
+        said = "rolled back before the plan went: the source runs with its own counts again"
+    return release(hub, body, [Event("Normal", "Finalized", said)])
+
+
+def forget_source(
+    source: client.Cluster, spec: migrationplan.MigrationPlanSpec, inventory: Inventory
+) -> None:
+    """Remove the plan's bookkeeping annotations from the source; replicas stay as they are."""
+    for (kind, name), found in inventory.sources.items():
+        notes = _annotations(found)
+        drop = {
+            key: None
+            for key in (
+                transform.ANNOTATION_ORIGINAL_REPLICAS,
+                transform.ANNOTATION_ORIGINAL_SUSPEND,
+            )
+            if key in notes
+        }
+        if drop:
+            source.patch_merge(
+                transform.API_VERSIONS[kind],
+                kind,
+                name,
+                {"metadata": {"annotations": drop}},
+                spec.source.namespace,
+            )
+
+
+def finalizing(hub: client.Cluster, body: Manifest, message: str, settings: Any) -> Result:
+    """The deletion waits: say why in the status (once), and look again soon."""
+    status = body.get("status") or {}
+    text = f"deleting: {message}"[:2000]
+    write_status(hub, body, {**status, "message": text})
+    return Result(
+        outcome="finalizing",
+        body=body,
+        requeue=settings.migration_poll_seconds,
+        message=text,
+    )
+
+
+def release(hub: client.Cluster, body: Manifest, said: list[Event]) -> Result:
+    """Remove the operator's finalizer. kopf removes its own marker at about the same time and
+    another pass may release too, so a failed test-and-remove (422) reads the plan again."""
+    current: Manifest | None = body
+    for _ in range(3):
+        if current is None or constants.FINALIZER not in (
+            current["metadata"].get("finalizers") or []
+        ):
+            break
+        try:
+            hub.remove_finalizer(_typed(current), constants.FINALIZER)
+            break
+        except client.ApiError as error:
+            if error.status != 422:
+                raise
+        metadata = body["metadata"]
+        current = hub.get(constants.API_VERSION, KIND, metadata["name"], metadata["namespace"])
+    return Result(outcome="deleted", body=body, events=said)
+
+
+def _left_alone(why: str) -> Event:
+    return Event(
+        "Warning",
+        "SourceLeftAsIs",
+        f"the plan was deleted without touching its source or target: {why}"[:1000],
+    )
+
+
 # -- the tenant's roll-up and metrics --------------------------------------------------------
 
 
@@ -969,6 +1211,10 @@ def snapshot(access: Access, status: Mapping[str, Any]) -> metrics.MigrationSnap
 
 
 # -- small helpers ---------------------------------------------------------------------------
+
+
+def _typed(body: Manifest) -> Manifest:
+    return {**body, "apiVersion": constants.API_VERSION, "kind": KIND}
 
 
 def _phase(value: Any) -> Phase:

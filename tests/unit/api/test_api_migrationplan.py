@@ -98,3 +98,19 @@ def test_status_round_trips_with_wire_names() -> None:
     )
 
     assert status.model_dump(by_alias=True, mode="json", exclude_defaults=True)["cutoverAt"]
+
+
+def test_source_and_target_freeze_once_copying_began_is_a_root_transition_rule() -> None:
+    crd = crdgen.crd(registry.MIGRATIONPLAN)
+    rules = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"][cel.VALIDATIONS_KEY]
+
+    assert rules == [migrationplan.SOURCE_TARGET_FROZEN.to_schema()]
+    rule = rules[0]["rule"]
+    # a transition rule: oldSelf is not optional, so a create is never checked by it ...
+    assert "optionalOldSelf" not in rules[0]
+    # ... it sees the stored status (only the root can), and compares exactly the two fields
+    assert "!has(oldSelf.status.startedAt)" in rule
+    assert "self.spec.source == oldSelf.spec.source" in rule
+    assert "self.spec.targetNamespace == oldSelf.spec.targetNamespace" in rule
+    assert "spec.rollback: true" in rules[0]["message"]
+    assert rules[0]["fieldPath"] == ".spec.source"

@@ -310,3 +310,24 @@ def test_progress_by_phase() -> None:
     assert machine.progress(Phase.COMPLETED, True, 0) == 100
     assert machine.progress(Phase.AWAITING_APPROVAL, True, 50) == 75
     assert machine.progress(Phase.FAILED, True, 50) == 50
+
+
+@pytest.mark.parametrize(
+    ("case", "phase", "now", "expected"),
+    [
+        ("long before: the at-risk window opens next", Phase.PENDING, DUE - 2 * WEEK, DUE - WEEK),
+        ("inside the window: the deadline is next", Phase.VERIFYING, DUE - timedelta(days=1), DUE),
+        ("after the deadline nothing changes any more", Phase.FAILED, DUE + timedelta(1), None),
+        ("a completed plan never changes its verdict", Phase.COMPLETED, DUE - 2 * WEEK, None),
+    ],
+)
+def test_next_deadline_change_is_when_the_deadline_rule_next_answers_differently(
+    case: str, phase: Phase, now: datetime, expected: datetime | None
+) -> None:
+    moment = machine.next_deadline_change(phase, DUE, now, WEEK)
+
+    assert moment == expected, case
+    if moment is not None:  # the verdict just before and just after that moment differ
+        before = machine.deadline(phase, DUE, moment - timedelta(seconds=1), WEEK)
+        after = machine.deadline(phase, DUE, moment + timedelta(seconds=1), WEEK)
+        assert (before.at_risk, before.overdue) != (after.at_risk, after.overdue), case

@@ -114,6 +114,25 @@ APPROVAL_STAGES_UNIQUE = cel.Rule(
     message="approvalsRequired lists a stage twice",
 )
 
+# Root-level rule: whether copying began is in the status, which only the root can see. It is
+# a transition rule (oldSelf), so it runs on updates only; status and finalizer writes leave
+# the spec as it was and always pass.
+SOURCE_TARGET_FROZEN = cel.Rule(
+    rule=(
+        "!has(oldSelf.status) || !has(oldSelf.status.startedAt)"
+        " || (self.spec.source == oldSelf.spec.source"
+        " && self.spec.targetNamespace == oldSelf.spec.targetNamespace)"
+    ),
+    message=(
+        "source and targetNamespace cannot change once copying has begun (status.startedAt is"
+        " set): the copies in the target and the source's remembered replica counts belong to"
+        " them. Roll this plan back with spec.rollback: true, then create a new MigrationPlan"
+        " for another source or target"
+    ),
+    field_path=".spec.source",
+)
+ROOT_RULES = (SOURCE_TARGET_FROZEN,)
+
 
 def _refuse_if(broken: bool, rule: cel.Rule) -> None:
     """Raises the rule's own message, so the operator says what the API server says."""
@@ -338,7 +357,9 @@ class StageStatus(Model):
     """One stage of the plan: when it ran and how it went."""
 
     name: str
-    state: str = Field(description="Running, Succeeded, Failed or Waiting.")
+    state: str = Field(
+        description="Running, Succeeded, Failed, Waiting, or Cancelled (stopped by a rollback)."
+    )
     started_at: datetime | None = Field(default=None, alias="startedAt")
     finished_at: datetime | None = Field(default=None, alias="finishedAt")
     message: str = ""
