@@ -28,11 +28,16 @@ def crds(kubectl: testing.Kubectl) -> None:
 
 @pytest.fixture(scope="session")
 def operator(hub: cluster.ControlPlane, crds: None) -> Iterator[testing.OperatorProcess]:
-    """The operator as a real process, resyncing every 5 s so drift tests stay short."""
+    """The operator as a real process, resyncing every 5 s and metering (while a RateCard
+    exists) every 5 s, so drift and metrics tests stay short."""
     process = testing.OperatorProcess(
         hub.kubeconfig,
         REPO_ROOT / ".cache" / "logs" / f"operator-integration-{os.getpid()}.log",
-        env={"GOVCLOUD_RESYNC_SECONDS": "5", "GOVCLOUD_PLATFORM_NAMESPACES": "monitoring"},
+        env={
+            "GOVCLOUD_RESYNC_SECONDS": "5",
+            "GOVCLOUD_METERING_INTERVAL_SECONDS": "5",
+            "GOVCLOUD_PLATFORM_NAMESPACES": "monitoring",
+        },
     ).start()
     yield process
     process.stop()
