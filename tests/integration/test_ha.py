@@ -209,7 +209,10 @@ def test_one_replica_acts_and_the_other_takes_over_after_kill_9(
             assert sorted(per_namespace) == expected_namespaces, kind
             assert len({tuple(names) for names in per_namespace.values()}) == 1, per_namespace
         assert len(managed(kubectl, "limitranges", name)) == len(expected_namespaces)
-        assert managed(kubectl, "clusterroles", name) == [f"/govcloud:tenant:{name}:self-view"]
+        assert managed(kubectl, "clusterroles", name) == [
+            f"/govcloud:tenant:{name}:plan-filer",
+            f"/govcloud:tenant:{name}:self-view",
+        ]
         assert managed(kubectl, "rolebindings", name) == [
             f"{namespace}/govcloud-admin" for namespace in expected_namespaces
         ]
