@@ -436,3 +436,23 @@ def log_since(operator: testing.OperatorProcess, offset: int) -> str:
 
 def elapsed_since(started: float) -> float:
     return time.monotonic() - started
+
+
+def tenants_listed(body: Manifest) -> list[str]:
+    """The names of the tenants a SubCenter's status lists as placed on it."""
+    return [entry["name"] for entry in (body.get("status") or {}).get("tenants") or []]
+
+
+def refused(reason: str) -> Callable[[Manifest], bool]:
+    """A check that a tenant's placement is refused for `reason`: Pending, nothing placed."""
+
+    def check(body: Manifest) -> bool:
+        return bool(
+            helpers.current(body)
+            and helpers.phase(body) == "Pending"
+            and helpers.condition(body, "Ready").get("reason") == reason
+            and helpers.condition(body, "Placed").get("reason") == reason
+            and helpers.condition(body, "Placed").get("status") == "False"
+        )
+
+    return check

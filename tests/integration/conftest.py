@@ -9,11 +9,37 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import _subcenter_helpers as sc
+import _tenant_helpers as helpers
 import pytest
 
 from govcloud.dev import cluster, testing
 
 REPO_ROOT = testing.REPO_ROOT
+
+
+# The longest files first (measured with --durations), so that with `--dist loadfile
+# --no-loadscope-reorder` no worker picks one up last while the others sit idle.
+LONGEST_FIRST = (
+    "test_migration.py",
+    "test_subcenter.py",
+    "test_subcenter_health.py",
+    "test_migration_lifecycle.py",
+    "test_billing.py",
+    "test_cloudtenant_lifecycle.py",
+    "test_ha.py",
+    "test_billing_subcenter.py",
+    "test_cloudtenant_validation.py",
+    "test_migration_restart.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: tests keep their order within a file
 
 
 @pytest.fixture(scope="session")
@@ -126,3 +152,63 @@ def tenants(kubectl: testing.Kubectl, operator: testing.OperatorProcess) -> Iter
     made = Tenants(kubectl)
     yield made
     made.delete_all()
+
+
+# -- SubCenters: the session's second control plane registered as a site ------------------
+
+
+@pytest.fixture(scope="module")
+def site_kubectl(subcenter: cluster.ControlPlane) -> testing.Kubectl:
+    """kubectl against the sub-center's own cluster (admin)."""
+    return testing.Kubectl(subcenter.kubeconfig)
+
+
+@pytest.fixture(scope="module")
+def system_namespace(kubectl: testing.Kubectl) -> Iterator[str]:
+    existed = kubectl.get("namespace", sc.SYSTEM_NAMESPACE) is not None
+    if not existed:
+        kubectl("create", "namespace", sc.SYSTEM_NAMESPACE)
+    yield sc.SYSTEM_NAMESPACE
+    if not existed:  # gone (not Terminating) before a later module creates it again
+        kubectl.run("delete", "namespace", sc.SYSTEM_NAMESPACE, "--timeout=90s")
+
+
+@pytest.fixture(scope="module")
+def shared_site(
+    kubectl: testing.Kubectl,
+    operator: testing.OperatorProcess,
+    subcenter: cluster.ControlPlane,
+    system_namespace: str,
+) -> Iterator[str]:
+    """One federated SubCenter (max MLPS level 2) for the sub-center cluster, probed every 2 s."""
+    registry = sc.Sites(kubectl)
+    name = registry.create(helpers.unique("feixi"), sc.kubeconfig_of(subcenter))
+    try:
+        registry.wait_ready(name, timeout=60)
+        yield name
+    finally:
+        registry.cleanup()
+
+
+@pytest.fixture
+def sites(
+    kubectl: testing.Kubectl, operator: testing.OperatorProcess, system_namespace: str
+) -> Iterator[sc.Sites]:
+    """SubCenters of a test's own, deleted (after its tenants) when the test ends."""
+    made = sc.Sites(kubectl)
+    yield made
+    made.cleanup()
+
+
+@pytest.fixture
+def placed(
+    kubectl: testing.Kubectl,
+    site_kubectl: testing.Kubectl,
+    operator: testing.OperatorProcess,
+    sites: sc.Sites,
+    shared_site: str,
+) -> Iterator[sc.PlacedTenants]:
+    """Tenants of a test; deleted before its SubCenters (which hold deletion while tenants stay)."""
+    made = sc.PlacedTenants(kubectl, site_kubectl)
+    yield made
+    made.cleanup()

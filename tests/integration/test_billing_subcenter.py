@@ -28,21 +28,6 @@ EXACT = Decimal("1e-6")  # 9 stored decimals, summed over a few dozen ticks
 
 
 @pytest.fixture(scope="module")
-def site_kubectl(subcenter: cluster.ControlPlane) -> testing.Kubectl:
-    return testing.Kubectl(subcenter.kubeconfig)
-
-
-@pytest.fixture(scope="module")
-def system_namespace(kubectl: testing.Kubectl) -> Iterator[str]:
-    existed = kubectl.get("namespace", sc.SYSTEM_NAMESPACE) is not None
-    if not existed:
-        kubectl("create", "namespace", sc.SYSTEM_NAMESPACE)
-    yield sc.SYSTEM_NAMESPACE
-    if not existed:
-        kubectl.run("delete", "namespace", sc.SYSTEM_NAMESPACE, "--timeout=90s")
-
-
-@pytest.fixture(scope="module")
 def operator_b(
     hub: cluster.ControlPlane, operator: testing.OperatorProcess
 ) -> Iterator[testing.OperatorProcess]:
