@@ -10,7 +10,7 @@ import kopf
 
 from govcloud import constants
 from govcloud.handlers import startup
-from govcloud.reconcile import tenant
+from govcloud.reconcile import events, tenant
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ async def reconcile(name: str, memo: kopf.Memo) -> None:
     elif result.outcome == "deleted":
         recorder.forget_tenant(name)
     if result.body is not None:
-        for event in result.events:
+        for event in events.coalesce(result.events):
             kopf.event(result.body, type=event.type, reason=event.reason, message=event.message)
     if result.retry:
         startup.call_later(memo, f"{KIND}/{name}", RETRY_SECONDS, _queue(memo).request, name)

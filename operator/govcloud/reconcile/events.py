@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pydantic
@@ -14,6 +15,38 @@ class Event:
     type: str
     reason: str
     message: str
+
+
+# kopf cuts longer messages in the middle; what is left out is counted instead.
+MESSAGE_LIMIT = 1000
+
+
+def coalesce(events: Sequence[Event], limit: int = MESSAGE_LIMIT) -> list[Event]:
+    """One Event per type and reason of a pass, the messages joined in order.
+
+    An Event is a write: onboarding a tenant says "created ..." once, not once for each of its
+    two dozen objects, which would double what onboarding costs the API server.
+    """
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for event in events:
+        messages = grouped.setdefault((event.type, event.reason), [])
+        if event.message not in messages:
+            messages.append(event.message)
+    return [
+        Event(type_, reason, _joined(messages, limit))
+        for (type_, reason), messages in grouped.items()
+    ]
+
+
+def _joined(messages: Sequence[str], limit: int) -> str:
+    text = messages[0]
+    for index, message in enumerate(messages[1:], start=1):
+        rest = len(messages) - index
+        tail = f"; and {rest} more"
+        if len(text) + 2 + len(message) + len(tail) > limit and rest > 0:
+            return text + tail
+        text = f"{text}; {message}"
+    return text
 
 
 def validation_message(error: pydantic.ValidationError) -> str:
