@@ -8,7 +8,7 @@ export PYTHONUNBUFFERED := 1
 # Integration test files run in parallel, each worker with its own local control plane.
 WORKERS ?= 4
 
-.PHONY: all venv tools lint unit integration e2e test demo crds cluster-up cluster-down clean
+.PHONY: all venv tools lint unit integration e2e test demo crds cluster-up cluster-down clean bench bench-smoke
 
 all: test
 
@@ -31,8 +31,8 @@ crds: venv
 	$(PY) -m govcloud.api.crdgen --out crds --out charts/govcloud-operator/crds
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests e2e
-	$(VENV)/bin/ruff format --check operator tests e2e
+	$(VENV)/bin/ruff check operator tests e2e bench
+	$(VENV)/bin/ruff format --check operator tests e2e bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m govcloud.api.crdgen --check --out crds --out charts/govcloud-operator/crds
@@ -41,7 +41,7 @@ unit: venv
 	$(VENV)/bin/pytest tests/unit -q
 
 integration: tools
-	$(VENV)/bin/pytest tests/integration -q -n $(WORKERS) --dist loadfile
+	$(VENV)/bin/pytest tests/integration -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 e2e: tools
 	$(PY) -m govcloud.dev tools helm
@@ -53,6 +53,16 @@ test: lint unit integration e2e
 ## demo: start a local control plane, run the operator, onboard the example departments
 demo: tools
 	$(PY) -m govcloud.dev.demo
+
+## bench: the benchmark suite (not part of test): BENCH_TENANTS=50|200|1000, BENCH_ARGS for more
+BENCH_TENANTS ?= 200
+BENCH_ARGS ?=
+bench: tools
+	$(PY) -m bench --tenants $(BENCH_TENANTS) --json .cache/bench/results-$(BENCH_TENANTS).json $(BENCH_ARGS)
+
+## bench-smoke: the tiny run that `make test` also runs (tests/integration/test_bench_smoke.py)
+bench-smoke: tools
+	$(VENV)/bin/pytest tests/integration/test_bench_smoke.py -q
 
 cluster-up: tools
 	$(PY) -m govcloud.dev cluster up

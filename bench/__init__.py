@@ -1,0 +1,1 @@
+"""Benchmarks: the operator against the floor of writing its objects directly (`make bench`)."""
