@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     metering_interval_seconds: float = Field(
         default=60.0, ge=0.5, le=3600, description="Seconds between two metering ticks."
     )
+    metering_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="How many tenants' UsageReports one metering tick writes at the same time.",
+    )
     require_approved_plan: bool = Field(
         default=False,
         description=(
