@@ -13,7 +13,7 @@ quota that does not bound one of them reserves none of it).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from decimal import Decimal
 
 from govcloud.api.v1alpha1 import subcenter
@@ -185,6 +185,19 @@ def _shortfalls(
                 f" {_format(resource, allocatable)} is held by other tenants)"
             )
     return shortfalls
+
+
+def still_admitted(
+    admitted: Set[str], asking: Set[str], tenant: str, placed: bool
+) -> frozenset[str]:
+    """The tenants a site has admitted once `tenant` was decided (placed or refused).
+
+    Only tenants still asking for the site keep an admission (a deleted tenant, or one whose
+    spec now names another site, holds nothing there); `tenant` joins when placed and leaves
+    when refused.
+    """
+    kept = frozenset(admitted) & frozenset(asking)
+    return kept | {tenant} if placed else kept - {tenant}
 
 
 def not_found(site_name: str) -> Verdict:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,50 +71,129 @@ def resolve(
             f"SubCenter {site_name} has an invalid spec; see its Ready condition",
         )
     if not deleting:
-        verdict = placement.decide(
-            spec.security_level,
-            spec.quota,
-            site_name,
-            site_spec,
-            site_facts(hub, site, body["metadata"]["name"], site_name),
-            already_placed=current_cluster(body) == site_name,
-        )
+        verdict = admit(hub, site, body, spec, site_spec)
         if not verdict.placed:
             return Target(site_name, None, verdict.reason, verdict.message)
     return connect(hub, registry, site_name, site_spec)
 
 
-def holds_place(tenant: Manifest, site_name: str) -> bool:
-    """Whether a tenant whose spec names `site_name` holds a place (and its quota) there.
+class Admissions:
+    """Per site: a lock that makes placement decisions one at a time, and who it admitted.
 
-    A tenant placed there does, and so does one not judged yet (two tenants asking at once
-    cannot both take the last room); a tenant whose placement was refused holds nothing, so
-    it neither crowds out the tenants that fit nor keeps the site from being deleted.
+    Kopf peering keeps one replica active, so an in-process lock held across "count what the
+    other tenants hold -> decide -> record" is enough to never over-commit a site. A tenant
+    admitted here holds its place before its status says so; after a restart nothing is
+    remembered and the CloudTenant statuses alone are the truth.
     """
-    if ((tenant.get("spec") or {}).get("placement") or {}).get("subCenter") != site_name:
-        return False
-    if current_cluster(tenant) == site_name:
-        return True
-    return not any(
-        item.get("type") == PLACED and item.get("status") == "False"
-        for item in (tenant.get("status") or {}).get("conditions") or []
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._admitted: dict[str, frozenset[str]] = {}
+
+    def lock(self, site_name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(site_name, threading.Lock())
+
+    def admitted(self, site_name: str) -> frozenset[str]:
+        with self._guard:
+            return self._admitted.get(site_name, frozenset())
+
+    def record(self, site_name: str, admitted: frozenset[str]) -> None:
+        with self._guard:
+            self._admitted[site_name] = admitted
+
+
+ADMISSIONS = Admissions()
+
+
+def admit(
+    hub: client.Cluster,
+    site: Manifest,
+    body: Manifest,
+    spec: cloudtenant.CloudTenantSpec,
+    site_spec: subcenter.SubCenterSpec,
+) -> placement.Verdict:
+    """The verdict on the tenant's site; a new placement is decided and recorded under its lock.
+
+    A tenant whose status already places it there is not checked for capacity again (only
+    new placements are), so its pass lists no CloudTenant at all.
+    """
+    site_name = site["metadata"]["name"]
+    if current_cluster(body) == site_name:
+        return _decide(spec, site_name, site_spec, site_facts(site, []), already_placed=True)
+    key = tenant_key(body)
+    with ADMISSIONS.lock(site_name):
+        tenants = hub.list(constants.API_VERSION, "CloudTenant")
+        admitted = ADMISSIONS.admitted(site_name)
+        others = [
+            item
+            for item in tenants
+            if tenant_key(item) != key and holds_place(item, site_name, admitted)
+        ]
+        verdict = _decide(spec, site_name, site_spec, site_facts(site, others))
+        asking = {tenant_key(item) for item in tenants if asks_for(item, site_name)}
+        ADMISSIONS.record(
+            site_name, placement.still_admitted(admitted, asking | {key}, key, verdict.placed)
+        )
+    return verdict
+
+
+def _decide(
+    spec: cloudtenant.CloudTenantSpec,
+    site_name: str,
+    site_spec: subcenter.SubCenterSpec,
+    facts: placement.SiteFacts,
+    *,
+    already_placed: bool = False,
+) -> placement.Verdict:
+    return placement.decide(
+        spec.security_level,
+        spec.quota,
+        site_name,
+        site_spec,
+        facts,
+        already_placed=already_placed,
     )
 
 
-def site_facts(
-    hub: client.Cluster, site: Manifest, tenant: str, site_name: str
-) -> placement.SiteFacts:
+def tenant_key(tenant: Manifest) -> str:
+    """What identifies a tenant in the admissions: its uid (a re-created tenant is another)."""
+    metadata = tenant["metadata"]
+    return str(metadata.get("uid") or metadata["name"])
+
+
+def asks_for(tenant: Manifest, site_name: str) -> bool:
+    """Whether the tenant's spec.placement names `site_name`."""
+    return ((tenant.get("spec") or {}).get("placement") or {}).get("subCenter") == site_name
+
+
+def holds_place(tenant: Manifest, site_name: str, admitted: Set[str] | None = None) -> bool:
+    """Whether a tenant whose spec names `site_name` holds a place (and its quota) there.
+
+    A tenant placed there does (its status says so), and so does one this operator admitted
+    whose status does not say so yet (`admitted`, by default what `ADMISSIONS` remembers). A
+    tenant refused or not judged yet holds nothing: it neither crowds out the tenants that fit
+    nor keeps the site from being deleted.
+    """
+    if not asks_for(tenant, site_name):
+        return False
+    if current_cluster(tenant) == site_name:
+        return True
+    held = ADMISSIONS.admitted(site_name) if admitted is None else admitted
+    return tenant_key(tenant) in held
+
+
+def site_facts(site: Manifest, others: Iterable[Manifest]) -> placement.SiteFacts:
+    """The site's readiness and allocatable (its status), and what `others` hold there."""
     status = site.get("status") or {}
     ready = any(
         item.get("type") == "Ready" and item.get("status") == "True"
         for item in status.get("conditions") or []
     )
-    others = [
-        (item.get("spec") or {}).get("quota") or {}
-        for item in hub.list(constants.API_VERSION, "CloudTenant")
-        if holds_place(item, site_name) and item["metadata"]["name"] != tenant
-    ]
-    allocated = placement.total(placement.demand(_strings(quota)) for quota in others)
+    allocated = placement.total(
+        placement.demand(_strings((item.get("spec") or {}).get("quota") or {})) for item in others
+    )
     allocatable = {
         key: str(value) for key, value in (status.get("allocatable") or {}).items() if value
     }

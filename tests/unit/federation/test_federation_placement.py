@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 import pytest
 
-from govcloud.api.v1alpha1 import subcenter
+from govcloud.api.v1alpha1 import cloudtenant, subcenter
 from govcloud.federation import placement
+from govcloud.k8s import client
+from govcloud.reconcile import placement as tenant_placement
 
 ALLOCATABLE = {"cpu": "48", "memory": "192Gi", "pods": "330"}
 QUOTA = {"requests.cpu": "8", "limits.cpu": "16", "requests.memory": "16Gi", "pods": "50"}
@@ -271,3 +277,88 @@ def test_summary_for_the_printer_columns() -> None:
         "pods": "0/330",
     }
     assert placement.summary({}, {}) == {}
+
+
+# -- admissions: a site's placements are decided one at a time ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("admitted", "asking", "placed", "expected"),
+    [
+        (set(), {"a"}, True, {"a"}),
+        ({"b"}, {"a", "b"}, True, {"a", "b"}),
+        ({"a", "b"}, {"a", "b"}, False, {"b"}),
+        ({"a", "gone"}, {"a", "b"}, True, {"a"}),
+        ({"a", "moved"}, {"a"}, False, set()),
+    ],
+    ids=["joins", "joins-others", "refused-leaves", "gone-forgotten", "moved-forgotten"],
+)
+def test_still_admitted(
+    admitted: set[str], asking: set[str], placed: bool, expected: set[str]
+) -> None:
+    """Tenant "a" was just decided: it joins or leaves; who no longer asks is forgotten."""
+    assert placement.still_admitted(admitted, asking, "a", placed) == frozenset(expected)
+
+
+def test_a_burst_of_placements_never_over_commits_a_site() -> None:
+    """Eight tenants asking at once for a site with room for three: exactly three are placed.
+
+    Their statuses are never written here, so only the admissions recorded under the site's
+    lock can keep the others out.
+    """
+    site_name = f"burst-{uuid.uuid4().hex[:6]}"
+    bodies = [_asking(f"t{index}", site_name) for index in range(8)]
+    hub = cast(client.Cluster, _Hub(bodies))
+    site_body = {
+        "metadata": {"name": site_name},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "allocatable": {"cpu": "32", "pods": "110"},
+        },
+    }
+    spec = cloudtenant.CloudTenantSpec.model_validate(bodies[0]["spec"])
+    start = threading.Barrier(len(bodies))
+
+    def decide_for(body: dict[str, Any]) -> bool:
+        start.wait()
+        return tenant_placement.admit(hub, site_body, body, spec, site()).placed
+
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads interleave inside every decision, as on a busy hub
+    try:
+        with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+            verdicts = list(pool.map(decide_for, bodies))
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+    assert verdicts.count(True) == 3  # 3 x 30 pods fit in 110, a fourth does not
+    held = [body for body in bodies if tenant_placement.holds_place(body, site_name)]
+    assert len(held) == 3
+    assert tenant_placement.site_facts(site_body, held).allocated == {"cpu": "18", "pods": "90"}
+
+
+class _Hub:
+    """Just enough of a hub for placement: the CloudTenants, as listed."""
+
+    def __init__(self, tenants: list[dict[str, Any]]) -> None:
+        self.tenants = tenants
+
+    def list(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        assert kind == "CloudTenant", (api_version, kind)
+        return [dict(item) for item in self.tenants]
+
+
+def _asking(name: str, site_name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "uid": f"uid-{name}"},
+        "spec": {
+            "displayName": f"测试单位 {name}",
+            "unit": {"code": name, "tier": "county"},
+            "contacts": [{"name": "测试员", "email": "test@example.gov.cn"}],
+            "admins": {"groups": [f"{name}-admins"]},
+            "securityLevel": 2,
+            "namespaces": [{"name": "app"}],
+            "quota": {"requests.cpu": "6", "pods": "30"},
+            "placement": {"subCenter": site_name},
+        },
+    }
