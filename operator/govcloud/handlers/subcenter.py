@@ -1,4 +1,4 @@
-"""SubCenter handlers: every change probes at once; then each site is probed on its own interval."""
+"""SubCenter handlers: a new site or spec probes at once; then each on its own interval."""
 
 from __future__ import annotations
 
@@ -56,13 +56,29 @@ async def subcenter_tick(name: str, memo: kopf.Memo, **_: Any) -> None:
     startup.fire_due(memo, f"{KIND}/{name}")
 
 
+def _seen(memo: kopf.Memo) -> dict[str, tuple[Any, ...]]:
+    """The `subcenter.wake_key` of each SubCenter when its last immediate probe was queued."""
+    seen: dict[str, tuple[Any, ...]] = memo.setdefault("subcenter_seen", {})
+    return seen
+
+
 @kopf.on.event(constants.GROUP, constants.VERSION, PLURAL)
 async def subcenter_changed(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
+    """Probe at once a site seen for the first time, whose spec changed or whose deletion began.
+
+    Every status patch of a probe is an event of the SubCenter too: probing again for it would
+    patch again, a loop. Those wait for the site's interval (`subcenter_tick`).
+    """
     if event["type"] == "DELETED":
         memo.recorder.forget_subcenter(name)
         memo.clusters.forget(name)
         startup.cancel_timer(memo, f"{KIND}/{name}")
+        _seen(memo).pop(name, None)
         return
+    key = subcenter.wake_key(event["object"])
+    if _seen(memo).get(name) == key:
+        return
+    _seen(memo)[name] = key
     _queue(memo).request(name)
 
 

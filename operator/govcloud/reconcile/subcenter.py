@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 KIND = "SubCenter"
 HEARTBEAT = timedelta(seconds=60)
-VOLATILE = ("lastProbeTime", "probeLatencySeconds")
+# Refreshed by every probe, so written only with a lasting change or the heartbeat: the last
+# successful probe time of a healthy site moves with the probe time.
+VOLATILE = ("lastProbeTime", "lastSuccessfulProbeTime", "probeLatencySeconds")
 DELETION_BLOCKED = "DeletionBlocked"
 INVALID_KUBECONFIG = "InvalidKubeconfig"
 
@@ -51,6 +53,24 @@ class Result:
     placed_tenants: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     snapshot: metrics.SubCenterSnapshot | None = None
+
+
+def wake_key(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a SubCenter, when it changes, calls for a probe at once rather than on schedule.
+
+    A new object, a spec change (its generation), the start of its deletion and, once that has
+    begun, its finalizers: kopf stops the object's timers then, and lets go of its own
+    finalizer, which may have made a pass's release of ours fail. Never a change of the status
+    alone: that is the operator's own write, and probing again for it would write again.
+    """
+    metadata = body.get("metadata") or {}
+    deleting = bool(metadata.get("deletionTimestamp"))
+    return (
+        metadata.get("uid"),
+        metadata.get("generation"),
+        deleting,
+        tuple(metadata.get("finalizers") or ()) if deleting else (),
+    )
 
 
 def reconcile(
