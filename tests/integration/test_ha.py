@@ -198,6 +198,15 @@ def test_one_replica_acts_and_the_other_takes_over_after_kill_9(
             timeout=30,
             what="one ResourceQuota per namespace",
         )
+        testing.eventually(
+            lambda: all(
+                {item.partition("/")[0] for item in managed(kubectl, kind, name)}
+                == set(expected_namespaces)
+                for kind in ("limitranges", "networkpolicies")
+            ),
+            timeout=30,
+            what="the LimitRanges and NetworkPolicies of the new namespace",
+        )
         assert managed(kubectl, "namespaces", name) == [f"/{ns}" for ns in expected_namespaces]
         for kind in ("limitranges", "networkpolicies"):
             # The same object names in every namespace, once: nothing made twice under

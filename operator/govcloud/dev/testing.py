@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from govcloud.dev import binaries
+from govcloud.dev import binaries, reads
 
 T = TypeVar("T")
 REPO_ROOT = binaries.REPO_ROOT
@@ -72,9 +72,14 @@ class Kubectl:
         return result.stdout
 
     def json(self, *args: str) -> Any:
+        if args[:1] == ("get",) and (found := self._read(args[1:])) is not None:
+            return found
         return json.loads(self(*args, "-o", "json"))
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        reader = self._reader()
+        if reader is not None and (resource := reader.resolve(kind)) is not None:
+            return reader.get(resource, name, namespace)
         args = ["get", kind, name, "-o", "json"]
         if namespace:
             args += ["-n", namespace]
@@ -85,6 +90,41 @@ class Kubectl:
             raise AssertionError(f"kubectl get {kind} {name} failed: {result.stderr.strip()}")
         found: dict[str, Any] = json.loads(result.stdout)
         return found
+
+    def _reader(self) -> reads.Reader | None:
+        """Reads go straight to the API server, except impersonated ones: kubectl does those."""
+        if self.as_user or self.as_groups or not self.kubeconfig.exists():
+            return None
+        return reads.reader_for(self.kubeconfig)
+
+    def _read(self, args: Sequence[str]) -> dict[str, Any] | None:
+        """`get KIND [NAME] [-n NS | -A] [-l SELECTOR]` read directly; None for anything else."""
+        reader = self._reader()
+        if reader is None or not args:
+            return None
+        kind, rest = args[0], list(args[1:])
+        name = rest.pop(0) if rest and not rest[0].startswith("-") else None
+        options: dict[str, str] = {}
+        while rest:
+            flag = rest.pop(0)
+            if flag == "-A":
+                options[flag] = ""
+            elif flag in ("-n", "-l") and rest:
+                options[flag] = rest.pop(0)
+            else:
+                return None
+        resource = reader.resolve(kind)
+        if resource is None or ("-A" in options and (name or "-n" in options)):
+            return None
+        namespace = None if "-A" in options else options.get("-n", "default")
+        if name is not None:
+            if "-l" in options:
+                return None
+            found = reader.get(resource, name, namespace)
+            if found is None:
+                raise AssertionError(f"kubectl get {kind} {name} failed: NotFound")
+            return found
+        return reader.collection(resource, namespace, options.get("-l"))
 
     def apply(self, manifest: dict[str, Any] | str) -> str:
         text = manifest if isinstance(manifest, str) else json.dumps(manifest)
