@@ -1,4 +1,4 @@
-"""A burst of tenants asking for one sub-center at once never over-commits it."""
+"""A sub-center is never over-committed: not by a burst of tenants, not by a tenant growing."""
 
 from __future__ import annotations
 
@@ -56,6 +56,83 @@ def test_a_burst_of_tenants_places_exactly_what_fits(
         "pods": str(FITS * int(quota["pods"])),
     }
     for version in [body, *watch.versions()]:
+        assert within(version), version.get("status")
+
+
+def test_a_placed_tenant_grows_only_into_room_and_keeps_what_it_was_granted(
+    kubectl: testing.Kubectl,
+    site_kubectl: testing.Kubectl,
+    subcenter: cluster.ControlPlane,
+    sites: sc.Sites,
+    placed: sc.PlacedTenants,
+) -> None:
+    site = sites.create(helpers.unique("grow"), sc.kubeconfig_of(subcenter))
+    body = sites.wait(site, ready_with_room, "Ready with allocatable", 60)
+    pods = int(quantity.parse(allocatable(body)["pods"]))
+    third = pods // 3
+    big, small = helpers.unique("growbig"), helpers.unique("growsmall")
+    placed.place(big, site, quota={"requests.cpu": "1", "pods": str(third)})
+    placed.place(small, site, quota={"requests.cpu": "1", "pods": str(third)})
+    for name in (big, small):
+        helpers.wait_phase(kubectl, name, "Active", timeout=60)
+
+    def asks(name: str, wanted: int) -> None:
+        placed.place(name, site, quota={"requests.cpu": "1", "pods": str(wanted)})
+
+    def granted(name: str, wanted: int, status: str) -> Manifest:
+        return helpers.wait_tenant(
+            kubectl,
+            name,
+            lambda body: (
+                helpers.current(body)
+                and helpers.phase(body) == "Active"
+                and body["status"]["quota"]["hard"]["pods"] == str(wanted)
+                and helpers.condition(body, "QuotaGranted").get("status") == status
+            ),
+            f"{name} granted {wanted} pods (QuotaGranted={status})",
+        )
+
+    def site_quota(name: str) -> str:
+        found = site_kubectl.get("resourcequota", "govcloud-quota", f"{name}-apps")
+        assert found is not None
+        return str(found["spec"]["hard"]["pods"])
+
+    with sc.watching(kubectl, "subcenter", site) as watch:
+        # Growth into exactly the room left is granted whole.
+        asks(big, pods - third)
+        granted(big, pods - third, "True")
+        # Growth beyond it is held back: the tenant keeps what it was granted and says why.
+        asks(big, pods - third + 10)
+        capped = granted(big, pods - third, "False")
+        # The other tenant cannot grow into room the first one only asked for, either.
+        asks(small, third + 10)  # nor once the first one shrinks by 5 below: 5 < 10
+        granted(small, third, "False")
+        # Asking for what fits again clears the condition.
+        asks(big, pods - third - 5)
+        granted(big, pods - third - 5, "True")
+        final = sites.wait(
+            site,
+            lambda body: body["status"]["allocated"].get("pods") == str(pods - 5),
+            "the site to count what is granted",
+        )
+    reason = helpers.condition(capped, "QuotaGranted")
+    assert reason["reason"] == "InsufficientCapacity"
+    assert (
+        f"pods {pods - third + 10} is more than the {pods - third} pods free" in reason["message"]
+    )
+    assert helpers.condition(capped, "Ready")["status"] == "True"
+    assert testing.eventually(
+        lambda: site_quota(small) == str(third), timeout=30, what="the site's quota unchanged"
+    )
+    warned = [
+        event
+        for event in helpers.events_for(kubectl, big)
+        if event["type"] == "Warning" and event["reason"] == "InsufficientCapacity"
+    ]
+    assert warned, helpers.events_for(kubectl, big)
+    assert {event["message"] for event in warned} == {reason["message"]}
+    assert site_quota(big) == str(pods - third - 5)
+    for version in [body, final, *watch.versions()]:
         assert within(version), version.get("status")
 
 

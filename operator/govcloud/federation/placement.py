@@ -59,6 +59,30 @@ def demand(quota: Mapping[str, str]) -> dict[str, str]:
     return {resource: _format(resource, amount) for resource, (_, amount) in _bounds(quota).items()}
 
 
+def held(spec_quota: Mapping[str, str], granted: Mapping[str, str]) -> dict[str, str]:
+    """The cpu/memory/pods a placed tenant holds: what it asks, but no more than it was granted.
+
+    `granted` is the quota last applied on its site (status.quota.hard; empty before the first
+    pass): growth the site has not granted is not held.
+    """
+    given = demand(granted)
+    return {
+        resource: amount
+        if resource not in given or quantity.parse(amount) <= quantity.parse(given[resource])
+        else given[resource]
+        for resource, amount in demand(spec_quota).items()
+    }
+
+
+def larger(first: Mapping[str, str], second: Mapping[str, str]) -> dict[str, str]:
+    """Per resource, the larger of two cpu/memory/pods amounts."""
+    merged = dict(first)
+    for resource, amount in second.items():
+        if resource not in merged or quantity.parse(amount) > quantity.parse(merged[resource]):
+            merged[resource] = amount
+    return merged
+
+
 def _bounds(quota: Mapping[str, str]) -> dict[str, tuple[str, Decimal]]:
     """Per site resource, the quota name that bounds it most tightly and its amount."""
     bounds: dict[str, tuple[str, Decimal]] = {}
@@ -159,6 +183,15 @@ def decide(
     return Verdict(True, PLACED, f"the tenant is placed on {where}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Shortfall:
+    """One site resource the tenant's quota asks more of than is free."""
+
+    resource: str
+    free: Decimal
+    message: str
+
+
 def _shortfalls(
     tenant_quota: Mapping[str, str],
     facts: SiteFacts,
@@ -168,8 +201,15 @@ def _shortfalls(
 ) -> list[str]:
     if already_placed and admitted_quota is None:
         return []
-    admitted = _bounds(admitted_quota) if already_placed and admitted_quota is not None else {}
-    shortfalls: list[str] = []
+    admitted = admitted_quota if already_placed and admitted_quota is not None else {}
+    return [item.message for item in _missing(tenant_quota, facts, admitted)]
+
+
+def _missing(
+    tenant_quota: Mapping[str, str], facts: SiteFacts, admitted_quota: Mapping[str, str]
+) -> list[Shortfall]:
+    admitted = _bounds(admitted_quota)
+    shortfalls: list[Shortfall] = []
     for resource, (name, need) in _bounds(tenant_quota).items():
         if resource not in facts.allocatable:
             continue  # the site has not said how much it has; nothing to hold against
@@ -179,12 +219,52 @@ def _shortfalls(
         allocated = quantity.parse(facts.allocated.get(resource, "0"))
         free = max(allocatable - allocated, Decimal(0))
         if need > free:
-            shortfalls.append(
+            message = (
                 f"{name} {tenant_quota[name]} is more than the {_format(resource, free)}"
                 f" {_UNITS[resource]} free ({_format(resource, allocated)} of"
                 f" {_format(resource, allocatable)} is held by other tenants)"
             )
+            shortfalls.append(Shortfall(resource, free, message))
     return shortfalls
+
+
+def grows(tenant_quota: Mapping[str, str], granted: Mapping[str, str]) -> bool:
+    """Whether the quota asks its site for more cpu, memory or pods than it was granted."""
+    before = _bounds(granted)
+    return any(
+        resource not in before or need > before[resource][1]
+        for resource, (_, need) in _bounds(tenant_quota).items()
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    """What a tenant already on a site gets: the quota to apply, and what was held back."""
+
+    quota: dict[str, str]
+    shortfalls: list[str]
+
+
+def grant(tenant_quota: Mapping[str, str], granted: Mapping[str, str], facts: SiteFacts) -> Grant:
+    """A placed tenant's quota, except growth its site has no room for.
+
+    Growth that does not fit stays at what the site granted before (`granted`), or at what is
+    free when the tenant never bounded that resource. The tenant is never evicted, and never
+    shrunk below its grant however full the site is; other growth and other keys apply as asked.
+    """
+    quota = dict(tenant_quota)
+    missing = _missing(tenant_quota, facts, granted)
+    before = _bounds(granted)
+    for shortfall in missing:
+        if shortfall.resource in before:
+            name, amount = before[shortfall.resource]
+            allowed, text = amount, granted[name]
+        else:
+            allowed, text = shortfall.free, _format(shortfall.resource, shortfall.free)
+        for key in RESOURCES[shortfall.resource]:
+            if key in quota and quantity.parse(quota[key]) > allowed:
+                quota[key] = text
+    return Grant(quota, [item.message for item in missing])
 
 
 def still_admitted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class Target:
     cluster: client.Cluster | None
     reason: str
     message: str
+    grant: placement.Grant | None = None  # for a tenant on a sub-center: the quota it may have
 
     @property
     def placed(self) -> bool:
@@ -70,11 +72,15 @@ def resolve(
             SUBCENTER_UNAVAILABLE,
             f"SubCenter {site_name} has an invalid spec; see its Ready condition",
         )
-    if not deleting:
-        verdict = admit(hub, site, body, spec, site_spec)
-        if not verdict.placed:
-            return Target(site_name, None, verdict.reason, verdict.message)
-    return connect(hub, registry, site_name, site_spec)
+    if deleting:
+        return connect(hub, registry, site_name, site_spec)
+    verdict = admit(hub, site, body, spec, site_spec)
+    if not verdict.placed:
+        return Target(site_name, None, verdict.reason, verdict.message)
+    target = connect(hub, registry, site_name, site_spec)
+    if target.placed:
+        target = dataclasses.replace(target, grant=grant(hub, site, body, spec))
+    return target
 
 
 class Admissions:
@@ -90,6 +96,7 @@ class Admissions:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._admitted: dict[str, frozenset[str]] = {}
+        self._grown: dict[tuple[str, str], dict[str, str]] = {}
 
     def lock(self, site_name: str) -> threading.Lock:
         with self._guard:
@@ -102,6 +109,22 @@ class Admissions:
     def record(self, site_name: str, admitted: frozenset[str]) -> None:
         with self._guard:
             self._admitted[site_name] = admitted
+
+    def grown(self, site_name: str) -> dict[str, dict[str, str]]:
+        """Per tenant, the cpu/memory/pods granted by a growth its status may not show yet."""
+        with self._guard:
+            return {
+                key: dict(amounts)
+                for (site, key), amounts in self._grown.items()
+                if site == site_name
+            }
+
+    def record_growth(self, site_name: str, key: str, amounts: dict[str, str] | None) -> None:
+        with self._guard:
+            if amounts is None:
+                self._grown.pop((site_name, key), None)
+            else:
+                self._grown[(site_name, key)] = amounts
 
 
 ADMISSIONS = Admissions()
@@ -137,6 +160,39 @@ def admit(
             site_name, placement.still_admitted(admitted, asking | {key}, key, verdict.placed)
         )
     return verdict
+
+
+def grant(
+    hub: client.Cluster, site: Manifest, body: Manifest, spec: cloudtenant.CloudTenantSpec
+) -> placement.Grant:
+    """The quota a tenant on the site may have: growth beyond its last grant must fit.
+
+    Its last grant is the quota its status says was applied there (none yet: a new placement,
+    already judged whole by `admit`). Only growth takes the site's lock and lists the tenants.
+    """
+    site_name = site["metadata"]["name"]
+    key = tenant_key(body)
+    granted = granted_quota(body)
+    if current_cluster(body) != site_name or not granted:
+        return placement.Grant(dict(spec.quota), [])
+    if not placement.grows(spec.quota, granted):
+        ADMISSIONS.record_growth(site_name, key, None)  # the status shows all it holds
+        return placement.Grant(dict(spec.quota), [])
+    with ADMISSIONS.lock(site_name):
+        admitted = ADMISSIONS.admitted(site_name)
+        others = [
+            item
+            for item in hub.list(constants.API_VERSION, "CloudTenant")
+            if tenant_key(item) != key and holds_place(item, site_name, admitted)
+        ]
+        decided = placement.grant(spec.quota, granted, site_facts(site, others))
+        ADMISSIONS.record_growth(site_name, key, placement.demand(decided.quota))
+    return decided
+
+
+def granted_quota(tenant: Manifest) -> dict[str, str]:
+    """The quota last applied for the tenant (its status.quota.hard; empty before that)."""
+    return _strings(((tenant.get("status") or {}).get("quota") or {}).get("hard") or {})
 
 
 def _decide(
@@ -191,8 +247,15 @@ def site_facts(site: Manifest, others: Iterable[Manifest]) -> placement.SiteFact
         item.get("type") == "Ready" and item.get("status") == "True"
         for item in status.get("conditions") or []
     )
+    grown = ADMISSIONS.grown(site["metadata"]["name"])
     allocated = placement.total(
-        placement.demand(_strings((item.get("spec") or {}).get("quota") or {})) for item in others
+        placement.larger(
+            placement.held(
+                _strings((item.get("spec") or {}).get("quota") or {}), granted_quota(item)
+            ),
+            grown.get(tenant_key(item), {}),
+        )
+        for item in others
     )
     allocatable = {
         key: str(value) for key, value in (status.get("allocatable") or {}).items() if value

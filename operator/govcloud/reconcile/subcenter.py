@@ -110,7 +110,9 @@ def reconcile(
     retire = retirement.judge(spec, now.date(), remaining, len(placed))
     if retire.condition is not None:
         wanted.append(conditions.Condition(*retire.condition))
-    allocated = placement.total(placement.demand(tenant_quota(item)) for item in placed)
+    allocated = placement.total(
+        placement.held(tenant_quota(item), granted(item)) for item in placed
+    )
     status = {
         **(body.get("status") or {}),
         **health.status_fields(state, result),
@@ -227,6 +229,12 @@ def tenant_quota(tenant: Manifest) -> dict[str, str]:
     return {
         key: str(value) for key, value in ((tenant.get("spec") or {}).get("quota") or {}).items()
     }
+
+
+def granted(tenant: Manifest) -> dict[str, str]:
+    """The quota last applied for the tenant on its site (growth held back is not in it)."""
+    hard = ((tenant.get("status") or {}).get("quota") or {}).get("hard") or {}
+    return {key: str(value) for key, value in hard.items()}
 
 
 def placed_entry(tenant: Manifest) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant
 from govcloud.desired import compare, meta, quantity, quotas
 from govcloud.desired import tenant as desired_tenant
+from govcloud.federation import placement as federation_placement
 from govcloud.k8s import client, clusters
 from govcloud.reconcile import conditions, events, placement, plan
 
@@ -42,6 +43,7 @@ NAMESPACES_READY = "NamespacesReady"
 QUOTA_READY = "QuotaReady"
 ACCESS_READY = "AccessReady"
 NETWORK_ISOLATED = "NetworkIsolated"
+QUOTA_GRANTED = "QuotaGranted"
 
 Manifest = dict[str, Any]
 ObjectKey = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), name
@@ -131,7 +133,9 @@ def reconcile_valid(
         if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
             body = add_finalizer(hub, body)
         observed = gather(hub, target.cluster, body, spec)
-        return converge(hub, target.cluster, observed, spec, settings, now, target.name)
+        return converge(
+            hub, target.cluster, observed, spec, settings, now, target.name, target.grant
+        )
     except client.ApiError as error:
         if target.cluster is hub:
             raise
@@ -218,9 +222,11 @@ def converge(
     settings: Any,
     now: datetime,
     where: str = cloudtenant.HUB_CLUSTER,
+    grant: federation_placement.Grant | None = None,
 ) -> Result:
     name = observed.tenant["metadata"]["name"]
     result = Result(outcome="success", body=observed.tenant)
+    spec, site_capacity = apply_grant(observed.tenant, spec, where, grant, result.events)
     # With requireApprovedPlan, the approved ResourcePlan (or the starter allowance) caps the
     # quota: everything below (allocation, status.quota.hard) works on the effective quota.
     cap = plan.cap_for(hub, name, dict(spec.quota), settings, now)
@@ -270,6 +276,7 @@ def converge(
         if cap is not None
         else []
     )
+    within_plan += site_capacity
     status = tenant_status(
         observed, spec, verdicts, final_quotas, allocation, errors, now, within_plan
     )
@@ -286,6 +293,50 @@ def converge(
 
 
 # -- gather --------------------------------------------------------------------------------
+
+
+def apply_grant(
+    tenant: Manifest,
+    spec: cloudtenant.CloudTenantSpec,
+    where: str,
+    grant: federation_placement.Grant | None,
+    said: list[Event],
+) -> tuple[cloudtenant.CloudTenantSpec, list[conditions.Condition]]:
+    """On a sub-center, growth the site has no room for is held back (never over-committed)."""
+    if grant is None:
+        return spec, []
+    condition = capacity_condition(where, grant)
+    if grant.shortfalls:
+        spec = spec.model_copy(update={"quota": grant.quota})
+        if not said_before(tenant, condition):
+            said.append(Event("Warning", condition.reason, condition.message))
+    return spec, [condition]
+
+
+def capacity_condition(where: str, grant: federation_placement.Grant) -> conditions.Condition:
+    """QuotaGranted: whether the tenant's sub-center has room for the whole of its quota."""
+    if not grant.shortfalls:
+        return conditions.Condition(
+            QUOTA_GRANTED, conditions.TRUE, "Granted", f"SubCenter {where} has room for the quota"
+        )
+    return conditions.Condition(
+        QUOTA_GRANTED,
+        conditions.FALSE,
+        federation_placement.INSUFFICIENT_CAPACITY,
+        f"the quota increase does not fit in SubCenter {where}: {'; '.join(grant.shortfalls)};"
+        " the tenant keeps the quota it was granted until the site has room or spec.quota is"
+        " lowered",
+    )
+
+
+def said_before(tenant: Manifest, condition: conditions.Condition) -> bool:
+    """Whether the tenant's status already holds this condition with the same message."""
+    return any(
+        item.get("type") == condition.type
+        and item.get("status") == condition.status
+        and item.get("message") == condition.message
+        for item in (tenant.get("status") or {}).get("conditions") or []
+    )
 
 
 def gather(

@@ -230,6 +230,80 @@ def test_admitted_quota_is_ignored_for_a_new_placement() -> None:
     assert verdict.reason == "InsufficientCapacity"
 
 
+def test_only_more_cpu_memory_or_pods_than_granted_is_growth() -> None:
+    assert not placement.grows(QUOTA, QUOTA)
+    assert not placement.grows({**QUOTA, "requests.cpu": "4", "limits.cpu": "64"}, QUOTA)
+    assert placement.grows({**QUOTA, "requests.cpu": "8500m"}, QUOTA)
+    assert placement.grows({**QUOTA, "requests.memory": "17Gi"}, QUOTA)
+    # Bounding a resource it never bounded before asks the site for some of it.
+    assert placement.grows({"requests.cpu": "1", "pods": "5"}, {"requests.cpu": "1"})
+
+
+def test_growth_that_fits_is_granted_whole() -> None:
+    grown = {**QUOTA, "requests.cpu": "30", "pods": "60"}
+
+    granted = placement.grant(grown, QUOTA, facts(allocated={"cpu": "18", "pods": "200"}))
+
+    assert granted == placement.Grant(grown, [])
+
+
+def test_growth_that_does_not_fit_is_held_at_the_grant_and_other_keys_apply() -> None:
+    grown = {**QUOTA, "requests.cpu": "30", "limits.cpu": "40", "pods": "60"}
+
+    granted = placement.grant(grown, QUOTA, facts(allocated={"cpu": "19", "pods": "200"}))
+
+    assert granted.quota == {**grown, "requests.cpu": "8"}
+    assert granted.shortfalls == [
+        "requests.cpu 30 is more than the 29 CPU free (19 of 48 is held by other tenants)"
+    ]
+
+
+def test_every_key_bounding_a_resource_is_held_back() -> None:
+    granted_before = {"requests.cpu": "2", "cpu": "3", "pods": "10"}
+    grown = {"requests.cpu": "20", "cpu": "20", "pods": "10"}
+
+    granted = placement.grant(grown, granted_before, facts(allocated={"cpu": "40"}))
+
+    assert granted.quota == {"requests.cpu": "2", "cpu": "2", "pods": "10"}
+
+
+def test_a_full_or_shrunk_site_never_takes_back_what_it_granted() -> None:
+    shrunk = facts(allocatable={"cpu": "4", "memory": "8Gi", "pods": "10"}, allocated=ALLOCATABLE)
+    grown = {**QUOTA, "requests.cpu": "9"}
+
+    granted = placement.grant(grown, QUOTA, shrunk)
+
+    assert granted.quota == QUOTA
+    assert len(granted.shortfalls) == 1
+
+
+def test_a_newly_bounded_resource_gets_at_most_what_is_free() -> None:
+    granted = placement.grant(
+        {"requests.cpu": "1", "pods": "100"},
+        {"requests.cpu": "1"},
+        facts(allocated={"cpu": "1", "pods": "300"}),
+    )
+
+    assert granted.quota == {"requests.cpu": "1", "pods": "30"}
+    assert "pods 100 is more than the 30 pods free" in granted.shortfalls[0]
+
+
+def test_a_placed_tenant_holds_what_it_asks_but_no_more_than_it_was_granted() -> None:
+    capped = {**QUOTA, "requests.cpu": "30"}
+
+    assert placement.held(capped, QUOTA) == {"cpu": "8", "memory": "16Gi", "pods": "50"}
+    assert placement.held({**QUOTA, "pods": "10"}, QUOTA)["pods"] == "10"
+    assert placement.held(QUOTA, {}) == placement.demand(QUOTA)  # before its first pass
+
+
+def test_larger_takes_each_resource_at_its_larger_amount() -> None:
+    assert placement.larger({"cpu": "2", "pods": "9"}, {"cpu": "3", "memory": "1Gi"}) == {
+        "cpu": "3",
+        "pods": "9",
+        "memory": "1Gi",
+    }
+
+
 def test_not_found_says_how_to_fix_it() -> None:
     verdict = placement.not_found("wuhu")
 
@@ -337,6 +411,54 @@ def test_a_burst_of_placements_never_over_commits_a_site() -> None:
     assert tenant_placement.site_facts(site_body, held).allocated == {"cpu": "18", "pods": "90"}
 
 
+def test_placed_tenants_growing_at_once_never_over_commit_a_site() -> None:
+    """Eight placed tenants holding 10 pods each all ask for 30 at once; 30 pods are free.
+
+    Exactly one growth fits. No status is written here, so only what the site's lock records
+    of a granted growth keeps the others from counting the room twice.
+    """
+    site_name = f"grow-{uuid.uuid4().hex[:6]}"
+    bodies = [_placed(f"g{index}", site_name, granted_pods="10") for index in range(8)]
+    hub = cast(client.Cluster, _Hub(bodies))
+    site_body = {
+        "metadata": {"name": site_name},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "allocatable": {"cpu": "32", "pods": "110"},
+        },
+    }
+    spec = cloudtenant.CloudTenantSpec.model_validate(bodies[0]["spec"])
+    start = threading.Barrier(len(bodies))
+
+    def grant_for(body: dict[str, Any]) -> placement.Grant:
+        start.wait()
+        return tenant_placement.grant(hub, site_body, body, spec)
+
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+            grants = list(pool.map(grant_for, bodies))
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+    pods = sorted(int(grant.quota["pods"]) for grant in grants)
+    assert pods == [10] * 7 + [30]
+    assert all(grant.shortfalls for grant in grants if grant.quota["pods"] == "10")
+    assert sum(pods) <= 110
+
+
+def test_a_tenant_that_does_not_grow_takes_no_lock_and_lists_nothing() -> None:
+    site_name = f"still-{uuid.uuid4().hex[:6]}"
+    body = _placed("s0", site_name, granted_pods="30")
+    spec = cloudtenant.CloudTenantSpec.model_validate(body["spec"])
+    site_body = {"metadata": {"name": site_name}, "status": {"allocatable": {"pods": "1"}}}
+
+    grant = tenant_placement.grant(cast(client.Cluster, None), site_body, body, spec)
+
+    assert grant == placement.Grant({"requests.cpu": "6", "pods": "30"}, [])
+
+
 class _Hub:
     """Just enough of a hub for placement: the CloudTenants, as listed."""
 
@@ -362,3 +484,13 @@ def _asking(name: str, site_name: str) -> dict[str, Any]:
             "placement": {"subCenter": site_name},
         },
     }
+
+
+def _placed(name: str, site_name: str, granted_pods: str) -> dict[str, Any]:
+    """A tenant placed on the site, granted `granted_pods`, whose spec asks for 30."""
+    body = _asking(name, site_name)
+    body["status"] = {
+        "placement": {"cluster": site_name},
+        "quota": {"hard": {"requests.cpu": "6", "pods": granted_pods}},
+    }
+    return body
