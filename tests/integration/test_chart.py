@@ -770,6 +770,8 @@ def test_admission_guard_stops_what_rbac_cannot_express(release: Release) -> Non
             result = kubectl.run(*args, as_operator)
             assert result.returncode != 0, f"the operator may {' '.join(args)}"
             assert "ValidatingAdmissionPolicy" in result.stderr, result.stderr
+            if args[1] == "clusterrolebinding":  # names every role it may bind
+                assert "(self-view, plan-filer)" in result.stderr, result.stderr
         allowed = kubectl.run("delete", "namespace", tenant_ns, "--dry-run=server", as_operator)
         assert allowed.returncode == 0, allowed.stderr
     finally:

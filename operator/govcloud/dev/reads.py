@@ -1,7 +1,7 @@
 """Test reads straight from the API server: what `kubectl get -o json` prints, without a process.
 
 The integration suite polls the API server thousands of times; a kubectl process per poll cost
-half of the suite's CPU. A `Reader` resolves a kind the way kubectl does (plural, singular,
+a third of the suite's CPU. A `Reader` resolves a kind the way kubectl does (plural, singular,
 kind or short name, optionally `.group`) from the server's aggregated discovery and GETs it.
 """
 

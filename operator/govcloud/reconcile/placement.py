@@ -247,20 +247,23 @@ def site_facts(site: Manifest, others: Iterable[Manifest]) -> placement.SiteFact
         item.get("type") == "Ready" and item.get("status") == "True"
         for item in status.get("conditions") or []
     )
-    grown = ADMISSIONS.grown(site["metadata"]["name"])
-    allocated = placement.total(
-        placement.larger(
-            placement.held(
-                _strings((item.get("spec") or {}).get("quota") or {}), granted_quota(item)
-            ),
-            grown.get(tenant_key(item), {}),
-        )
-        for item in others
-    )
+    site_name = site["metadata"]["name"]
+    grown = ADMISSIONS.grown(site_name)
+    allocated = placement.total(holding(item, site_name, grown) for item in others)
     allocatable = {
         key: str(value) for key, value in (status.get("allocatable") or {}).items() if value
     }
     return placement.SiteFacts(ready=ready, allocatable=allocatable, allocated=allocated)
+
+
+def holding(
+    tenant: Manifest, site_name: str, grown: Mapping[str, dict[str, str]]
+) -> dict[str, str]:
+    """What a tenant holding a place on the site counts there: its quota, but not growth the
+    site never granted; all of it when it is admitted but not placed there yet."""
+    spec_quota = _strings((tenant.get("spec") or {}).get("quota") or {})
+    granted = granted_quota(tenant) if current_cluster(tenant) == site_name else {}
+    return placement.larger(placement.held(spec_quota, granted), grown.get(tenant_key(tenant), {}))
 
 
 def connect(

@@ -111,7 +111,7 @@ def reconcile(
     if retire.condition is not None:
         wanted.append(conditions.Condition(*retire.condition))
     allocated = placement.total(
-        placement.held(tenant_quota(item), granted(item)) for item in placed
+        placement.held(tenant_quota(item), granted(item, name)) for item in placed
     )
     status = {
         **(body.get("status") or {}),
@@ -231,9 +231,15 @@ def tenant_quota(tenant: Manifest) -> dict[str, str]:
     }
 
 
-def granted(tenant: Manifest) -> dict[str, str]:
-    """The quota last applied for the tenant on its site (growth held back is not in it)."""
-    hard = ((tenant.get("status") or {}).get("quota") or {}).get("hard") or {}
+def granted(tenant: Manifest, site_name: str) -> dict[str, str]:
+    """The quota last applied for the tenant on this site (growth held back is not in it).
+
+    Empty for a tenant admitted but not placed here yet: its status describes another cluster.
+    """
+    status = tenant.get("status") or {}
+    if (status.get("placement") or {}).get("cluster") != site_name:
+        return {}
+    hard = (status.get("quota") or {}).get("hard") or {}
     return {key: str(value) for key, value in hard.items()}
 
 

@@ -448,6 +448,20 @@ def test_placed_tenants_growing_at_once_never_over_commit_a_site() -> None:
     assert sum(pods) <= 110
 
 
+def test_others_count_what_they_were_granted_here_or_all_they_ask_before_that() -> None:
+    site_name = f"count-{uuid.uuid4().hex[:6]}"
+    site_body = {"metadata": {"name": site_name}, "status": {"allocatable": {"pods": "110"}}}
+    capped = _placed("c0", site_name, granted_pods="10")  # asks for 30, was granted 10
+    moving = _asking("m0", site_name)  # asks for 30 here; its status still describes the hub
+    moving["status"] = {
+        "placement": {"cluster": "hub"},
+        "quota": {"hard": {"requests.cpu": "1", "pods": "5"}},
+    }
+
+    assert tenant_placement.site_facts(site_body, [capped]).allocated == {"cpu": "6", "pods": "10"}
+    assert tenant_placement.site_facts(site_body, [moving]).allocated == {"cpu": "6", "pods": "30"}
+
+
 def test_a_tenant_that_does_not_grow_takes_no_lock_and_lists_nothing() -> None:
     site_name = f"still-{uuid.uuid4().hex[:6]}"
     body = _placed("s0", site_name, granted_pods="30")
