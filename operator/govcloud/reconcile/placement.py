@@ -149,11 +149,7 @@ def admit(
     with ADMISSIONS.lock(site_name):
         tenants = hub.list(constants.API_VERSION, "CloudTenant")
         admitted = ADMISSIONS.admitted(site_name)
-        others = [
-            item
-            for item in tenants
-            if tenant_key(item) != key and holds_place(item, site_name, admitted)
-        ]
+        others = holding_place(tenants, site_name, admitted, besides=key)
         verdict = _decide(spec, site_name, site_spec, site_facts(site, others))
         asking = {tenant_key(item) for item in tenants if asks_for(item, site_name)}
         ADMISSIONS.record(
@@ -179,12 +175,8 @@ def grant(
         ADMISSIONS.record_growth(site_name, key, None)  # the status shows all it holds
         return placement.Grant(dict(spec.quota), [])
     with ADMISSIONS.lock(site_name):
-        admitted = ADMISSIONS.admitted(site_name)
-        others = [
-            item
-            for item in hub.list(constants.API_VERSION, "CloudTenant")
-            if tenant_key(item) != key and holds_place(item, site_name, admitted)
-        ]
+        tenants = hub.list(constants.API_VERSION, "CloudTenant")
+        others = holding_place(tenants, site_name, ADMISSIONS.admitted(site_name), besides=key)
         decided = placement.grant(spec.quota, granted, site_facts(site, others))
         ADMISSIONS.record_growth(site_name, key, placement.demand(decided.quota))
     return decided
@@ -222,6 +214,17 @@ def tenant_key(tenant: Manifest) -> str:
 def asks_for(tenant: Manifest, site_name: str) -> bool:
     """Whether the tenant's spec.placement names `site_name`."""
     return ((tenant.get("spec") or {}).get("placement") or {}).get("subCenter") == site_name
+
+
+def holding_place(
+    tenants: Iterable[Manifest], site_name: str, admitted: Set[str], *, besides: str
+) -> list[Manifest]:
+    """The tenants, other than `besides`, that hold a place on the site."""
+    return [
+        item
+        for item in tenants
+        if tenant_key(item) != besides and holds_place(item, site_name, admitted)
+    ]
 
 
 def holds_place(tenant: Manifest, site_name: str, admitted: Set[str] | None = None) -> bool:

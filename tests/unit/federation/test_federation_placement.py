@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 
@@ -383,27 +384,12 @@ def test_a_burst_of_placements_never_over_commits_a_site() -> None:
     site_name = f"burst-{uuid.uuid4().hex[:6]}"
     bodies = [_asking(f"t{index}", site_name) for index in range(8)]
     hub = cast(client.Cluster, _Hub(bodies))
-    site_body = {
-        "metadata": {"name": site_name},
-        "status": {
-            "conditions": [{"type": "Ready", "status": "True"}],
-            "allocatable": {"cpu": "32", "pods": "110"},
-        },
-    }
+    site_body = _ready_site(site_name)
     spec = cloudtenant.CloudTenantSpec.model_validate(bodies[0]["spec"])
-    start = threading.Barrier(len(bodies))
 
-    def decide_for(body: dict[str, Any]) -> bool:
-        start.wait()
-        return tenant_placement.admit(hub, site_body, body, spec, site()).placed
-
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads interleave inside every decision, as on a busy hub
-    try:
-        with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
-            verdicts = list(pool.map(decide_for, bodies))
-    finally:
-        sys.setswitchinterval(switch_interval)
+    verdicts = _all_at_once(
+        lambda body: tenant_placement.admit(hub, site_body, body, spec, site()).placed, bodies
+    )
 
     assert verdicts.count(True) == 3  # 3 x 30 pods fit in 110, a fourth does not
     held = [body for body in bodies if tenant_placement.holds_place(body, site_name)]
@@ -420,27 +406,10 @@ def test_placed_tenants_growing_at_once_never_over_commit_a_site() -> None:
     site_name = f"grow-{uuid.uuid4().hex[:6]}"
     bodies = [_placed(f"g{index}", site_name, granted_pods="10") for index in range(8)]
     hub = cast(client.Cluster, _Hub(bodies))
-    site_body = {
-        "metadata": {"name": site_name},
-        "status": {
-            "conditions": [{"type": "Ready", "status": "True"}],
-            "allocatable": {"cpu": "32", "pods": "110"},
-        },
-    }
+    site_body = _ready_site(site_name)
     spec = cloudtenant.CloudTenantSpec.model_validate(bodies[0]["spec"])
-    start = threading.Barrier(len(bodies))
 
-    def grant_for(body: dict[str, Any]) -> placement.Grant:
-        start.wait()
-        return tenant_placement.grant(hub, site_body, body, spec)
-
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
-            grants = list(pool.map(grant_for, bodies))
-    finally:
-        sys.setswitchinterval(switch_interval)
+    grants = _all_at_once(lambda body: tenant_placement.grant(hub, site_body, body, spec), bodies)
 
     pods = sorted(int(grant.quota["pods"]) for grant in grants)
     assert pods == [10] * 7 + [30]
@@ -471,6 +440,36 @@ def test_a_tenant_that_does_not_grow_takes_no_lock_and_lists_nothing() -> None:
     grant = tenant_placement.grant(cast(client.Cluster, None), site_body, body, spec)
 
     assert grant == placement.Grant({"requests.cpu": "6", "pods": "30"}, [])
+
+
+T = TypeVar("T")
+
+
+def _all_at_once(work: Callable[[dict[str, Any]], T], bodies: list[dict[str, Any]]) -> list[T]:
+    """`work` for every tenant on its own thread, all released at once."""
+    start = threading.Barrier(len(bodies))
+
+    def run(body: dict[str, Any]) -> T:
+        start.wait()
+        return work(body)
+
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads interleave inside every decision, as on a busy hub
+    try:
+        with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+            return list(pool.map(run, bodies))
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+
+def _ready_site(site_name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": site_name},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "allocatable": {"cpu": "32", "pods": "110"},
+        },
+    }
 
 
 class _Hub:
