@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import kopf
 
-from govcloud import __version__, handlers, report, settings
+from govcloud import __version__, handlers, logs, report, settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,7 +20,11 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"govcloud-operator {__version__}")
-    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="debug logging (HTTP bodies and credentials are never logged)",
+    )
     parser.add_argument(
         "--standalone",
         action="store_true",
@@ -41,13 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: invalid GOVCLOUD_* setting: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
-        # kopf logs every successful handler call at INFO; the reconcilers log what matters.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    logs.setup(verbose=args.verbose)
     handlers.register()
     standalone = config.standalone if args.standalone is None else args.standalone
     liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None

@@ -15,11 +15,21 @@ LABEL_SECURITY_LEVEL = f"{GROUP}/security-level"
 LABEL_TENANT_NAMESPACE = f"{GROUP}/namespace"
 LABEL_ORPHANED = f"{GROUP}/orphaned"
 LABEL_PLATFORM = f"{GROUP}/platform"
+# A namespace no tenant may ever manage (set by the platform team).
+LABEL_PROTECTED = f"{GROUP}/protected"
+# Written on an existing namespace by someone who may write namespaces: the tenant may adopt it.
+ADOPTABLE_BY = f"{GROUP}/adoptable-by"
 
 ANNOTATION_ADOPT = f"{GROUP}/adopt"
 ANNOTATION_ADOPTED = f"{GROUP}/adopted"
 ANNOTATION_DISPLAY_NAME = f"{GROUP}/display-name"
 ANNOTATION_ORPHANED_AT = f"{GROUP}/orphaned-at"
+# The UID of the CloudTenant that created a namespace: only that tenant may ever delete it.
+ANNOTATION_TENANT_UID = f"{GROUP}/tenant-uid"
+# On a CloudTenant, its own name: deletionPolicy Delete may delete its namespaces.
+ANNOTATION_CONFIRM_DELETE = f"{GROUP}/confirm-delete"
+# On a namespace: writes are frozen (the tenant is suspended, or the namespace was released).
+LABEL_FROZEN = f"{GROUP}/frozen"
 
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
 PSA_ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"

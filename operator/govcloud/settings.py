@@ -19,6 +19,21 @@ class Settings(BaseSettings):
         default_factory=lambda: ["govcloud-system", "monitoring", "kube-system"],
         description="Namespaces that may always reach every tenant (monitoring, ingress).",
     )
+    operator_namespace: str = Field(
+        default="govcloud-system",
+        min_length=1,
+        description=(
+            "The operator's own namespace (the chart sets the release namespace); like the"
+            " platform namespaces, kube-* and default, no tenant may ever manage it."
+        ),
+    )
+    subcenter_secret_namespace: str = Field(
+        default="",
+        description=(
+            "The only namespace SubCenter kubeconfig Secrets are read from (the chart sets"
+            " features.subCenters.secretNamespace); empty: the operator's namespace."
+        ),
+    )
     resync_seconds: float = Field(default=60.0, gt=0, description="Level-based resync period.")
     metrics_port: int = Field(default=8080, ge=0, le=65535, description="0 turns /metrics off.")
     metrics_host: str = "0.0.0.0"

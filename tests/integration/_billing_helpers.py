@@ -67,6 +67,11 @@ def install_review(kubectl: testing.Kubectl) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PLAN_REVIEW))
 
 
+def remove_review(kubectl: testing.Kubectl) -> None:
+    """Gone again, so that a chart installed later in the session can own these objects."""
+    kubectl.run("delete", "--ignore-not-found", "--wait=false", "-f", str(PLAN_REVIEW))
+
+
 def with_rate_card(kubectl: testing.Kubectl) -> Iterator[dict[str, Any]]:
     """RateCard default for the test; deleted after it, so metering stops for other tests."""
     kubectl.apply(RATE_CARD)
@@ -98,8 +103,25 @@ def plan(tenant: str, year: int, *lines: dict[str, Any], **spec: Any) -> dict[st
     }
 
 
-def decide(state: str, by: str, reason: str = "符合年度预算") -> str:
-    return json.dumps({"spec": {"decision": {"state": state, "by": by, "reason": reason}}})
+def decide(
+    state: str,
+    by: str,
+    reason: str = "符合年度预算",
+    *,
+    generation: int | None,
+    groups: tuple[str, ...] = (APPROVERS,),
+) -> str:
+    """A decision patch bound to the plan `generation` the approver read (None: unbound)."""
+    decision: dict[str, Any] = {"state": state, "by": by, "reason": reason, "groups": list(groups)}
+    if generation is not None:
+        decision["approvedGeneration"] = generation
+    return json.dumps({"spec": {"decision": decision}})
+
+
+def generation_of(kubectl: testing.Kubectl, name: str) -> int:
+    found = kubectl.get("resourceplan", name)
+    assert found is not None, f"ResourcePlan {name} is gone"
+    return int(found["metadata"]["generation"])
 
 
 def unique(prefix: str) -> str:

@@ -32,6 +32,9 @@ DEFAULT_LIMITS: dict[str, dict[str, str]] = {
 }
 
 
+CONFIRM_DELETE = "govcloud.io/confirm-delete"
+
+
 def unique(prefix: str) -> str:
     """A name nobody else in this cluster uses: `prefix` and six random hex digits."""
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
@@ -64,8 +67,12 @@ def tenant_manifest(
     limit_range: dict[str, dict[str, str]] | None = None,
     deletion_policy: str = "Delete",
     suspended: bool = False,
+    confirm_delete: bool = True,
 ) -> Manifest:
-    """A valid CloudTenant; namespace entries are short names or whole `{name, adopt, ...}`."""
+    """A valid CloudTenant; namespace entries are short names or whole `{name, adopt, ...}`.
+
+    With Delete it carries the confirmation (govcloud.io/confirm-delete) unless told not to,
+    so the tests' cleanup deletes what they created."""
     spec: Manifest = {
         "displayName": f"测试单位 {name}",
         "unit": {"code": name, "tier": "city"},
@@ -82,10 +89,13 @@ def tenant_manifest(
     for role, members in (("admins", admins), ("editors", editors), ("viewers", viewers)):
         if members:
             spec[role] = members
+    metadata: Manifest = {"name": name}
+    if deletion_policy == "Delete" and confirm_delete:
+        metadata["annotations"] = {CONFIRM_DELETE: name}
     return {
         "apiVersion": "govcloud.io/v1alpha1",
         "kind": "CloudTenant",
-        "metadata": {"name": name},
+        "metadata": metadata,
         "spec": spec,
     }
 
@@ -248,6 +258,9 @@ class Tenants:
                 continue
             with contextlib.suppress(AssertionError):
                 self.patch(name, {"deletionPolicy": "Delete"})
+                self.kubectl(
+                    "annotate", "--overwrite", "cloudtenant", name, f"{CONFIRM_DELETE}={name}"
+                )
             self.kubectl.run("delete", "cloudtenant", name, "--wait=false")
         for name in self.names:
             try:

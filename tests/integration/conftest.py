@@ -99,11 +99,13 @@ class Tenants:
         return name
 
     def apply(self, name: str, spec: dict[str, object]) -> None:
+        # deletionPolicy Delete deletes namespaces only with the tenant's confirmation.
+        annotations = {"govcloud.io/confirm-delete": name}
         self.kubectl.apply(
             {
                 "apiVersion": "govcloud.io/v1alpha1",
                 "kind": "CloudTenant",
-                "metadata": {"name": name},
+                "metadata": {"name": name, "annotations": annotations},
                 "spec": spec,
             }
         )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import os
 import re
 import subprocess
 import uuid
@@ -19,22 +18,24 @@ import kubernetes_validate
 import promql_parser
 import pytest
 import yaml
+from _chart_helpers import CHART, KUBE_VERSION, Manifest, Release, helm, of_kind, one, render
 from prometheus_client.parser import text_string_to_metric_families
 
 from govcloud.api import crdgen
+from govcloud.api.v1alpha1 import cloudtenant
 from govcloud.billing import periods
-from govcloud.dev import binaries, cluster, testing
+from govcloud.desired import quotas
+from govcloud.desired import tenant as desired_tenant
+from govcloud.dev import cluster, testing
+from govcloud.reconcile import tenant as tenant_reconcile
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = testing.REPO_ROOT
-CHART = REPO_ROOT / "charts" / "govcloud-operator"
 ALL_FEATURES = CHART / "ci" / "all-features-values.yaml"
-KUBE_VERSION = binaries.kubernetes_version()
 METRICS_DOC = REPO_ROOT / "docs" / "metrics.md"
 PEERING_CRD = CHART / "crds" / "clusterkopfpeerings.kopf.dev.yaml"
 
-Manifest = dict[str, Any]
 
 # Series that Prometheus itself makes for every scrape target: `up` is the health of the
 # scrape of the operator's own /metrics, the only way to alert on "no replica answers".
@@ -54,32 +55,6 @@ BILLING_RATE_CARD: Manifest = {
 }
 
 
-# -- helm ----------------------------------------------------------------------------------
-
-
-def helm(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
-    home = REPO_ROOT / ".cache" / "helm"
-    env = {
-        **os.environ,
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-    argv = [str(binaries.ensure("helm")), *args]
-    if kubeconfig is not None:
-        argv.append(f"--kubeconfig={kubeconfig}")
-    return subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=300)
-
-
-def render(*extra: str, namespace: str = "govcloud-system") -> list[Manifest]:
-    result = helm(
-        "template", "govcloud", str(CHART), "-n", namespace, f"--kube-version={KUBE_VERSION}",
-        *extra,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
 RENDERINGS = {
     "default": (),
     "all-features": ("-f", str(ALL_FEATURES)),
@@ -94,16 +69,6 @@ def rendered(request: pytest.FixtureRequest) -> list[Manifest]:
 @pytest.fixture(scope="module")
 def all_features() -> list[Manifest]:
     return render(*RENDERINGS["all-features"])
-
-
-def of_kind(manifests: Sequence[Manifest], kind: str) -> list[Manifest]:
-    return [item for item in manifests if item["kind"] == kind]
-
-
-def one(manifests: Sequence[Manifest], kind: str) -> Manifest:
-    found = of_kind(manifests, kind)
-    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
-    return found[0]
 
 
 # -- lint, CRDs, values schema -------------------------------------------------------------
@@ -425,6 +390,7 @@ def scraped(
     kubectl: testing.Kubectl,
     operator: testing.OperatorProcess,
     subcenter: cluster.ControlPlane,
+    system_namespace: str,
 ) -> Iterator[str]:
     """The operator's /metrics once it has reconciled a tenant and probed a sub-center (a
     second real control plane), so that every per-object series exists with its labels."""
@@ -436,7 +402,7 @@ def scraped(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": site, "namespace": "default"},
+            "metadata": {"name": site, "namespace": system_namespace},
             "stringData": {"kubeconfig": inline_kubeconfig(subcenter)},
         }
     )
@@ -451,7 +417,7 @@ def scraped(
                 "tier": "county",
                 "mode": "federated",
                 "maxSecurityLevel": 3,
-                "kubeconfigSecretRef": {"name": site, "namespace": "default"},
+                "kubeconfigSecretRef": {"name": site, "namespace": system_namespace},
             },
         }
     )
@@ -546,7 +512,7 @@ def scraped(
             kubectl.run("delete", "ratecard", "default", "--timeout=60s")
         kubectl.run("delete", "cloudtenant", tenant, "--wait=false")
         kubectl.run("delete", "subcenter", site, "--wait=false")
-        kubectl.run("delete", "secret", site, "-n", "default", "--wait=false")
+        kubectl.run("delete", "secret", site, "-n", system_namespace, "--wait=false")
 
 
 def exported_series(text: str) -> dict[str, set[str]]:
@@ -626,50 +592,13 @@ def test_examples_are_valid_against_the_crds(kubectl: testing.Kubectl, crds: Non
 # -- installed into the hub --------------------------------------------------------------
 
 
-class Release:
-    """The chart installed with helm into its own namespace of the hub (no operator pods)."""
-
-    def __init__(self, hub: cluster.ControlPlane, kubectl: testing.Kubectl) -> None:
-        suffix = uuid.uuid4().hex[:6]
-        self.hub = hub
-        self.kubectl = kubectl
-        self.name = f"ct-{suffix}"
-        self.namespace = f"chart-test-{suffix}"
-        self.fullname = f"{self.name}-govcloud"
-        self.peering = f"chart-test-{suffix}"
-        self.user = f"system:serviceaccount:{self.namespace}:{self.fullname}"
-
-    def install(self) -> subprocess.CompletedProcess[str]:
-        # The platform namespace itself enforces Pod Security "restricted".
-        self.kubectl("create", "namespace", self.namespace)
-        self.kubectl(
-            "label", "namespace", self.namespace, "pod-security.kubernetes.io/enforce=restricted"
-        )
-        return helm(
-            "install", self.name, str(CHART), "-n", self.namespace,
-            "--set", "replicaCount=0",
-            "--set", f"peering.name={self.peering}",
-            "--set", "dashboard.enabled=true",
-            "--wait", "--timeout=120s",
-            kubeconfig=self.hub.kubeconfig,
-        )  # fmt: skip
-
-    def uninstall(self) -> None:
-        helm("uninstall", self.name, "-n", self.namespace, "--wait", kubeconfig=self.hub.kubeconfig)
-        self.kubectl.run("delete", "namespace", self.namespace, "--wait=false")
-
-    def can(self, *args: str) -> bool:
-        result = self.kubectl.run("auth", "can-i", f"--as={self.user}", *args)
-        assert result.stdout.strip() in {"yes", "no"}, result.stdout + result.stderr
-        return result.stdout.strip() == "yes"
-
-
 @pytest.fixture(scope="module")
 def release(hub: cluster.ControlPlane, kubectl: testing.Kubectl, crds: None) -> Iterator[Release]:
     installed = Release(hub, kubectl)
     result = installed.install()
     try:
         assert result.returncode == 0, result.stderr
+        installed.wait_for_guard()
         yield installed
     finally:
         installed.uninstall()
@@ -776,6 +705,309 @@ def test_admission_guard_stops_what_rbac_cannot_express(release: Release) -> Non
         assert allowed.returncode == 0, allowed.stderr
     finally:
         kubectl.run("delete", "namespace", bystander, tenant_ns, "--wait=false")
+
+
+# -- the admission guard against the attacker's own moves (review C2) ----------------------
+
+MALLORY = {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "mallory"}
+OPERATOR_LABELS = {"app.kubernetes.io/managed-by": "govcloud-operator", "govcloud.io/tenant": "x"}
+
+
+def as_operator(release: Release, manifest: Manifest) -> subprocess.CompletedProcess[str]:
+    """Server-side apply as the operator's ServiceAccount, as the operator writes."""
+    return release.kubectl.run(
+        "apply", "--server-side", "--field-manager=govcloud-operator", "--force-conflicts",
+        "-f", "-", f"--as={release.user}", stdin=json.dumps(manifest),
+    )  # fmt: skip
+
+
+def refused_by_guard(result: subprocess.CompletedProcess[str]) -> bool:
+    return result.returncode != 0 and "ValidatingAdmissionPolicy" in result.stderr
+
+
+def operator_subject(release: Release) -> dict[str, str]:
+    return {"kind": "ServiceAccount", "name": release.fullname, "namespace": release.namespace}
+
+
+def operator_rules(release: Release) -> list[Manifest]:
+    """The rules of the operator's own ClusterRole, as installed."""
+    role = release.kubectl.get("clusterrole", release.fullname)
+    assert role is not None
+    return list(role["rules"])
+
+
+def test_guard_refuses_a_labelled_rolebinding_in_kube_system(release: Release) -> None:
+    for subjects in ([MALLORY], [operator_subject(release)], [MALLORY, operator_subject(release)]):
+        result = as_operator(
+            release,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {
+                    "name": "govcloud-admin", "namespace": "kube-system", "labels": OPERATOR_LABELS
+                },
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"
+                },
+                "subjects": subjects,
+            },
+        )  # fmt: skip
+        assert refused_by_guard(result), result.stdout + result.stderr
+    assert release.kubectl.get("rolebinding", "govcloud-admin", "kube-system") is None
+    peek = release.kubectl.run("get", "secrets", "-n", "kube-system", "--as=mallory")
+    assert peek.returncode != 0
+    assert "forbidden" in peek.stderr, peek.stdout
+
+
+def test_guard_refuses_label_then_delete_of_a_bystander_namespace(release: Release) -> None:
+    kubectl = release.kubectl
+    bystander = f"bystander-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", bystander)
+    try:
+        as_user = f"--as={release.user}"
+        labelled = kubectl.run("label", "namespace", bystander, "govcloud.io/tenant=x", as_user)
+        assert refused_by_guard(labelled), labelled.stdout + labelled.stderr
+        granted = kubectl.run(
+            "label", "namespace", bystander, "govcloud.io/adoptable-by=x", as_user
+        )
+        assert refused_by_guard(granted), granted.stdout + granted.stderr
+        deleted = kubectl.run("delete", "namespace", bystander, "--dry-run=server", as_user)
+        assert refused_by_guard(deleted), deleted.stdout + deleted.stderr
+        found = kubectl.get("namespace", bystander)
+        assert found is not None
+        assert "govcloud.io/tenant" not in (found["metadata"].get("labels") or {})
+        # Someone who may write namespaces labels it a tenant's, and marks it protected: the
+        # operator may still not delete it, nor drop the protection.
+        kubectl("label", "namespace", bystander, "govcloud.io/tenant=x", "govcloud.io/protected=")
+        unprotect = kubectl.run("label", "namespace", bystander, "govcloud.io/protected-", as_user)
+        assert refused_by_guard(unprotect), unprotect.stdout + unprotect.stderr
+        deleted = kubectl.run("delete", "namespace", bystander, "--dry-run=server", as_user)
+        assert refused_by_guard(deleted), deleted.stdout + deleted.stderr
+    finally:
+        kubectl.run("delete", "namespace", bystander, "--wait=false")
+
+
+def test_guard_refuses_the_relay_cluster_role_and_its_binding(release: Release) -> None:
+    kubectl = release.kubectl
+    relay = "govcloud:tenant:x:relay"
+    refused = []
+    for name, extra in (
+        (relay, {}),
+        # The right name, the operator's own permissions.
+        ("govcloud:tenant:x:self-view", {}),
+    ):
+        result = as_operator(
+            release,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": name, "labels": {**OPERATOR_LABELS, **extra}},
+                "rules": operator_rules(release),
+            },
+        )
+        refused.append(refused_by_guard(result))
+    binding = as_operator(
+        release,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": relay, "labels": OPERATOR_LABELS},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": relay,
+            },
+            "subjects": [MALLORY],
+        },
+    )
+    assert refused == [True, True]
+    assert binding.returncode != 0, binding.stdout  # the role it names was never made
+    assert kubectl.get("clusterrole", relay) is None
+    assert kubectl.get("clusterrolebinding", relay) is None
+    assert kubectl.get("clusterrole", "govcloud:tenant:x:self-view") is None
+    # A real tenant role, bound to everyone: refused as well.
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "govcloud:tenant:x:self-view", "labels": OPERATOR_LABELS},
+        "rules": [
+            {
+                "apiGroups": ["govcloud.io"],
+                "resources": ["cloudtenants"],
+                "resourceNames": ["x"],
+                "verbs": ["get"],
+            }
+        ],
+    }
+    try:
+        made = as_operator(release, role)
+        assert made.returncode == 0, made.stderr
+        for subject in (
+            {
+                "kind": "Group",
+                "apiGroup": "rbac.authorization.k8s.io",
+                "name": "system:authenticated",
+            },
+            operator_subject(release),
+        ):
+            everyone = as_operator(
+                release,
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "ClusterRoleBinding",
+                    "metadata": {"name": role["metadata"]["name"], "labels": OPERATOR_LABELS},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": role["metadata"]["name"],
+                    },
+                    "subjects": [subject],
+                },
+            )
+            assert refused_by_guard(everyone), everyone.stdout + everyone.stderr
+    finally:
+        kubectl.run("delete", "clusterrole", role["metadata"]["name"])
+    # So mallory never got the operator's powers.
+    steal = kubectl.run(
+        "create", "clusterrolebinding", f"steal-{uuid.uuid4().hex[:5]}", "--clusterrole=edit",
+        "--user=mallory", "--as=mallory",
+    )  # fmt: skip
+    assert steal.returncode != 0
+    assert "forbidden" in steal.stderr, steal.stdout
+    assert (
+        kubectl.run(
+            "delete", "namespace", "kube-system", "--dry-run=server", "--as=mallory"
+        ).returncode
+        != 0
+    )
+
+
+def test_guard_refuses_aggregation_into_every_tenants_admin(release: Release) -> None:
+    self_view = {
+        "apiGroups": ["govcloud.io"],
+        "resources": ["cloudtenants", "cloudtenants/status"],
+        "resourceNames": ["x"],
+        "verbs": ["get", "list", "watch"],
+    }
+    name = "govcloud:tenant:x:self-view"
+    aggregated = as_operator(
+        release,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {
+                "name": name,
+                "labels": {
+                    **OPERATOR_LABELS,
+                    "rbac.authorization.k8s.io/aggregate-to-admin": "true",
+                },
+            },
+            "rules": [self_view],
+        },
+    )
+    assert refused_by_guard(aggregated), aggregated.stdout + aggregated.stderr
+    aggregating = as_operator(
+        release,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": OPERATOR_LABELS},
+            "aggregationRule": {
+                "clusterRoleSelectors": [
+                    {"matchLabels": {"kubernetes.io/bootstrapping": "rbac-defaults"}}
+                ]
+            },
+            "rules": [],
+        },
+    )
+    # The API server itself already wants cluster-admin for an aggregationRule; the guard
+    # refuses it as well.
+    assert aggregating.returncode != 0, aggregating.stdout
+    assert release.kubectl.get("clusterrole", name) is None
+
+
+def test_guard_admits_what_the_operator_really_writes(release: Release) -> None:
+    """The positive case: the tenant lifecycle, written as the operator's ServiceAccount."""
+    kubectl = release.kubectl
+    tenant = f"guard-{uuid.uuid4().hex[:5]}"
+    legacy = f"{tenant}-legacy"
+    spec = cloudtenant.CloudTenantSpec.model_validate(
+        {
+            "displayName": "守卫测试",
+            "unit": {"code": tenant, "tier": "city"},
+            "contacts": [{"name": "测试员", "email": "guard@test.gov.cn"}],
+            "admins": {"users": ["guard-admin"], "serviceAccounts": [f"{tenant}-app/ci"]},
+            "viewers": {"groups": ["auditors"]},
+            "securityLevel": 2,
+            "namespaces": [{"name": "app"}, {"name": "legacy", "adopt": True}],
+            "quota": {"requests.cpu": "2", "pods": "10"},
+        }
+    )
+    names = [f"{tenant}-app", legacy]
+    wanted = desired_tenant.build(
+        tenant,
+        spec,
+        platform_namespaces=["monitoring"],
+        allocation=quotas.allocate(spec.quota, names, {}),
+    )
+    kubectl("create", "namespace", legacy)
+    try:
+        legacy_manifest = next(m for m in wanted.namespaces if m["metadata"]["name"] == legacy)
+        adopted = tenant_reconcile.mark_adopted(legacy_manifest)
+        # No grant on the existing namespace: refused.
+        assert refused_by_guard(as_operator(release, adopted))
+        kubectl("label", "namespace", legacy, f"govcloud.io/adoptable-by={tenant}")
+        problems = []
+        for manifest in [*wanted.namespaces[:1], adopted, *wanted.quotas, *wanted.namespaced,
+                         *wanted.cluster_scoped]:  # fmt: skip
+            for _ in range(2):  # create, then the same write again (an update)
+                result = as_operator(release, manifest)
+                if result.returncode != 0:
+                    problems.append(result.stderr)
+        assert not problems, "\n".join(problems)
+        # Pruning and releasing: delete a binding, drop the labels (orphan), keep the data.
+        deleted = kubectl.run(
+            "delete", "rolebinding", "govcloud-view", "-n", f"{tenant}-app", f"--as={release.user}"
+        )
+        assert deleted.returncode == 0, deleted.stderr
+        released = kubectl.run(
+            "label", "namespace", legacy, "govcloud.io/tenant-", "app.kubernetes.io/managed-by-",
+            f"govcloud.io/orphaned={tenant}", f"--as={release.user}",
+        )  # fmt: skip
+        assert released.returncode == 0, released.stderr
+        # A namespace the tenant created may be deleted (deletionPolicy: Delete); an adopted one
+        # never.
+        gone = kubectl.run(
+            "delete", "namespace", f"{tenant}-app", "--dry-run=server", f"--as={release.user}"
+        )
+        assert gone.returncode == 0, gone.stderr
+        kubectl("label", "namespace", legacy, f"govcloud.io/tenant={tenant}")
+        kept = kubectl.run(
+            "delete", "namespace", legacy, "--dry-run=server", f"--as={release.user}"
+        )
+        assert refused_by_guard(kept), kept.stdout + kept.stderr
+        for manifest in wanted.cluster_scoped:
+            name = manifest["metadata"]["name"]
+            removed = kubectl.run("delete", manifest["kind"].lower(), name, f"--as={release.user}")
+            assert removed.returncode == 0, removed.stderr
+    finally:
+        kubectl.run("delete", "namespace", *names, "--wait=false")
+        for manifest in wanted.cluster_scoped:
+            kubectl.run("delete", manifest["kind"].lower(), manifest["metadata"]["name"])
+
+
+def test_switching_the_guard_off_is_loud(hub: cluster.ControlPlane, crds: None) -> None:
+    def notes(*settings: str) -> str:
+        result = helm(
+            "install", "loud", str(CHART), "-n", "loud-test", "--dry-run=server",
+            "--take-ownership", *settings,
+            kubeconfig=hub.kubeconfig,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "WARNING: rbac.admissionGuard is false" in notes("--set", "rbac.admissionGuard=false")
+    assert "WARNING" not in notes()
 
 
 def test_operator_pod_passes_pod_security_restricted(release: Release) -> None:

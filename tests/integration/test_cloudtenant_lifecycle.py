@@ -21,6 +21,8 @@ POLICY_OBJECTS = {
     "NetworkPolicy/govcloud-isolation",
     "RoleBinding/govcloud-admin",
 }
+# What a released namespace keeps: a frozen quota (no new pods) and no ingress.
+RELEASED_OBJECTS = {"ResourceQuota/govcloud-released", "NetworkPolicy/govcloud-released"}
 
 
 @pytest.fixture
@@ -113,7 +115,7 @@ def test_retain_keeps_namespaces_and_data_and_removes_only_the_operators_objects
         assert "govcloud.io/tenant" not in labels
         assert "app.kubernetes.io/managed-by" not in labels
         leftovers = policy_objects(kubectl, namespace)
-        assert not leftovers, f"policy objects left in {namespace}: {leftovers}"
+        assert leftovers == RELEASED_OBJECTS, f"policy objects left in {namespace}: {leftovers}"
     after = kubectl.get("configmap", "records", data)
     assert after is not None
     assert after["data"] == {"ledger": "2024 年度账目"}
@@ -195,12 +197,21 @@ def test_an_existing_unmanaged_namespace_is_not_taken_and_the_conflict_is_report
     assert data_after["metadata"]["resourceVersion"] == data_before["metadata"]["resourceVersion"]
 
 
+def granted_namespace(namespace: str, tenant: str) -> dict[str, object]:
+    """An existing namespace whose owner granted it to `tenant` (adoption needs the grant)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": namespace, "labels": {"govcloud.io/adoptable-by": tenant}},
+    }
+
+
 def test_adopt_true_takes_over_an_unowned_namespace_and_keeps_its_content(
     kubectl: testing.Kubectl, tenants: helpers.Tenants
 ) -> None:
     name = helpers.unique("adopt")
     legacy = f"{name}-legacy"
-    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": legacy}})
+    kubectl.apply(granted_namespace(legacy, name))
     tenants.track_namespace(legacy)
     kubectl.apply(config_map("legacy-data", legacy, owner="the department"))
     data_before = kubectl.get("configmap", "legacy-data", legacy)
@@ -230,7 +241,7 @@ def test_an_adopted_namespace_outlives_its_tenant_even_with_delete(
 ) -> None:
     name = helpers.unique("adoptdel")
     legacy = f"{name}-legacy"
-    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": legacy}})
+    kubectl.apply(granted_namespace(legacy, name))
     tenants.track_namespace(legacy)
     kubectl.apply(config_map("legacy-data", legacy, owner="the department"))
     tenants.create(
@@ -350,7 +361,7 @@ def test_removing_a_namespace_from_the_spec_releases_it_per_policy(
     assert labels["govcloud.io/orphaned"] == name
     assert "govcloud.io/tenant" not in labels
     assert not released["metadata"].get("deletionTimestamp")
-    assert policy_objects(kubectl, dropped) == set()
+    assert policy_objects(kubectl, dropped) == RELEASED_OBJECTS
     work = kubectl.get("configmap", "work", dropped)
     assert work is not None
     assert work["data"] == {"state": "in progress"}

@@ -80,6 +80,7 @@ def test_a_level_3_city_bureau_gets_everything_from_one_object(tenants, kubectl)
         "QuotaReady",
         "AccessReady",
         "NetworkIsolated",
+        "DeletionConfirmed",  # the fixture's tenants are deletionPolicy: Delete, confirmed
     }
     assert all(item["status"] == "True" for item in status["conditions"])
     printed = kubectl("get", "cloudtenant", name)

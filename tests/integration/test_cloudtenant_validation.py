@@ -28,7 +28,18 @@ CRD_FILE = testing.CRD_DIR / "cloudtenants.govcloud.io.yaml"
 def rename(obj: dict[str, Any]) -> dict[str, Any]:
     """Give the case's tenant a unique name, unless the case is about the name itself."""
     if obj["metadata"]["name"] == cases.GOOD_NAME:
-        obj["metadata"]["name"] = helpers.unique(cases.GOOD_NAME)
+        new = helpers.unique(cases.GOOD_NAME)
+        obj["metadata"]["name"] = new
+        # Member service accounts live in the tenant's own namespaces: they follow the name.
+        for role in ("admins", "editors", "viewers"):
+            members = obj["spec"].get(role) or {}
+            if "serviceAccounts" in members:
+                members["serviceAccounts"] = [
+                    new + account[len(cases.GOOD_NAME) :]
+                    if account.startswith(f"{cases.GOOD_NAME}-")
+                    else account
+                    for account in members["serviceAccounts"]
+                ]
     return obj
 
 
@@ -87,6 +98,9 @@ SCHEMA_CASES = (
 API_SERVER_WORDS = {
     "unknown-quota-key": "quota key cpus is not a ResourceQuota resource name",
     "bare-extended-resource-quota-key": "quota key nvidia.com/gpu is not a ResourceQuota resource",
+    "misspelt-quota-key": "quota key requests.memroy is not a ResourceQuota resource name",
+    "limits-storage-quota-key": "quota key limits.storage is not a ResourceQuota resource name",
+    "limit-range-key-not-a-container-resource": "limitRange key foo is not a container resource",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -57,7 +58,7 @@ def site(
     kubectl.run("delete", "subcenter", name, "--wait=false")
 
 
-def test_a_granted_sub_center_app_moves_to_the_hub_and_rolls_back(
+def test_a_granted_sub_center_app_moves_to_the_hub_and_stays_when_the_plan_goes(
     world: mig.World, site: tuple[str, testing.Kubectl]
 ) -> None:
     site_name, remote = site
@@ -99,9 +100,14 @@ def test_a_granted_sub_center_app_moves_to_the_hub_and_rolls_back(
     assert secret is not None
     assert base64.b64decode(secret["data"]["password"]) == b"s3cret"
 
-    world.kubectl.apply(mig.plan_manifest(name, target, {**plan["spec"], "rollback": True}))
-    plan = mig.wait_phase(world.kubectl, target, name, "RolledBack", timeout=120)
-    assert mig.replicas(remote, legacy) == (2, None)
-    assert not mig.suspended(remote, legacy)
-    assert mig.planted(world.kubectl, target, plan) == []
+    # a Completed plan is not rolled back; deleting it keeps the app and clears the site's
+    # bookkeeping (the scale-down stays)
+    refused = world.kubectl.run(
+        "patch", "migrationplan", name, "-n", target, "--type=merge",
+        "-p", json.dumps({"spec": {"rollback": True}}),
+    )  # fmt: skip
+    assert "a Completed plan cannot be rolled back" in refused.stderr
+    world.kubectl("delete", "migrationplan", name, "-n", target, "--timeout=120s")
+    assert mig.replicas(remote, legacy) == (0, None)
+    assert len(mig.planted(world.kubectl, target, plan)) == 5
     remote.run("delete", "namespace", legacy, "--wait=false")

@@ -13,10 +13,12 @@ from _billing_helpers import (
     billing_operator,
     condition,
     decide,
+    generation_of,
     install_review,
     lines,
     patch_plan,
     plan,
+    remove_review,
     unique,
     with_rate_card,
 )
@@ -34,7 +36,10 @@ def operator_b(
     hub: cluster.ControlPlane, operator: testing.OperatorProcess, kubectl: testing.Kubectl
 ) -> Iterator[testing.OperatorProcess]:
     install_review(kubectl)
-    yield from billing_operator(hub, operator)
+    try:
+        yield from billing_operator(hub, operator)
+    finally:
+        remove_review(kubectl)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +70,9 @@ def test_bad_plans_and_rate_cards_are_refused_with_a_message_that_says_what_to_f
     assert "needs at least one line" in refused(
         kubectl, {**plan("jtj", YEAR), "spec": {"tenant": "jtj", "year": YEAR, "lines": []}}
     )
-    bad_decision = plan("jtj", YEAR, decision={"state": "Maybe", "by": "x", "reason": "x"})
+    bad_decision = plan(
+        "jtj", YEAR, decision={"state": "Maybe", "by": "x", "reason": "x", "approvedGeneration": 0}
+    )
     assert "Approved, Rejected or ChangesRequested" in refused(kubectl, bad_decision)
     assert "plan's calendar year" in refused(kubectl, plan("jtj", 1999))
     card: dict[str, Any] = {
@@ -158,14 +165,25 @@ def test_a_department_files_its_plan_and_only_an_approver_decides_as_itself(
         assert f"may not file plans for tenant {other}" in foreign.stderr
         # The department edits its lines, but cannot decide its own plan.
         assert patch_plan(admin, plan_name, lines(("ecs.2c4g", 3))).returncode == 0
-        own = patch_plan(admin, plan_name, decide("Approved", "zhang.wei"))
+        own = patch_plan(
+            admin,
+            plan_name,
+            decide(
+                "Approved", "zhang.wei", generation=generation_of(kubectl, plan_name), groups=()
+            ),
+        )
         assert own.returncode != 0
         assert "only plan approvers" in own.stderr
         # An approver cannot write someone else's name into the record.
-        forged = patch_plan(approver, plan_name, decide("Approved", "wang.director"))
+        read = generation_of(approver, plan_name)
+        forged = patch_plan(
+            approver, plan_name, decide("Approved", "wang.director", generation=read)
+        )
         assert forged.returncode != 0
         assert "must be the user making the decision (li.approver)" in forged.stderr
-        approved = patch_plan(approver, plan_name, decide("Approved", "li.approver"))
+        approved = patch_plan(
+            approver, plan_name, decide("Approved", "li.approver", generation=read)
+        )
         assert approved.returncode == 0, approved.stderr
 
         def reviewed() -> dict[str, Any] | None:
@@ -219,7 +237,8 @@ def test_the_approved_plan_caps_the_tenant_and_without_one_the_starter_allowance
     assert hard == {"requests.cpu": "2", "requests.memory": "4Gi", "pods": "20"}
     kubectl.apply(plan(name, THIS_YEAR, {"offering": "ecs.2c4g", "count": 3, "reason": "平台"}))
     approver = kubectl.impersonate("li.approver", APPROVERS)
-    approved = patch_plan(approver, plan_name, decide("Approved", "li.approver"))
+    read = generation_of(approver, plan_name)
+    approved = patch_plan(approver, plan_name, decide("Approved", "li.approver", generation=read))
     assert approved.returncode == 0, approved.stderr
     capped = testing.eventually(lambda: within("CappedByPlan"), what="the plan's cap")
     assert "requests.cpu 8 -> 6" in capped["message"]

@@ -306,7 +306,11 @@ def test_a_foreign_namespace_is_not_taken_over_until_adopt_and_release_keeps_eve
     legacy = f"{name}-legacy"
     placed.track_site_namespace(legacy)
     site_kubectl("create", "namespace", legacy)
-    site_kubectl("label", "namespace", legacy, "county.example/owner=it-dept")
+    # Its owner grants it to the tenant: adoption on a site needs the grant, as on the hub.
+    site_kubectl(
+        "label", "namespace", legacy, "county.example/owner=it-dept",
+        f"govcloud.io/adoptable-by={name}",
+    )  # fmt: skip
     site_kubectl("create", "configmap", "county-data", "-n", legacy, "--from-literal=k=v")
 
     placed.place(name, site, namespaces=("legacy", "apps"), deletion_policy="Retain")

@@ -64,6 +64,14 @@ app.kubernetes.io/part-of: govcloud
 {{- end -}}
 
 {{/*
+Namespaces no tenant may ever manage, as a CEL list: default, the release namespace and the
+platform namespaces (kube-* and the govcloud.io/protected label are checked by the policies).
+*/}}
+{{- define "govcloud.protectedNamespaces" -}}
+{{- concat (list "default" .Release.Namespace) .Values.operator.platformNamespaces | uniq | toJson -}}
+{{- end -}}
+
+{{/*
 The govcloud.io resources (plural names) the operator serves: one per CRD in crds/, so the
 RBAC follows the generated CRDs and a new kind cannot ship without its permissions.
 */}}

@@ -14,6 +14,8 @@ CLOUDTENANT_PLURAL = "cloudtenants"
 QUOTA_NAME = "govcloud-quota"
 LIMIT_RANGE_NAME = "govcloud-defaults"
 NETWORK_POLICY_NAME = "govcloud-isolation"
+# The frozen quota and the isolation a namespace keeps once its tenant released it.
+RELEASED_NAME = "govcloud-released"
 
 # Set by the API server on every namespace; used to select platform namespaces by name.
 LABEL_NAMESPACE_NAME = "kubernetes.io/metadata.name"
@@ -63,3 +65,16 @@ def object_meta(
     if annotations:
         metadata["annotations"] = dict(annotations)
     return metadata
+
+
+def released_meta(name: str, namespace: str, tenant: str) -> Manifest:
+    """``metadata`` of an object left in a released namespace: the orphaned label, not the
+    tenant's, so the tenant neither counts nor prunes it."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": {
+            constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
+            constants.LABEL_ORPHANED: tenant,
+        },
+    }

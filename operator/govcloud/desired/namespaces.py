@@ -11,6 +11,9 @@ from govcloud.desired import meta
 PSA_VERSION = "latest"
 PSA_RESTRICTED = "restricted"
 PSA_BASELINE = "baseline"
+# Values of the govcloud.io/frozen label: the chart's admission policy freezes such namespaces.
+FROZEN_SUSPENDED = "suspended"
+FROZEN_RELEASED = "released"
 _HIGHEST_LEVEL = 3
 
 # Label keys a user may never set on a tenant namespace: ours, Pod Security Admission's
@@ -51,6 +54,7 @@ def labels(
         constants.LABEL_SECURITY_LEVEL: str(spec.security_level),
         constants.LABEL_TENANT_NAMESPACE: namespace.name,
         **pod_security_labels(spec.security_level),
+        **({constants.LABEL_FROZEN: FROZEN_SUSPENDED} if spec.suspended else {}),
     }
     return {**user_labels(namespace.labels), **ours}
 
@@ -75,3 +79,20 @@ def build(
 def build_all(tenant: str, spec: cloudtenant.CloudTenantSpec) -> list[meta.Manifest]:
     """Namespace manifests for every namespace in the spec, in spec order."""
     return [build(tenant, spec, namespace) for namespace in spec.namespaces]
+
+
+def with_owner(manifest: meta.Manifest, tenant_uid: str) -> meta.Manifest:
+    """The namespace manifest recording the UID of the CloudTenant that created it."""
+    metadata = manifest["metadata"]
+    annotations = {
+        **(metadata.get("annotations") or {}),
+        constants.ANNOTATION_TENANT_UID: tenant_uid,
+    }
+    return {**manifest, "metadata": {**metadata, "annotations": annotations}}
+
+
+def owner_uid(namespace: meta.Manifest) -> str | None:
+    """The UID of the CloudTenant that created the namespace, if it was recorded."""
+    annotations = namespace["metadata"].get("annotations") or {}
+    found = annotations.get(constants.ANNOTATION_TENANT_UID)
+    return str(found) if found else None

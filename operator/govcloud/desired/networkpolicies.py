@@ -81,3 +81,13 @@ def build(
             "ingress": [{"from": peers(tenant, network, platform_namespaces)}],
         },
     }
+
+
+def released(tenant: str, namespace: str) -> meta.Manifest:
+    """The isolation a released namespace keeps: no ingress at all (nobody looks after it)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta.released_meta(meta.RELEASED_NAME, namespace, tenant),
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }

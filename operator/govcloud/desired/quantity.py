@@ -2,50 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, Inexact, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-_BINARY_SUFFIXES = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
-_DECIMAL_SUFFIXES = {
-    "n": -9,
-    "u": -6,
-    "m": -3,
-    "": 0,
-    "k": 3,
-    "M": 6,
-    "G": 9,
-    "T": 12,
-    "P": 15,
-    "E": 18,
-}
+from govcloud.api import quantity as grammar
+
+_BINARY_SUFFIXES = grammar.BINARY_SUFFIXES
 _FRACTION_SUFFIXES = (("m", 3), ("u", 6), ("n", 9))
+_EXACT = grammar.EXACT
 
-_QUANTITY_RE = re.compile(
-    r"^(?P<sign>[+-]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-    r"(?:(?P<suffix>[KMGTPE]i|[numkMGTPE])|[eE](?P<exponent>[+-]?[0-9]{1,3}))?$"
-)
-# Wide enough for any quantity the API server accepts; Inexact turns silent rounding into an error.
-_EXACT = Context(prec=200, traps=[Inexact, InvalidOperation])
-_MAX_LENGTH = 64
-
-
-class QuantityError(ValueError):
-    """Raised for text that is not a Kubernetes quantity (or has more precision than 1n)."""
-
-
-def parse(text: str) -> Decimal:
-    """Parse a quantity such as ``1500m``, ``8Gi``, ``1e3`` or ``.5`` to its exact value."""
-    match = _QUANTITY_RE.match(text.strip()) if len(text) <= _MAX_LENGTH else None
-    if match is None:
-        raise QuantityError(f"{text!r} is not a Kubernetes quantity (e.g. 500m, 4, 8Gi)")
-    number = Decimal(match["number"])
-    if match["sign"] == "-":
-        number = -number
-    suffix, exponent = match["suffix"] or "", match["exponent"]
-    if suffix in _BINARY_SUFFIXES:
-        return _EXACT.multiply(number, Decimal(1024 ** _BINARY_SUFFIXES[suffix]))
-    power = int(exponent) if exponent is not None else _DECIMAL_SUFFIXES[suffix]
-    return number.scaleb(power, _EXACT)
+# The grammar (and its bounds) is the API's, so whatever the CRD accepts parses here.
+QuantityError = grammar.QuantityError
+parse = grammar.parse
 
 
 def to_milli(value: str | Decimal, *, round_up: bool = False) -> int:

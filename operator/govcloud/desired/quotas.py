@@ -137,6 +137,20 @@ def manifest(tenant: str, namespace: str, hard: Mapping[str, str]) -> meta.Manif
     }
 
 
+def released(tenant: str, namespace: str, previous: Mapping[str, str]) -> meta.Manifest:
+    """The frozen quota of a namespace the tenant released: its last hards, and no new pods.
+
+    It carries the orphaned label instead of the tenant's, so the tenant's quota no longer
+    counts it; running pods keep running, nothing new starts.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": meta.released_meta(meta.RELEASED_NAME, namespace, tenant),
+        "spec": {"hard": {**previous, "pods": "0"}},
+    }
+
+
 def suspended_hard(hard: Mapping[str, str]) -> dict[str, str]:
     """``hard`` with ``pods`` and ``count/pods`` forced to 0 so no new pod can start.
 

@@ -335,6 +335,8 @@ class ControlPlane:
             "omitStages": ["RequestReceived", "ResponseStarted"],
             "rules": [
                 {"level": "Metadata", "verbs": list(WRITE_VERBS)},
+                # Reads of Secrets too: tests prove who never read a Secret (no bodies logged).
+                {"level": "Metadata", "verbs": ["get"], "resources": [{"resources": ["secrets"]}]},
                 {"level": "None"},
             ],
         }
@@ -344,6 +346,13 @@ class ControlPlane:
 
     def audit_events(self) -> list[dict[str, object]]:
         """The audit log's write events so far (stage ResponseComplete)."""
+        return [event for event in self._audited() if event.get("verb") in WRITE_VERBS]
+
+    def secret_reads(self) -> list[dict[str, object]]:
+        """The audit log's GETs of Secrets so far (stage ResponseComplete)."""
+        return [event for event in self._audited() if event.get("verb") == "get"]
+
+    def _audited(self) -> list[dict[str, object]]:
         if not self.audit_log.exists():
             return []
         events: list[dict[str, object]] = []

@@ -221,7 +221,9 @@ def migrate_legacy_app(kubectl: testing.Kubectl) -> None:
         "-n",
         namespace,
     )
-    approval = '{"spec":{"approvals":[{"stage":"cutover","by":"%s"}]}}'
+    # An approval names the version of the plan it approves: the digest the operator shows.
+    digest = (kubectl.get("migrationplan", "permits", namespace) or {})["status"]["digest"]
+    approval = '{"spec":{"approvals":[{"stage":"cutover","by":"%s","digest":"' + digest + '"}]}}'
     department_admin = kubectl.impersonate("wang.jianguo", "ldap:jtj-cloud-admins")
     show(
         department_admin,
@@ -284,8 +286,12 @@ def plans_and_bills(kubectl: testing.Kubectl, path: Path) -> None:
     say("the price list and each department's 2027 plan (上云资源计划表)")
     print(kubectl("apply", "-f", str(BILLING / "ratecard.yaml")).rstrip(), flush=True)
     print(kubectl("apply", "-f", str(BILLING / "plans")).rstrip(), flush=True)
-    decision = '{"spec":{"decision":{"state":"Approved","by":"%s","reason":"符合年度预算"}}}'
     approver = kubectl.impersonate("zhou.approver", "govcloud:plan-approvers")
+    read = (approver.get("resourceplan", "city-transport-2027") or {})["metadata"]["generation"]
+    decision = (
+        '{"spec":{"decision":{"state":"Approved","by":"%s","reason":"符合年度预算",'
+        f'"approvedGeneration":{read},"groups":["govcloud:plan-approvers"]}}}}}}'
+    )
     show(
         approver,
         "an approver of the data-resource bureau approves 市交通运输局's plan",

@@ -149,6 +149,7 @@ class OperatorProcess:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     metrics_port: int = field(default_factory=free_port)
+    args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
@@ -164,7 +165,7 @@ class OperatorProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "govcloud"],
+                [sys.executable, "-m", "govcloud", *self.args],
                 env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -39,8 +39,6 @@ class CredentialKind(StrEnum):
 
     CLIENT_CERTIFICATE = "ClientCertificate"
     BEARER_TOKEN = "BearerToken"
-    EXEC = "Exec"
-    AUTH_PROVIDER = "AuthProvider"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +55,6 @@ class Credential:
         what = {
             CredentialKind.CLIENT_CERTIFICATE: "client certificate",
             CredentialKind.BEARER_TOKEN: "bearer token",
-            CredentialKind.EXEC: "exec credential plugin",
-            CredentialKind.AUTH_PROVIDER: "auth-provider plugin",
         }[self.kind]
         return f"{what} {self.subject}" if self.subject else what
 
@@ -205,7 +201,7 @@ def _cluster_problems(name: str, cluster: Mapping[str, Any]) -> list[str]:
         )
     else:
         problems.extend(_server_problems(where, server.strip()))
-    if cluster.get("insecure-skip-tls-verify") is True:
+    if cluster.get("insecure-skip-tls-verify") not in (None, False):
         problems.append(
             f"{where} sets insecure-skip-tls-verify; the hub must verify the sub-center's"
             " identity: remove it and set certificate-authority-data to the sub-center's CA"
@@ -215,6 +211,17 @@ def _cluster_problems(name: str, cluster: Mapping[str, Any]) -> list[str]:
             f"{where} refers to a certificate-authority file, which the operator cannot read;"
             f" {FLATTEN_HINT}"
         )
+    if "proxy-url" in cluster:
+        problems.append(
+            f"{where} sets proxy-url; the hub connects to sub-centers directly, never through"
+            " a proxy named by a kubeconfig: remove it"
+        )
+    problems.extend(
+        f"{where} has the field {_field_name(field)}, which the operator does not use; only"
+        " server and certificate-authority-data are read: remove it"
+        for field in sorted(map(str, cluster))
+        if field not in CLUSTER_FIELDS and field not in _CLUSTER_FIELDS_NAMED
+    )
     if "certificate-authority-data" in cluster:
         problems.extend(
             _pem_problems(
@@ -260,7 +267,7 @@ def _safe_url(url: urllib.parse.SplitResult, port: int | None) -> str:
 
 def _user_problems(name: str, user: Mapping[str, Any]) -> list[str]:
     where = f"user {name!r}"
-    files = [field for field in ("client-certificate", "client-key", "tokenFile") if field in user]
+    files = _present(user, _FILES)
     problems = [
         f"{where} refers to a {field} file, which the operator cannot read; {FLATTEN_HINT}"
         for field in files
@@ -270,18 +277,59 @@ def _user_problems(name: str, user: Mapping[str, Any]) -> list[str]:
             f"{where} uses a user name and password (basic auth), which Kubernetes no longer"
             " accepts; use a client certificate or a service-account token"
         )
+    problems.extend(
+        f"{where} uses {_PLUGINS[field]}, which the operator never runs: credentials are"
+        " data, never code; use a client certificate or a service-account token"
+        for field in _PLUGINS
+        if field in user
+    )
+    if impersonation := _present(user, _IMPERSONATION):
+        problems.append(
+            f"{where} asks to impersonate another user ({', '.join(impersonation)}); the"
+            " operator acts only as the kubeconfig's own user: remove it"
+        )
+    problems.extend(
+        f"{where} has the field {_field_name(field)}, which the operator does not use; only"
+        " client-certificate-data, client-key-data and token are read: remove it"
+        for field in sorted(map(str, user))
+        if field not in USER_FIELDS and field not in _USER_FIELDS_NAMED
+    )
     if not files:  # a file half of a certificate pair is reported above already
         problems.extend(_certificate_problems(where, user))
     token = user.get("token")
     if "token" in user and (not isinstance(token, str) or not token.strip()):
         problems.append(f"{where} has an empty token")
-    credential_fields = ("client-certificate-data", "token", "exec", "auth-provider")
+    credential_fields = ("client-certificate-data", "token")
     if not problems and not any(field in user for field in credential_fields):
         problems.append(
             f"{where} holds no credentials; add client-certificate-data and client-key-data,"
             " or a token"
         )
     return problems
+
+
+# The allow-list: the only fields of a cluster and a user the operator reads. Anything that
+# runs a command, reads a file, goes through a proxy or changes who the hub acts as is refused.
+CLUSTER_FIELDS = frozenset({"server", "certificate-authority-data", "extensions"})
+USER_FIELDS = frozenset({"client-certificate-data", "client-key-data", "token", "extensions"})
+_PLUGINS = {"exec": "an exec credential plugin", "auth-provider": "an auth-provider plugin"}
+_IMPERSONATION = ("as", "as-uid", "as-groups", "as-user-extra")
+_FILES = ("client-certificate", "client-key", "tokenFile")
+# Refused above with their own message, so not again as unknown fields.
+_CLUSTER_FIELDS_NAMED = frozenset(
+    {"insecure-skip-tls-verify", "certificate-authority", "proxy-url"}
+)
+_USER_FIELDS_NAMED = frozenset({*_PLUGINS, *_IMPERSONATION, *_FILES, "username", "password"})
+_FIELD_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+
+
+def _field_name(field: str) -> str:
+    """A field name fit to quote: the name itself when it looks like one, else a placeholder."""
+    return repr(field) if _FIELD_NAME_RE.match(field) else "with an unusual name"
+
+
+def _present(user: Mapping[str, Any], fields: Sequence[str]) -> list[str]:
+    return [field for field in fields if field in user]
 
 
 def _certificate_problems(where: str, user: Mapping[str, Any]) -> list[str]:
@@ -370,24 +418,50 @@ def inspect(data: object, context: str | None = None) -> Credential:
         found.append(_certificate(user["client-certificate-data"]))
     if isinstance(user.get("token"), str):
         found.append(_token(user["token"]))
-    if "exec" in user:
-        found.append(
-            Credential(
-                CredentialKind.EXEC,
-                note="an exec plugin fetches credentials when needed; their expiry is not known",
-            )
-        )
-    if "auth-provider" in user:
-        found.append(
-            Credential(
-                CredentialKind.AUTH_PROVIDER,
-                note="an auth-provider plugin fetches credentials; their expiry is not known",
-            )
-        )
     dated = [credential for credential in found if credential.expires_at is not None]
     if dated:
         return min(dated, key=lambda credential: credential.expires_at or datetime.max)
     return found[0]
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Connection:
+    """The allow-listed fields of a usable kubeconfig: all the hub needs to reach a site."""
+
+    server: str
+    ca_pem: bytes | None = None
+    certificate_pem: bytes | None = None
+    key_pem: bytes | None = None
+    token: str | None = None
+
+    def __repr__(self) -> str:  # never the key or the token, even in a traceback
+        return f"Connection(server={self.server!r})"
+
+
+def connection(data: object, context: str | None = None) -> Connection:
+    """The server, CA, client certificate and key, and token of the kubeconfig's context.
+
+    KubeconfigError, with every problem of `validate_kubeconfig`, if the kubeconfig is unusable.
+    Nothing else of the kubeconfig is read, so no field can make the hub run a command, read a
+    file or use a proxy, whatever the validation lets through.
+    """
+    problems = validate_kubeconfig(data, context)
+    resolved = _resolve(data, context)
+    if problems or resolved.cluster is None or resolved.user is None:
+        raise KubeconfigError("; ".join(problems) or "the kubeconfig holds no cluster or user")
+    cluster, user = resolved.cluster, resolved.user
+    token = user.get("token")
+    return Connection(
+        server=str(cluster["server"]).strip(),
+        ca_pem=_decoded(cluster, "certificate-authority-data"),
+        certificate_pem=_decoded(user, "client-certificate-data"),
+        key_pem=_decoded(user, "client-key-data"),
+        token=token.strip() if isinstance(token, str) else None,
+    )
+
+
+def _decoded(entry: Mapping[str, Any], field: str) -> bytes | None:
+    return _decode(entry[field]) if field in entry else None
 
 
 def _certificate(data: str) -> Credential:

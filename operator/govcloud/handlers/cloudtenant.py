@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -18,6 +19,7 @@ PLURAL = "cloudtenants"
 KIND = "CloudTenant"
 RETRY_SECONDS = 5.0
 TICK_SECONDS = 2.5
+CRD_DELETION_ATTEMPTS = 12
 MANAGED: dict[str, Any] = {
     constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
     constants.LABEL_TENANT: kopf.PRESENT,
@@ -82,6 +84,29 @@ async def tenant_tick(name: str, memo: kopf.Memo, **_: Any) -> None:
     last = memo.last_pass.get(name, 0.0)
     if time.monotonic() - last >= memo.config.resync_seconds:
         _queue(memo).request(name)
+
+
+@kopf.on.event(
+    "apiextensions.k8s.io",
+    "v1",
+    "customresourcedefinitions",
+    when=lambda name, **_: name == tenant.CRD_NAME,
+    id="tenant-crd",
+)
+async def crd_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Deleting the CloudTenant CRD deletes every tenant at once; none is finalized."""
+    if not body.get("metadata", {}).get("deletionTimestamp"):
+        return
+    # kopf may put its finalizer back until it notices the CRD going: repeat while it does.
+    for _attempt in range(CRD_DELETION_ATTEMPTS):
+        let_go = await startup.run_in_executor(memo, tenant.let_go_all, memo.hub)
+        for item in let_go:
+            kopf.event(
+                item, type="Warning", reason="CRDDeleted", message=tenant.CRD_DELETED_MESSAGE
+            )
+        if not let_go:
+            return
+        await asyncio.sleep(RETRY_SECONDS)
 
 
 def _register_children() -> None:

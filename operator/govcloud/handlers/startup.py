@@ -52,7 +52,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         on_write=lambda verb, kind: recorder.count_write("hub", verb, kind),
     )
     memo.clusters = clusters.ClusterRegistry(
-        memo.hub, on_write=lambda verb, kind: recorder.count_write("subcenter", verb, kind)
+        memo.hub,
+        on_write=lambda verb, kind: recorder.count_write("subcenter", verb, kind),
+        secret_namespace=config.subcenter_secret_namespace or config.operator_namespace,
     )
     # Probes get their own threads: a sub-center that does not answer holds one of these,
     # never a reconcile thread of the hub's tenants.

@@ -70,13 +70,6 @@ def api_client_from(configuration: k8s_client.Configuration) -> k8s_client.ApiCl
     return api
 
 
-def load_api_client_from_dict(kubeconfig: dict[str, Any]) -> k8s_client.ApiClient:
-    """An ApiClient from a kubeconfig held in memory (a sub-center's Secret)."""
-    configuration = k8s_client.Configuration()
-    k8s_config.load_kube_config_from_dict(kubeconfig, client_configuration=configuration)
-    return api_client_from(configuration)
-
-
 class Cluster:
     """Typed-enough helpers over the dynamic client for one API server."""
 

@@ -2,8 +2,9 @@
 
 The Secret is read on every use (one GET) and fingerprinted; a changed fingerprint builds a
 new client, so rotating credentials takes effect on the next probe without a restart. The
-kubeconfig never leaves this module except inside the client: errors describe what is wrong
-with it, never its content.
+client is built from an `Endpoint` (server, CA, client certificate and key, token) and nothing
+else: the kubernetes config loader, which runs exec plugins and reads files, is never used on
+a site's kubeconfig. Errors describe what is wrong, never the credentials.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
+import re
 import ssl
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import urllib3
 import yaml
@@ -57,6 +61,25 @@ class Credentials:
     fingerprint: str
 
 
+class Endpoint(Protocol):
+    """What the hub needs to reach a site: the allow-listed fields of its kubeconfig."""
+
+    @property
+    def server(self) -> str: ...
+    @property
+    def ca_pem(self) -> bytes | None: ...
+    @property
+    def certificate_pem(self) -> bytes | None: ...
+    @property
+    def key_pem(self) -> bytes | None: ...
+    @property
+    def token(self) -> str | None: ...
+
+
+class SecretOutsideNamespaceError(CredentialsError):
+    """The SubCenter names a Secret outside the one namespace kubeconfigs may be read from."""
+
+
 @dataclass(frozen=True)
 class RawProbe:
     """What one probe of a cluster found, before any health policy is applied."""
@@ -69,8 +92,19 @@ class RawProbe:
     allocatable: dict[str, str] = field(default_factory=dict)
 
 
-def read_credentials(hub: client.Cluster, ref: SecretRef) -> Credentials:
-    """The kubeconfig held by the Secret `ref`, parsed; CredentialsError if it is unusable."""
+def read_credentials(
+    hub: client.Cluster, ref: SecretRef, allowed_namespace: str | None = None
+) -> Credentials:
+    """The kubeconfig held by the Secret `ref`, parsed; CredentialsError if it is unusable.
+
+    A Secret outside `allowed_namespace` (when given) is refused without being read.
+    """
+    if allowed_namespace is not None and ref.namespace != allowed_namespace:
+        raise SecretOutsideNamespaceError(
+            "SecretUnreadable",
+            f"Secret {ref.namespace}/{ref.name} is not read: the operator reads kubeconfig"
+            f" Secrets only from namespace {allowed_namespace}; store the kubeconfig there",
+        )
     try:
         secret = hub.get("v1", "Secret", ref.name, ref.namespace)
     except client.ApiError as error:
@@ -105,27 +139,56 @@ def read_credentials(hub: client.Cluster, ref: SecretRef) -> Credentials:
 class ClusterRegistry:
     """One `client.Cluster` per sub-center, rebuilt whenever its credentials change."""
 
-    def __init__(self, hub: client.Cluster, on_write: client.WriteHook | None = None) -> None:
+    def __init__(
+        self,
+        hub: client.Cluster,
+        on_write: client.WriteHook | None = None,
+        secret_namespace: str | None = None,
+    ) -> None:
         self.hub = hub
+        self.secret_namespace = secret_namespace  # None: any (only unit tests build it so)
         self._on_write = on_write
         self._lock = threading.Lock()
         self._clusters: dict[str, tuple[str, client.Cluster]] = {}
+        self._uids: dict[str, tuple[str, str]] = {}
 
-    def client_for(self, name: str, credentials: Credentials) -> client.Cluster:
+    def read_credentials(self, ref: SecretRef) -> Credentials:
+        """`read_credentials` from the hub, only ever from the registry's Secret namespace."""
+        return read_credentials(self.hub, ref, self.secret_namespace)
+
+    def client_for(self, name: str, fingerprint: str, endpoint: Endpoint) -> client.Cluster:
         with self._lock:
             cached = self._clusters.get(name)
-            if cached is not None and cached[0] == credentials.fingerprint:
+            if cached is not None and cached[0] == fingerprint:
                 return cached[1]
         try:
-            api = client.load_api_client_from_dict(credentials.kubeconfig)
-        except Exception as error:  # the kubernetes config loader raises many kinds
+            api = api_client_for(endpoint)
+        except (ssl.SSLError, ValueError, OSError) as error:
             raise CredentialsError(
                 "InvalidKubeconfig", f"the kubeconfig cannot be used: {type(error).__name__}"
-            ) from error
-        built = client.Cluster(_bounded(api, REQUEST_TIMEOUT), name, on_write=self._on_write)
+            ) from None
+        built = SiteCluster(_bounded(api, REQUEST_TIMEOUT), name, on_write=self._on_write)
         with self._lock:
-            self._clusters[name] = (credentials.fingerprint, built)
+            self._clusters[name] = (fingerprint, built)
         return built
+
+    def kube_system_uid(self, name: str, fingerprint: str, *, fresh: bool = False) -> str:
+        """The UID of the kube-system namespace the site's client reaches (cached per
+        credentials unless `fresh`); ApiError if it cannot be read."""
+        with self._lock:
+            cached = self._uids.get(name)
+            built = self._clusters.get(name)
+        if not fresh and cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        if built is None or built[0] != fingerprint:
+            raise client.ApiError("no client for these credentials", 0)
+        namespace = built[1].get("v1", "Namespace", "kube-system")
+        uid = str(((namespace or {}).get("metadata") or {}).get("uid") or "")
+        if not uid:
+            raise client.ApiError("the site has no kube-system namespace", 404)
+        with self._lock:
+            self._uids[name] = (fingerprint, uid)
+        return uid
 
     def cached(self, name: str) -> client.Cluster | None:
         with self._lock:
@@ -135,6 +198,71 @@ class ClusterRegistry:
     def forget(self, name: str) -> None:
         with self._lock:
             self._clusters.pop(name, None)
+            self._uids.pop(name, None)
+
+
+class SiteCluster(client.Cluster):
+    """A sub-center's client. What a site answers is its own text (internal addresses, or
+    whatever a hostile site wants shown): its errors say only what failed and the HTTP status,
+    so nothing of it reaches a status, an Event or a log line tenants can read."""
+
+    def _retry(self, what: str, call: Any, retry_deadline: float = client.RETRY_DEADLINE) -> Any:
+        try:
+            return super()._retry(what, call, retry_deadline)
+        except client.ApiError as error:
+            raise client.ApiError(
+                site_error(what, self.name, error.status, error.reason),
+                error.status,
+                error.reason if _REASON_RE.match(error.reason) else "",
+            ) from None
+
+
+_REASON_RE = re.compile(r"^[A-Za-z]{1,40}$")
+
+
+def site_error(what: str, site: str, status: int, reason: str) -> str:
+    """The fixed message of a failed call to a site: the call, the site, the HTTP status."""
+    if not status:
+        return f"{what} failed: sub-center {site} did not answer"
+    shown = f" {reason}" if _REASON_RE.match(reason) else ""
+    return f"{what} failed: sub-center {site} answered HTTP {status}{shown}"
+
+
+def api_client_for(endpoint: Endpoint) -> k8s_client.ApiClient:
+    """A client for `endpoint` alone: TLS verified against its CA, no proxy, no plugin."""
+    configuration = k8s_client.Configuration(host=endpoint.server.rstrip("/"))
+    configuration.proxy = None
+    if endpoint.token:  # as the kubeconfig loader stores it, which every client path reads
+        configuration.api_key = {"authorization": f"Bearer {endpoint.token}"}
+    api = client.api_client_from(configuration)
+    api.rest_client.pool_manager = urllib3.PoolManager(
+        num_pools=4,
+        maxsize=4,
+        cert_reqs=ssl.CERT_REQUIRED,
+        ssl_context=tls_context(endpoint),
+        retries=False,
+    )
+    return api
+
+
+def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
+    """Verification against the site's CA (else the system roots), with its client certificate.
+
+    The standard library loads a certificate chain only from files: the pair is written to a
+    private temporary directory and removed as soon as it is loaded.
+    """
+    context = ssl.create_default_context(
+        cadata=endpoint.ca_pem.decode("ascii") if endpoint.ca_pem else None
+    )
+    if endpoint.certificate_pem and endpoint.key_pem:
+        with tempfile.TemporaryDirectory(prefix="govcloud-site-") as private:
+            certificate, key = os.path.join(private, "tls.crt"), os.path.join(private, "tls.key")
+            for path, content in ((certificate, endpoint.certificate_pem), (key, endpoint.key_pem)):
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(descriptor, "wb") as handle:
+                    handle.write(content)
+            context.load_cert_chain(certificate, key)
+    return context
 
 
 def _bounded(api: k8s_client.ApiClient, timeout: tuple[float, float]) -> k8s_client.ApiClient:
@@ -165,16 +293,13 @@ def probe(cluster: client.Cluster, timeout: float) -> RawProbe:
     """Ask a cluster for /readyz, its version and its nodes, each call bounded by `timeout`."""
     started = time.monotonic()
     try:
-        ready_status, ready_body = _get_raw(cluster.api, "/readyz", timeout)
+        ready_status, _ = _get_raw(cluster.api, "/readyz", timeout)
         if ready_status in (401, 403):
             return _failed(
                 "Unauthorized", f"the API server refused the credentials ({ready_status})", started
             )
-        if ready_status != 200:
-            detail = ready_body.strip().splitlines()[-1:] or [""]
-            return _failed(
-                "Unhealthy", f"/readyz answered {ready_status}: {detail[0][:200]}", started
-            )
+        if ready_status != 200:  # the body is the site's text: never echoed into status
+            return _failed("Unhealthy", f"/readyz answered {ready_status}", started)
         version = k8s_client.VersionApi(cluster.api).get_code(_request_timeout=timeout)
         nodes = k8s_client.CoreV1Api(cluster.api).list_node(_request_timeout=timeout).items
     except ApiException as error:

@@ -7,7 +7,12 @@ operator resumes exactly where the last written phase says.
 
 The safety rule behind every transition: the source is scaled down only in CuttingOver, and
 only after the target was seen Available in the same pass; a rollback restores the source
-before it deletes anything in the target. So no path leaves the app at zero on both sides.
+before it deletes anything in the target, and a Completed plan is never rolled back (its app
+runs in the target and may have written data there). So no path leaves the app at zero on
+both sides.
+
+Approvals count only for the plan as it is now (`approved`); one given for an earlier app,
+source, target or dataMigration is `stale` and the stage waits for a new one.
 
 Deadlines (documented in docs/migration.md):
 - Overdue: the deadline has passed and the plan is not Completed.
@@ -48,6 +53,7 @@ class Facts:
     not_before: datetime | None = None
     required: frozenset[Stage] = frozenset({Stage.CUTOVER})
     approved: frozenset[Stage] = frozenset()
+    stale: frozenset[Stage] = frozenset()  # approved for an earlier version of the plan
     rollback_requested: bool = False
     policy: RollbackPolicy = RollbackPolicy.MANUAL
 
@@ -76,6 +82,8 @@ def decide(phase: Phase, facts: Facts, now: datetime) -> Step:
     """The next step from the current phase and what was observed."""
     if phase is Phase.ROLLED_BACK:
         return Step(Phase.ROLLED_BACK, reason="RolledBack", message="the migration was rolled back")
+    if phase is Phase.COMPLETED:
+        return _completed(facts)
     if facts.rollback_requested and not facts.started and facts.blocker is not None:
         return Step(
             Phase.ROLLED_BACK,
@@ -90,11 +98,22 @@ def decide(phase: Phase, facts: Facts, now: datetime) -> Step:
             "restoring the source's replica counts, then deleting what the plan created",
             stage="rollback",
         )
-    if phase is Phase.COMPLETED:
-        return Step(Phase.COMPLETED, reason="Completed", message="the app runs in the target")
     if not facts.started:
         return _before_copy(facts, now)
     return _after_copy(phase, facts, now)
+
+
+def _completed(facts: Facts) -> Step:
+    if facts.rollback_requested:  # the API server refuses it; a plan stored before may ask
+        return Step(
+            Phase.COMPLETED,
+            reason="RollbackRefused",
+            message=(
+                "the app runs in the target; a Completed plan is never rolled back, because the"
+                " target may hold data written since the cutover"
+            ),
+        )
+    return Step(Phase.COMPLETED, reason="Completed", message="the app runs in the target")
 
 
 def _after_copy(phase: Phase, facts: Facts, now: datetime) -> Step:
@@ -136,7 +155,8 @@ def _before_copy(facts: Facts, now: datetime) -> Step:
         return Step(
             Phase.AWAITING_APPROVAL,
             reason="AwaitingCopyApproval",
-            message="assessed; copying waits for a platform approver to approve stage copy",
+            message="assessed; copying waits for a platform approver to approve stage copy"
+            + _stale_note(facts, Stage.COPY),
             stage="assess",
         )
     return Step(Phase.COPYING, Action.COPY, "Copying", "copying into the target", "copy")
@@ -166,7 +186,8 @@ def _cutover(facts: Facts) -> Step:
         return Step(
             Phase.AWAITING_APPROVAL,
             reason="AwaitingCutoverApproval",
-            message="verified; cutover waits for a platform approver to approve stage cutover",
+            message="verified; cutover waits for a platform approver to approve stage cutover"
+            + _stale_note(facts, Stage.CUTOVER),
             stage="verify",
         )
     if not facts.available:
@@ -181,6 +202,15 @@ def _cutover(facts: Facts) -> Step:
         "CuttingOver",
         "scaling the source down and resuming the target's CronJobs",
         "cutover",
+    )
+
+
+def _stale_note(facts: Facts, stage: Stage) -> str:
+    if stage not in facts.stale:
+        return ""
+    return (
+        f" (the approval of {stage.value} was given for another version of the plan: its app,"
+        " source, targetNamespace or dataMigration changed since; approve status.digest again)"
     )
 
 

@@ -6,6 +6,10 @@ What is stripped follows Velero's and Konveyor's experience: identity and bookke
 (uid, resourceVersion, managedFields, ...), status, owner links (the Deployment moves, not its
 ReplicaSets or Pods), addresses the target cluster allocates itself (clusterIP, nodePort), and
 controller-uid selectors; Jobs and CronJobs arrive suspended so nothing runs twice.
+
+Data never moves with an object: a PersistentVolumeClaim, or a StatefulSet with
+volumeClaimTemplates, would arrive empty. Such an object is NeedsDataMigration (it blocks the
+assessment) unless the plan names it in spec.dataMigration, with the step that moves its data.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ ANNOTATION_GRANT = f"{constants.GROUP}/migration-grant"
 MOVE = "Move"
 SKIP = "Skip"
 RECREATE_EMPTY = "RecreateEmpty"
+NEEDS_DATA = "NeedsDataMigration"
 
 API_VERSIONS = {
     "ServiceAccount": "v1",
@@ -111,31 +116,48 @@ def decide(
     *,
     target_namespace: str,
     plan: PlanRef,
-    recreate_empty_volumes: bool = False,
+    empty_volumes: frozenset[str] = frozenset(),
 ) -> Decision:
-    """Move, skip (with the reason a person reads in the inventory) or recreate empty."""
+    """Move, skip (with the reason a person reads in the inventory), recreate empty, or
+    needs data migration. `empty_volumes`: the plan's dataMigration.volumes (Kind/name)."""
     kind = str(source.get("kind", ""))
     name = str((source.get("metadata") or {}).get("name", ""))
     reason = skip_reason(source)
     if reason is not None:
         return Decision(kind, name, SKIP, reason)
-    if kind == "PersistentVolumeClaim":
-        if not recreate_empty_volumes:
-            return Decision(
-                kind,
-                name,
-                SKIP,
-                "needs data migration: its data does not move; set recreateEmptyVolumes: true"
-                " to create it empty in the target",
-            )
+    volumes = data_volumes(source)
+    if volumes is None:
+        return Decision(kind, name, MOVE, "", portable(source, target_namespace, plan))
+    ref = f"{kind}/{name}"
+    if ref not in empty_volumes:
         return Decision(
             kind,
             name,
-            RECREATE_EMPTY,
-            "created empty: its data must be migrated separately",
-            portable(source, target_namespace, plan),
+            NEEDS_DATA,
+            f"the data of {volumes} does not move with the plan: name {ref} in"
+            " spec.dataMigration.volumes, with the step that moves the data, to create"
+            f" {volumes} empty in the target",
         )
-    return Decision(kind, name, MOVE, "", portable(source, target_namespace, plan))
+    return Decision(
+        kind,
+        name,
+        RECREATE_EMPTY if kind == "PersistentVolumeClaim" else MOVE,
+        f"{volumes} created empty in the target; spec.dataMigration.step moves the data",
+        portable(source, target_namespace, plan),
+    )
+
+
+def data_volumes(source: Mapping[str, Any]) -> str | None:
+    """The object's own data volumes in words, e.g. "its volumeClaimTemplates (data)"; None
+    when it has none (only PersistentVolumeClaims and StatefulSets with templates have)."""
+    kind = source.get("kind")
+    if kind == "PersistentVolumeClaim":
+        return "the claim"
+    if kind != "StatefulSet":
+        return None
+    templates = (source.get("spec") or {}).get("volumeClaimTemplates") or []
+    names = [str((item.get("metadata") or {}).get("name", "")) for item in templates]
+    return f"its volumeClaimTemplates ({', '.join(names)})" if names else None
 
 
 def skip_reason(source: Mapping[str, Any]) -> str | None:  # noqa: PLR0911 - one rule a line
@@ -210,6 +232,11 @@ def _strip_spec(
             # The source was already scaled down by a cutover: the copy runs the real count.
             spec["replicas"] = int(remembered)
         _strip_pod_template(spec.get("template"))
+    if kind == "StatefulSet" and spec.get("volumeClaimTemplates"):
+        # Deleting the copy (a rollback) must never take its claims with it.
+        policy = dict(spec.get("persistentVolumeClaimRetentionPolicy") or {})
+        policy["whenDeleted"] = "Retain"
+        spec["persistentVolumeClaimRetentionPolicy"] = policy
     if kind == "Job":
         _strip_job(spec)
         spec["suspend"] = True

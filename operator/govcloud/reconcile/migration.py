@@ -21,6 +21,7 @@ copying is rolled back first (docs/migration.md, "Deleting a plan").
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -139,9 +140,13 @@ def reconcile(
             status = body["status"]
         pause = float(getattr(settings, "migration_write_pause_seconds", 0.0) or 0.0)
         try:
-            done = act(step.action, access.source, hub, body, spec, inventory, pause)
+            waiting = act(step.action, access.source, hub, body, spec, inventory, pause)
         except client.ApiError as error:
             error_message = str(error)[:1000]
+        else:
+            done = not waiting
+            if waiting:
+                step = dataclasses.replace(step, message=waiting)
     elif step.action is not machine.Action.NONE:
         done, error_message = False, facts.blocker or "the source cannot be reached"
     step, new_phase = ended(step, done, error_message, spec, events)
@@ -268,6 +273,7 @@ def observe(
         not_before=spec.not_before,
         required=frozenset(spec.approvals_required),
         approved=spec.approved(),
+        stale=spec.stale(),
         rollback_requested=spec.rollback,
         policy=spec.rollback_policy,
     )
@@ -337,47 +343,41 @@ def authorize(
 
 
 def target_verdict(hub: client.Cluster, tenant: str, namespace: str) -> tuple[str, str]:
-    """("", "") when the target namespace is the tenant's own, else why not."""
+    """("", "") when the target namespace is the tenant's own, else why not. A missing
+    namespace and another's get the same answer: a plan is no probe of the hub's namespaces."""
     target = hub.get("v1", "Namespace", namespace)
-    if target is None:
-        return "TargetNotFound", f"target namespace {namespace} does not exist"
-    owner = _labels(target).get(constants.LABEL_TENANT)
-    if owner == tenant:
+    if target is not None and _labels(target).get(constants.LABEL_TENANT) == tenant:
         return "", ""
     return "TargetNotOfTenant", (
-        f"target namespace {namespace} belongs to"
-        f" {'tenant ' + owner if owner else 'no tenant'}; a plan moves apps only into"
-        f" namespaces of its own tenant {tenant}"
+        f"target namespace {namespace} is not a namespace of tenant {tenant}; a plan moves"
+        " apps only into namespaces of its own tenant"
     )
 
 
 def source_verdict(
     source: client.Cluster, tenant: str, spec: migrationplan.MigrationPlanSpec
 ) -> tuple[str, str]:
-    """("", "") when the source namespace is the tenant's or granted to it, else why not."""
+    """("", "") when the source namespace is the tenant's or granted to it, else why not.
+
+    A missing namespace, another tenant's and an ungranted one get the same reason and
+    message, so a plan cannot probe which namespaces exist or who owns them."""
     where = f"SubCenter {spec.source.sub_center}" if spec.source.sub_center else "the hub"
     try:
         found = source.get("v1", "Namespace", spec.source.namespace)
     except client.ApiError as error:
         return "SourceUnreachable", f"{where} cannot be reached: {error}"[:1000]
-    if found is None:
-        return (
-            "SourceNotFound",
-            f"source namespace {spec.source.namespace} does not exist on {where}",
-        )
-    source_owner = _labels(found).get(constants.LABEL_TENANT)
-    grants = {
-        item.strip()
-        for item in str(_annotations(found).get(transform.ANNOTATION_GRANT, "")).split(",")
-    }
-    if source_owner == tenant or tenant in grants:
-        return "", ""
-    belongs = f"belongs to tenant {source_owner}" if source_owner else "belongs to no tenant"
+    if found is not None:
+        source_owner = _labels(found).get(constants.LABEL_TENANT)
+        grants = {
+            item.strip()
+            for item in str(_annotations(found).get(transform.ANNOTATION_GRANT, "")).split(",")
+        }
+        if source_owner == tenant or tenant in grants:
+            return "", ""
     return "SourceNotGranted", (
-        f"source namespace {spec.source.namespace} on {where} {belongs} and is not"
-        f" granted to tenant {tenant}: nothing was read or copied. The platform team"
-        f" grants a legacy namespace with the annotation"
-        f" {transform.ANNOTATION_GRANT}={tenant} on it"
+        f"source namespace {spec.source.namespace} on {where} is not granted to tenant"
+        f" {tenant}, or does not exist: nothing was read or copied. The platform team grants"
+        f" a legacy namespace with the annotation {transform.ANNOTATION_GRANT}={tenant} on it"
     )
 
 
@@ -436,16 +436,21 @@ def gather(
     body: Manifest,
     spec: migrationplan.MigrationPlanSpec,
 ) -> Inventory:
-    """Source objects as decisions and the target's objects of the same kinds (2 lists a kind)."""
+    """Source objects as decisions and the target's objects of the same kinds (2 lists a kind).
+
+    Secrets the operator may not read (the chart's features.migrations.copySecrets: false)
+    are skipped, with one inventory line that says so, instead of failing every plan."""
     ref = plan_ref(body)
     selector = ",".join(f"{key}={value}" for key, value in sorted(spec.source.selector.items()))
     inventory = Inventory()
     kinds = [kind for kind in migrationplan.SUPPORTED_KINDS if kind in spec.source.kinds]
     for kind in kinds:
         api_version = transform.API_VERSIONS[kind]
-        for item in source.list(
-            api_version, kind, spec.source.namespace, label_selector=selector or None
-        ):
+        found = readable_list(source, kind, spec.source.namespace, label_selector=selector or None)
+        if found is None:
+            inventory.decisions.append(SECRETS_NOT_READABLE)
+            continue
+        for item in found:
             item.setdefault("kind", kind)
             item.setdefault("apiVersion", api_version)
             inventory.sources[(kind, item["metadata"]["name"])] = item
@@ -454,10 +459,10 @@ def gather(
                     item,
                     target_namespace=spec.target_namespace,
                     plan=ref,
-                    recreate_empty_volumes=spec.recreate_empty_volumes,
+                    empty_volumes=spec.empty_volumes(),
                 )
             )
-        for item in target.list(api_version, kind, spec.target_namespace):
+        for item in readable_list(target, kind, spec.target_namespace) or []:
             item.setdefault("kind", kind)
             key = (kind, item["metadata"]["name"])
             if _labels(item).get(transform.LABEL_PLAN_UID) == ref.uid:
@@ -473,11 +478,35 @@ def gather(
     return inventory
 
 
+SECRETS_NOT_READABLE = transform.Decision(
+    "Secret",
+    "*",
+    transform.SKIP,
+    "the operator may not read Secrets on this platform (chart value"
+    " features.migrations.copySecrets: false): no Secret moves; create the app's Secrets in"
+    " the target namespace yourself",
+)
+
+
+def readable_list(
+    cluster: client.Cluster, kind: str, namespace: str, label_selector: str | None = None
+) -> list[Manifest] | None:
+    """The objects of `kind` in `namespace`; None for Secrets the operator may not list (403)."""
+    try:
+        return cluster.list(
+            transform.API_VERSIONS[kind], kind, namespace, label_selector=label_selector
+        )
+    except client.ApiError as error:
+        if kind == "Secret" and error.status == 403:
+            return None
+        raise
+
+
 def assessment_problems(
     inventory: Inventory, access: Access, spec: migrationplan.MigrationPlanSpec
 ) -> list[str]:
     """Name clashes and quota shortfall; the copy starts only when there are none."""
-    problems = list(inventory.clashes)
+    problems = list(inventory.clashes) + data_problems(inventory, spec)
     wanted: dict[str, Decimal] = {}
     for decision in inventory.moves:
         if (decision.kind, decision.name) in inventory.ours or decision.manifest is None:
@@ -496,6 +525,25 @@ def assessment_problems(
             f"nothing to move: no {', '.join(spec.source.kinds)} in {spec.source.namespace}"
             + (" matching the selector" if spec.source.selector else "")
         )
+    return problems
+
+
+def data_problems(inventory: Inventory, spec: migrationplan.MigrationPlanSpec) -> list[str]:
+    """Volumes whose data would not move, and dataMigration names that match nothing."""
+    problems = [
+        f"{decision.kind} {decision.name}: {decision.reason}"
+        for decision in inventory.decisions
+        if decision.action == transform.NEEDS_DATA
+    ]
+    known = {
+        f"{decision.kind}/{decision.name}"
+        for decision in inventory.decisions
+        if decision.kind in migrationplan.DATA_KINDS
+    }
+    problems += [
+        f"spec.dataMigration.volumes names {ref}, which is not among the objects the plan moves"
+        for ref in sorted(spec.empty_volumes() - known)
+    ]
     return problems
 
 
@@ -532,18 +580,19 @@ def act(
     spec: migrationplan.MigrationPlanSpec,
     inventory: Inventory,
     pause: float = 0.0,
-) -> bool:
-    """Carry out one action; True when it is done (a rollback may take several passes).
+) -> str:
+    """Carry out one action; "" when it is done, else what it waits for (a rollback may take
+    several passes).
 
     `pause` (the testing-only GOVCLOUD_MIGRATION_WRITE_PAUSE_SECONDS, 0 in production)
     waits after each object the copy or the cutover writes.
     """
     if action is machine.Action.COPY:
         copy(target, inventory, pause)
-        return True
+        return ""
     if action is machine.Action.CUTOVER:
         cutover(source, target, spec, inventory, pause)
-        return True
+        return ""
     return rollback(source, target, body, spec, inventory)
 
 
@@ -630,15 +679,44 @@ def rollback(
     body: Manifest,
     spec: migrationplan.MigrationPlanSpec,
     inventory: Inventory,
-) -> bool:
-    """Restore the source exactly, wait until it runs, then delete only what the plan made.
+) -> str:
+    """Restore the source exactly, wait until it runs, then delete what the plan made; ""
+    when done, else what it waits for.
 
     A remembered count is restored first and its annotation removed only once the workload
-    is Available again; the target is emptied only when no source object still waits. So the
-    app runs on at least one side throughout.
+    is Available again. The target is emptied only when every workload the plan has there
+    runs in the source again: present, Available, and running pods if its copy does. So a
+    source that is gone, or was scaled down by hand, keeps the copies (the app runs on at
+    least one side throughout). PersistentVolumeClaims are never deleted: they may hold data.
     """
+    restoring = restore_source(source, spec, inventory)
+    missing = not_running_in_source(inventory, spec)
+    if restoring or missing:
+        return (
+            "rolling back: the plan's copies in the target stay until the source runs again;"
+            f" waiting for {', '.join(restoring + missing)}"
+        )[:2000]
+    uid = plan_ref(body).uid
+    for kind in spec.source.kinds:
+        if kind == "PersistentVolumeClaim":
+            continue
+        found = readable_list(
+            target, kind, spec.target_namespace, f"{transform.LABEL_PLAN_UID}={uid}"
+        )
+        for item in found or []:
+            target.delete(
+                transform.API_VERSIONS[kind], kind, item["metadata"]["name"], spec.target_namespace
+            )
+    inventory.ours.clear()
+    return ""
+
+
+def restore_source(
+    source: client.Cluster, spec: migrationplan.MigrationPlanSpec, inventory: Inventory
+) -> list[str]:
+    """Put back each remembered count and CronJob suspension; the workloads still coming up."""
     namespace = spec.source.namespace
-    waiting = False
+    restoring = []
     for (kind, name), found in inventory.sources.items():
         notes = _annotations(found)
         api_version = transform.API_VERSIONS[kind]
@@ -649,7 +727,7 @@ def rollback(
                 source.patch_merge(
                     api_version, kind, name, {"spec": {"replicas": original}}, namespace
                 )
-                waiting = True
+                restoring.append(f"{kind} {namespace}/{name} to scale back to {original}")
             elif available(found):
                 source.patch_merge(
                     api_version,
@@ -659,7 +737,7 @@ def rollback(
                     namespace,
                 )
             else:
-                waiting = True
+                restoring.append(f"{kind} {namespace}/{name} to become Available")
         elif kind == "CronJob" and transform.ANNOTATION_ORIGINAL_SUSPEND in notes:
             source.patch_merge(
                 api_version,
@@ -671,21 +749,31 @@ def rollback(
                 },
                 namespace,
             )
-    if waiting:
-        return False
-    uid = plan_ref(body).uid
-    for kind in spec.source.kinds:
-        for item in target.list(
-            transform.API_VERSIONS[kind],
-            kind,
-            spec.target_namespace,
-            label_selector=f"{transform.LABEL_PLAN_UID}={uid}",
-        ):
-            target.delete(
-                transform.API_VERSIONS[kind], kind, item["metadata"]["name"], spec.target_namespace
-            )
-    inventory.ours.clear()
-    return True
+    return restoring
+
+
+def not_running_in_source(inventory: Inventory, spec: migrationplan.MigrationPlanSpec) -> list[str]:
+    """Each workload the plan has in the target that does not run in the source, in words."""
+    namespace = spec.source.namespace
+    missing = []
+    for (kind, name), ours in sorted(inventory.ours.items()):
+        if kind not in transform.WORKLOADS:
+            continue
+        found = inventory.sources.get((kind, name))
+        if found is None or (found.get("metadata") or {}).get("deletionTimestamp"):
+            missing.append(f"{kind} {namespace}/{name} to exist in the source")
+            continue
+        remembered = _annotations(found).get(transform.ANNOTATION_ORIGINAL_REPLICAS)
+        wanted = int(remembered or 0) if remembered is not None else _replicas(found)
+        if _replicas(ours) > 0 and wanted == 0:
+            missing.append(f"{kind} {namespace}/{name} to be scaled up in the source")
+        elif remembered is None and not available(found):  # restore_source watches the rest
+            missing.append(f"{kind} {namespace}/{name} to become Available")
+    return missing
+
+
+def _replicas(workload: Mapping[str, Any]) -> int:
+    return int((workload.get("spec") or {}).get("replicas", 1) or 0)
 
 
 # -- status ----------------------------------------------------------------------------------
@@ -722,6 +810,7 @@ def plan_status(
         "progress": machine.progress(phase, started, int(previous.get("progress") or 0)),
         "stages": stages,
         "approvals": _approvals(previous, spec, now),
+        "digest": spec.digest(),
     }
     if inventory.decisions or not access.allowed:
         status["inventory"] = [
@@ -809,10 +898,7 @@ def _assessed_condition(
         )
     if facts.problems:
         return conditions.Condition(
-            ASSESSED,
-            conditions.FALSE,
-            "NameClash" if inventory.clashes else "AssessmentFailed",
-            "; ".join(facts.problems)[:4000],
+            ASSESSED, conditions.FALSE, _problem_reason(inventory), "; ".join(facts.problems)[:4000]
         )
     moves = len(inventory.moves)
     return conditions.Condition(
@@ -822,6 +908,14 @@ def _assessed_condition(
         f"{moves} objects will move, {len(inventory.decisions) - moves} are skipped;"
         " nothing was written to the target",
     )
+
+
+def _problem_reason(inventory: Inventory) -> str:
+    if inventory.clashes:
+        return "NameClash"
+    if any(decision.action == transform.NEEDS_DATA for decision in inventory.decisions):
+        return "NeedsDataMigration"
+    return "AssessmentFailed"
 
 
 def _stages(  # noqa: PLR0912 - one stage rule a branch
@@ -895,14 +989,17 @@ def _approvals(
     previous: Mapping[str, Any], spec: migrationplan.MigrationPlanSpec, now: datetime
 ) -> list[Manifest]:
     seen = {
-        (item.get("stage"), item.get("by")): item.get("observedAt")
+        (item.get("stage"), item.get("by"), item.get("digest")): item.get("observedAt")
         for item in previous.get("approvals") or []
     }
+    approved = spec.approved()
     return [
         {
             "stage": item.stage.value,
             "by": item.by,
-            "observedAt": seen.get((item.stage.value, item.by)) or _stamp(now),
+            "observedAt": seen.get((item.stage.value, item.by, item.digest)) or _stamp(now),
+            **({"digest": item.digest} if item.digest else {}),
+            "current": item.stage in approved,
         }
         for item in spec.approvals
     ]
@@ -921,17 +1018,7 @@ def transition_events(
                 f"{before.get('phase') or 'new'} -> {after.get('phase')}: {after.get('message')}",
             )
         )
-    known = {(item.get("stage"), item.get("by")) for item in before.get("approvals") or []}
-    for item in spec.approvals:
-        if (item.stage.value, item.by) not in known:
-            events.append(
-                Event(
-                    "Normal",
-                    "Approved",
-                    f"stage {item.stage.value} approved by {item.by}"
-                    + (f": {item.comment}" if item.comment else ""),
-                )
-            )
+    events.extend(approval_events(before, after, spec))
     before_conditions = {item.get("type"): item for item in before.get("conditions") or []}
     for item in after.get("conditions") or []:
         old = before_conditions.get(item["type"])
@@ -947,6 +1034,40 @@ def transition_events(
                         f"{item['type']}={item['status']}: {item['message']}",
                     )
                 )
+    return events
+
+
+def approval_events(
+    before: Mapping[str, Any], after: Mapping[str, Any], spec: migrationplan.MigrationPlanSpec
+) -> list[Event]:
+    """Approved for each new approval; ApprovalStale when one stops counting."""
+    old = {
+        (item.get("stage"), item.get("by"), item.get("digest")): item
+        for item in before.get("approvals") or []
+    }
+    events = []
+    for item, recorded in zip(spec.approvals, after.get("approvals") or [], strict=False):
+        previous = old.get((item.stage.value, item.by, item.digest))
+        if previous is None and recorded.get("current"):
+            events.append(
+                Event(
+                    "Normal",
+                    "Approved",
+                    f"stage {item.stage.value} approved by {item.by}"
+                    + (f": {item.comment}" if item.comment else ""),
+                )
+            )
+        elif not recorded.get("current") and (previous is None or previous.get("current")):
+            events.append(
+                Event(
+                    "Warning",
+                    "ApprovalStale",
+                    f"the approval of stage {item.stage.value} by {item.by} does not count: it"
+                    f" names digest {item.digest or '(none)'}, the plan is now"
+                    f" {after.get('digest')} (its app, source, targetNamespace or dataMigration"
+                    " changed); an approver approves it again",
+                )
+            )
     return events
 
 
@@ -1069,19 +1190,13 @@ def finalize(  # noqa: PLR0911 - each kind of deleted plan is let go its own way
         inventory = gather(source, hub, body, spec)
         if phase is Phase.COMPLETED:
             forget_source(source, spec, inventory)
-            done = True
+            waiting = ""
         else:
-            done = rollback(source, hub, body, spec, inventory)
+            waiting = rollback(source, hub, body, spec, inventory)
     except client.ApiError as error:
         return finalizing(hub, body, f"cannot undo the plan yet: {error}", settings)
-    if not done:
-        return finalizing(
-            hub,
-            body,
-            "rolling back before the plan goes: waiting for the source to run again; the"
-            " plan's copies in the target are deleted after that",
-            settings,
-        )
+    if waiting:
+        return finalizing(hub, body, f"before the plan goes, {waiting}", settings)
     if phase is Phase.COMPLETED:
         said = "the plan is gone; the app stays in the target, the source stays scaled down"
     else:

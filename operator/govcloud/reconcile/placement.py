@@ -12,11 +12,12 @@ import pydantic
 
 from govcloud import constants
 from govcloud.api.v1alpha1 import cloudtenant, subcenter
-from govcloud.federation import placement
+from govcloud.federation import credentials, identity, placement
 from govcloud.k8s import client, clusters
 
 PLACED = "Placed"
 SUBCENTER_UNAVAILABLE = "SubCenterUnavailable"
+INVALID_KUBECONFIG = "InvalidKubeconfig"
 
 Manifest = dict[str, Any]
 
@@ -56,9 +57,9 @@ def resolve(
     Ready (nothing is ever abandoned); a deleting tenant is always sent to its site so that
     its deletion policy can be carried out there.
     """
-    if spec.placement is None:
+    site_name = placed_on(body, spec)
+    if site_name == cloudtenant.HUB_CLUSTER:
         return Target(cloudtenant.HUB_CLUSTER, hub, PLACED, "the tenant lives on the hub")
-    site_name = spec.placement.sub_center
     site = hub.get(constants.API_VERSION, "SubCenter", site_name)
     if site is None:
         verdict = placement.not_found(site_name)
@@ -73,14 +74,26 @@ def resolve(
             f"SubCenter {site_name} has an invalid spec; see its Ready condition",
         )
     if deleting:
-        return connect(hub, registry, site_name, site_spec)
+        return connect(hub, registry, site_name, site_spec, site)
     verdict = admit(hub, site, body, spec, site_spec)
     if not verdict.placed:
         return Target(site_name, None, verdict.reason, verdict.message)
-    target = connect(hub, registry, site_name, site_spec)
+    target = connect(hub, registry, site_name, site_spec, site)
     if target.placed:
         target = dataclasses.replace(target, grant=grant(hub, site, body, spec))
     return target
+
+
+def placed_on(body: Manifest, spec: cloudtenant.CloudTenantSpec) -> str:
+    """The cluster the tenant is managed in: where it was placed, else where its spec asks.
+
+    Placement cannot change once placed (a rule at the API server); a tenant stored before
+    that rule with a changed spec.placement stays managed where its namespaces are, so that
+    no namespace is stranded and removed members lose their access there.
+    """
+    return current_cluster(body) or (
+        spec.placement.sub_center if spec.placement else cloudtenant.HUB_CLUSTER
+    )
 
 
 class Admissions:
@@ -269,20 +282,48 @@ def holding(
     return placement.larger(placement.held(spec_quota, granted), grown.get(tenant_key(tenant), {}))
 
 
+@dataclass(frozen=True)
+class Site:
+    """A client for a site, built from the allow-listed fields of its kubeconfig Secret."""
+
+    cluster: client.Cluster
+    secret: clusters.Credentials  # the kubeconfig Secret's content and fingerprint
+    endpoint: credentials.Connection
+
+    def ca_fingerprint(self) -> str:
+        return identity.ca_fingerprint(self.endpoint.ca_pem)
+
+
+def open_site(
+    registry: clusters.ClusterRegistry, site_name: str, site_spec: subcenter.SubCenterSpec
+) -> Site:
+    """The site's client; CredentialsError (reason, message) if the Secret or kubeconfig is not
+    usable. The Secret is read only from the registry's namespace, and nothing of the
+    kubeconfig but its server, CA, client certificate and key, and token is used."""
+    ref = site_spec.kubeconfig_secret_ref
+    found = registry.read_credentials(clusters.SecretRef(ref.name, ref.namespace, ref.key))
+    try:
+        endpoint = credentials.connection(found.kubeconfig)
+    except credentials.KubeconfigError as error:
+        raise clusters.CredentialsError(INVALID_KUBECONFIG, str(error)) from None
+    return Site(registry.client_for(site_name, found.fingerprint, endpoint), found, endpoint)
+
+
 def connect(
     hub: client.Cluster,
     registry: clusters.ClusterRegistry | None,
     site_name: str,
     site_spec: subcenter.SubCenterSpec,
+    site: Manifest | None = None,
 ) -> Target:
+    """The site's client, only while it reaches the cluster whose identity the SubCenter pinned.
+
+    `site` is the SubCenter (read from the hub when not given).
+    """
     if registry is None:
         return Target(site_name, None, SUBCENTER_UNAVAILABLE, "sub-centers are not enabled")
-    ref = site_spec.kubeconfig_secret_ref
     try:
-        credentials = clusters.read_credentials(
-            hub, clusters.SecretRef(ref.name, ref.namespace, ref.key)
-        )
-        cluster = registry.client_for(site_name, credentials)
+        opened = open_site(registry, site_name, site_spec)
     except clusters.CredentialsError as error:
         return Target(
             site_name,
@@ -290,7 +331,36 @@ def connect(
             SUBCENTER_UNAVAILABLE,
             f"cannot use the credentials of SubCenter {site_name}: {error.message}",
         )
-    return Target(site_name, cluster, PLACED, f"the tenant lives on SubCenter {site_name}")
+    body = site if site is not None else hub.get(constants.API_VERSION, "SubCenter", site_name)
+    refused = unverified(registry, site_name, opened, body)
+    if refused is not None:
+        return Target(site_name, None, SUBCENTER_UNAVAILABLE, refused)
+    return Target(site_name, opened.cluster, PLACED, f"the tenant lives on SubCenter {site_name}")
+
+
+def unverified(
+    registry: clusters.ClusterRegistry, site_name: str, opened: Site, body: Manifest | None
+) -> str | None:
+    """Why nothing may be written to the site now (None: it is the cluster its status pins)."""
+    pinned = identity.from_status((body or {}).get("status"))
+    if pinned is None:
+        return (
+            f"SubCenter {site_name} has no verified identity yet; nothing is written there"
+            " before a probe pins it"
+        )
+    try:
+        uid = registry.kube_system_uid(site_name, opened.secret.fingerprint)
+    except client.ApiError:
+        return (
+            f"the identity of SubCenter {site_name} cannot be read (its kube-system"
+            " namespace); nothing is written there until it can"
+        )
+    if identity.Identity(uid, opened.ca_fingerprint()) != pinned:
+        return (
+            f"SubCenter {site_name}'s credentials reach another cluster than the one pinned in"
+            " its status; nothing is written there: see its IdentityVerified condition"
+        )
+    return None
 
 
 def _strings(quota: Mapping[str, Any]) -> dict[str, str]:

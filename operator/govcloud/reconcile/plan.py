@@ -2,8 +2,12 @@
 
 The decision itself (spec.decision) is written by an approver and guarded at admission
 (ValidatingAdmissionPolicy `govcloud-resourceplan-review`): only holders of the `approve`
-verb may set it, and `by` must be the acting user. The operator turns it into status.review
-with the time it first saw it, and posts one Event per decision.
+verb may set it, `by` must be the acting user, and `approvedGeneration` the generation the
+approver read. The operator does not trust the policy alone: it ignores a decision whose
+plan changed after it (or that names no generation) and asks the API server
+(SubjectAccessReview) whether `by` may approve before honouring a new decision. It turns an
+honoured decision into status.review with the time it first saw it, and posts one Event per
+decision.
 """
 
 from __future__ import annotations
@@ -78,9 +82,14 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
             events=[Event("Warning", "InvalidSpec", message)] if changed else [],
         )
     tz = zone(settings)
+    previous = status.get("review")
+    refusal = refuse_decision(hub, spec.decision, previous, generation)
+    fresh = spec.decision is not None and not honoured_before(spec.decision, previous, generation)
+    if fresh and refusal is None:
+        previous = None  # a new decision, or one written again on a new generation: now
     review = plans.review(
-        spec.decision,
-        status.get("review"),
+        None if refusal else spec.decision,
+        previous,
         generation,
         now,
         created=body["metadata"].get("creationTimestamp"),
@@ -102,13 +111,17 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
             READY, conditions.TRUE, "Resolved", "every line resolves and is priced"
         )
     )
-    approved = conditions.Condition(
-        APPROVED,
-        conditions.TRUE if review["state"] == APPROVED else conditions.FALSE,
-        str(review["state"]),
-        f"{review['state']} by {review['decidedBy']}: {review['reason']}"
-        if review.get("decidedBy")
-        else "waiting for a plan approver's decision",
+    approved = (
+        conditions.Condition(APPROVED, conditions.FALSE, refusal[0], refusal[1])
+        if refusal
+        else conditions.Condition(
+            APPROVED,
+            conditions.TRUE if review["state"] == APPROVED else conditions.FALSE,
+            str(review["state"]),
+            f"{review['state']} by {review['decidedBy']}: {review['reason']}"
+            if review.get("decidedBy")
+            else "waiting for a plan approver's decision",
+        )
     )
     new_status: Manifest = {
         "observedGeneration": generation,
@@ -131,7 +144,7 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
     }
     _write(hub, body, new_status)
     result = Result(outcome="success" if not problems else "invalid", body=body, tenant=spec.tenant)
-    if review_changed and (spec.decision is not None or old_review.get("state")):
+    if review_changed and not refusal and (spec.decision is not None or old_review.get("state")):
         who = f" by {review['decidedBy']}: {review['reason']}" if review.get("decidedBy") else ""
         result.events.append(
             Event("Normal", DECISION_EVENTS[str(review["state"])], f"{review['state']}{who}")
@@ -140,6 +153,8 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
         result.tenant_affected = True
     if problems and (status.get("conditions") or []) != new_status["conditions"]:
         result.events.append(Event("Warning", problems[0][0], ready.message))
+    if refusal and _reason(status, APPROVED) != refusal[0]:
+        result.events.append(Event("Warning", refusal[0], refusal[1]))
     if spec.year == periods.year_of(now, tz):
         result.snapshot = metrics.PlanSnapshot(
             tier=tier,
@@ -150,6 +165,100 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
             pending_since=_unix(review.get("pendingSince")),
         )
     return result
+
+
+# -- is the decision the approver's, on this content? ----------------------------------------
+
+DECISION_UNBOUND = "DecisionUnbound"
+DECISION_STALE = "DecisionStale"
+NOT_AN_APPROVER = "DeciderNotApprover"
+
+
+def unbound(decision: resourceplan.Decision, generation: int | None) -> tuple[str, str] | None:
+    """Why the decision does not hold for the plan as it is now, or None.
+
+    The approver names the generation they read; writing the decision bumps it by exactly one,
+    so any later change of the spec (lines, migrations) leaves the decision behind.
+    """
+    if decision.approved_generation is None:
+        return (
+            DECISION_UNBOUND,
+            "spec.decision names no approvedGeneration, so it is not bound to what was decided"
+            " on; a plan approver decides again with approvedGeneration set to the plan's"
+            " metadata.generation",
+        )
+    if generation != decision.approved_generation + 1:
+        return (
+            DECISION_STALE,
+            f"the plan changed after the decision (decided on generation"
+            f" {decision.approved_generation}, now {generation}); the decision no longer"
+            " holds until a plan approver decides on the plan as it is now",
+        )
+    return None
+
+
+def honoured_before(
+    decision: resourceplan.Decision, previous: dict[str, Any] | None, generation: int | None
+) -> bool:
+    """Whether status.review already records this very decision on this generation."""
+    previous = previous or {}
+    return (
+        previous.get("state") == decision.state.value
+        and previous.get("decidedBy") == decision.by
+        and previous.get("reason") == decision.reason
+        and previous.get("observedGeneration") == generation
+    )
+
+
+def refuse_decision(
+    hub: client.Cluster,
+    decision: resourceplan.Decision | None,
+    previous: dict[str, Any] | None,
+    generation: int | None,
+) -> tuple[str, str] | None:
+    """(reason, message) when the decision must be ignored, else None (one SAR when new)."""
+    if decision is None:
+        return None
+    stale = unbound(decision, generation)
+    if stale or honoured_before(decision, previous, generation):
+        return stale
+    if may_approve(hub, decision.by, list(decision.groups)):
+        return None
+    groups = f" (with groups {', '.join(decision.groups)})" if decision.groups else ""
+    return (
+        NOT_AN_APPROVER,
+        f"{decision.by}{groups} may not approve ResourcePlans (no `approve` verb on"
+        " resourceplans.govcloud.io), so the decision is ignored; only plan approvers"
+        " (ClusterRole govcloud:plan-approver) decide plans",
+    )
+
+
+def may_approve(hub: client.Cluster, user: str, groups: list[str]) -> bool:
+    """The API server's answer: may `user` (in `groups`) approve ResourcePlans?"""
+    review = hub.create(
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "metadata": {},
+            "spec": {
+                "user": user,
+                "groups": [*groups, "system:authenticated"],
+                "resourceAttributes": {
+                    "group": constants.GROUP,
+                    "resource": "resourceplans",
+                    "verb": "approve",
+                },
+            },
+        }
+    )
+    return bool((review.get("status") or {}).get("allowed"))
+
+
+def _reason(status: Manifest, type_: str) -> str | None:
+    for item in status.get("conditions") or []:
+        if item.get("type") == type_:
+            return str(item.get("reason"))
+    return None
 
 
 @dataclass
@@ -273,7 +382,17 @@ def approved_ceiling(hub: client.Cluster, tenant: str, year: int) -> dict[str, s
         return None
     status = body.get("status") or {}
     decision = (body.get("spec") or {}).get("decision") or {}
-    if (status.get("review") or {}).get("state") == APPROVED and decision.get("state") == APPROVED:
+    review = status.get("review") or {}
+    generation = body["metadata"].get("generation")
+    # The review must be of this very generation: a plan edited after its approval is not
+    # approved, even before the plan's own pass has noticed.
+    if (
+        review.get("state") == APPROVED
+        and decision.get("state") == APPROVED
+        and review.get("observedGeneration") == generation
+        and decision.get("approvedGeneration") is not None
+        and generation == decision["approvedGeneration"] + 1
+    ):
         return dict(status.get("ceiling") or {})
     return None
 

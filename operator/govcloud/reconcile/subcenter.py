@@ -22,7 +22,7 @@ from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import subcenter
 from govcloud.desired import compare, quantity
 from govcloud.federation import condition as federation_condition
-from govcloud.federation import credentials, health, placement, retirement
+from govcloud.federation import credentials, health, identity, placement, retirement
 from govcloud.k8s import client, clusters
 from govcloud.reconcile import conditions, events
 from govcloud.reconcile import placement as tenant_placement
@@ -35,7 +35,7 @@ HEARTBEAT = timedelta(seconds=60)
 # successful probe time of a healthy site moves with the probe time.
 VOLATILE = ("lastProbeTime", "lastSuccessfulProbeTime", "probeLatencySeconds")
 DELETION_BLOCKED = "DeletionBlocked"
-INVALID_KUBECONFIG = "InvalidKubeconfig"
+INVALID_KUBECONFIG = tenant_placement.INVALID_KUBECONFIG
 
 Manifest = dict[str, Any]
 
@@ -94,7 +94,13 @@ def reconcile(
         return finalize(hub, registry, body, placed, now)
     if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
         body = hub.add_finalizer(_typed(body), constants.FINALIZER)
-    result, expiry, expires_at, unusable = probe_site(hub, registry, name, spec, now)
+    probed = probe_site(hub, registry, body, spec, now)
+    result, expiry, expires_at, unusable = (
+        probed.result,
+        probed.expiry,
+        probed.expires_at,
+        probed.unusable,
+    )
     previous = health.from_status(_status_model(body))
     state = health.advance(previous, result, spec.probe.failure_threshold)
     wanted = [
@@ -106,6 +112,7 @@ def reconcile(
             conditions.Condition(*found) for found in health.conditions(state, result, expiry)
         )
     ]
+    wanted = identity_conditions(body, wanted, probed.identity)
     remaining = apps_remaining(hub, name) if spec.mode is subcenter.Mode.HOSTED else None
     retire = retirement.judge(spec, now.date(), remaining, len(placed))
     if retire.condition is not None:
@@ -122,6 +129,8 @@ def reconcile(
         "tenants": [placed_entry(item) for item in placed],
         "credentialExpiresAt": expires_at,
     }
+    if probed.identity is not None and probed.identity.pin is not None:
+        status["identity"] = probed.identity.pin.as_status()
     status["summary"] = placement.summary(allocated, status.get("allocatable") or {})
     # None removes a verdict that no longer holds (tenants gone, or the site federated again).
     status["retirable"] = retire.retirable
@@ -144,37 +153,113 @@ def reconcile(
     )
 
 
+@dataclass(frozen=True)
+class SiteProbe:
+    """What a probe found: its result, the credential's expiry, and the site's identity."""
+
+    result: health.ProbeResult
+    expiry: credentials.ExpiryVerdict | None = None
+    expires_at: str | None = None
+    unusable: str | None = None  # why the Secret or kubeconfig cannot be used at all
+    identity: identity.Verdict | None = None  # None: the site did not answer
+
+
 def probe_site(
     hub: client.Cluster,
     registry: clusters.ClusterRegistry,
-    name: str,
+    body: Manifest,
     spec: subcenter.SubCenterSpec,
     now: datetime,
-) -> tuple[health.ProbeResult, credentials.ExpiryVerdict | None, str | None, str | None]:
-    """Read the credentials, probe with them, and judge their expiry; never raises for the site.
-
-    Returns the probe, the expiry verdict, the expiry time, and the condition reason saying
-    why the Secret or its kubeconfig cannot be used at all (None when it can).
-    """
-    ref = spec.kubeconfig_secret_ref
+) -> SiteProbe:
+    """Read the credentials, probe with them, judge their expiry and the site's identity;
+    never raises for the site."""
+    name = body["metadata"]["name"]
     try:
-        found = clusters.read_credentials(hub, clusters.SecretRef(ref.name, ref.namespace, ref.key))
-        credential = credentials.inspect(found.kubeconfig)
-        site = registry.client_for(name, found)
+        opened = tenant_placement.open_site(registry, name, spec)
+        credential = credentials.inspect(opened.secret.kubeconfig)
     except clusters.CredentialsError as error:
-        return _invalid(error.message, now), None, None, error.reason
+        return SiteProbe(_invalid(error.message, now), unusable=error.reason)
     except credentials.KubeconfigError as error:
-        return _invalid(str(error), now), None, None, INVALID_KUBECONFIG
+        return SiteProbe(_invalid(str(error), now), unusable=INVALID_KUBECONFIG)
     expiry = credentials.verdict(
         credential, now, timedelta(days=spec.credential_expiry_warning_days)
     )
-    raw = clusters.probe(site, timeout=float(spec.probe.timeout_seconds))
+    raw = clusters.probe(opened.cluster, timeout=float(spec.probe.timeout_seconds))
     expires_at = (
         credential.expires_at.astimezone(UTC).strftime(health.TIME_FORMAT)
         if credential.expires_at
         else None
     )
-    return to_probe_result(raw, now), expiry, expires_at, None
+    verdict = (
+        judge_identity(hub, registry, body, opened)
+        if raw.outcome == health.Outcome.HEALTHY.value
+        else None
+    )
+    return SiteProbe(to_probe_result(raw, now), expiry, expires_at, None, verdict)
+
+
+def judge_identity(
+    hub: client.Cluster,
+    registry: clusters.ClusterRegistry,
+    body: Manifest,
+    opened: tenant_placement.Site,
+) -> identity.Verdict:
+    """Whether the site is still the cluster its status pins (pinning it the first time)."""
+    name = body["metadata"]["name"]
+    pinned = identity.from_status(body.get("status"))
+    try:
+        uid = registry.kube_system_uid(name, opened.secret.fingerprint, fresh=True)
+    except client.ApiError as error:
+        return identity.Verdict(
+            False,
+            identity.unknown(
+                f"the site's kube-system namespace cannot be read ({error.status or 'no answer'});"
+                " the site's credentials need get on it"
+            ),
+            pinned,
+        )
+    observed = identity.Identity(uid, opened.ca_fingerprint())
+    annotations = body["metadata"].get("annotations") or {}
+    return identity.judge(
+        pinned,
+        observed,
+        confirmed_uid=annotations.get(identity.CONFIRM_ANNOTATION),
+        pinned_elsewhere=pinned_by_other(hub, name, uid),
+    )
+
+
+def pinned_by_other(hub: client.Cluster, name: str, uid: str) -> str | None:
+    """Another SubCenter that has pinned the cluster with this kube-system UID, if any."""
+    for item in hub.list(constants.API_VERSION, KIND):
+        found = identity.from_status(item.get("status"))
+        if item["metadata"]["name"] != name and found and found.kube_system_uid == uid:
+            return str(item["metadata"]["name"])
+    return None
+
+
+def identity_conditions(
+    body: Manifest, wanted: list[conditions.Condition], verdict: identity.Verdict | None
+) -> list[conditions.Condition]:
+    """`wanted` with IdentityVerified (the last one kept while the site does not answer); a
+    site that is not the pinned cluster is not Ready, whatever its health."""
+    if verdict is None:
+        kept = [
+            conditions.Condition(
+                item["type"], item["status"], item["reason"], item.get("message", "")
+            )
+            for item in (body.get("status") or {}).get("conditions") or []
+            if item.get("type") == identity.IDENTITY_VERIFIED
+        ]
+        return [*wanted, *kept]
+    found = conditions.Condition(*verdict.condition)
+    if verdict.trusted:
+        return [*wanted, found]
+    not_ready = conditions.Condition(
+        federation_condition.READY, conditions.FALSE, found.reason, found.message
+    )
+    return [not_ready if item.type == federation_condition.READY else item for item in wanted] + [
+        found
+    ]
 
 
 def _invalid(message: str, now: datetime) -> health.ProbeResult:

@@ -18,7 +18,8 @@ import pydantic
 
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant
-from govcloud.desired import compare, meta, quantity, quotas
+from govcloud.desired import compare, meta, networkpolicies, protection, quantity, quotas
+from govcloud.desired import namespaces as desired_namespaces
 from govcloud.desired import tenant as desired_tenant
 from govcloud.federation import placement as federation_placement
 from govcloud.k8s import client, clusters
@@ -35,6 +36,7 @@ NAMESPACED_KINDS = (
     (RBAC, "RoleBinding"),
 )
 CLUSTER_KINDS = ((RBAC, "ClusterRole"), (RBAC, "ClusterRoleBinding"))
+API_NETWORK_POLICY = ("networking.k8s.io/v1", "NetworkPolicy")
 API_VERSIONS = {kind: api_version for api_version, kind in NAMESPACED_KINDS + CLUSTER_KINDS}
 CLUSTER_KIND_NAMES = frozenset(kind for _, kind in CLUSTER_KINDS)
 
@@ -44,6 +46,19 @@ QUOTA_READY = "QuotaReady"
 ACCESS_READY = "AccessReady"
 NETWORK_ISOLATED = "NetworkIsolated"
 QUOTA_GRANTED = "QuotaGranted"
+QUOTA_MISSING = "QuotaMissing"
+DELETION_CONFIRMED = "DeletionConfirmed"
+
+# kopf's own finalizer (its default), held while a timer runs on the object; kopf stops serving
+# a resource whose CRD is terminating, so only this operator's code can remove it then.
+KOPF_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
+CRD_API_VERSION = "apiextensions.k8s.io/v1"
+CRD_NAME = f"{meta.CLOUDTENANT_PLURAL}.{constants.GROUP}"
+CRD_DELETED_MESSAGE = (
+    "the CloudTenant CRD is being deleted: the tenant's namespaces, quotas, network policies"
+    " and RoleBindings are all kept as they are; reinstall the CRD and apply the tenant again"
+    " to manage them"
+)
 
 Manifest = dict[str, Any]
 ObjectKey = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), name
@@ -81,6 +96,7 @@ class NamespaceVerdict:
     phase: str
     message: str = ""
     adopt: bool = False
+    reason: str = "NamespaceConflict"  # the Warning Event's reason when not usable
 
 
 def key_of(manifest: Mapping[str, Any]) -> ObjectKey:
@@ -131,6 +147,8 @@ def reconcile_valid(
         if deleting:
             return finalize(hub, target.cluster, body)
         if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
+            if crd_deleting(hub):  # let_go_all took it off: the tenant is about to go
+                return Result(outcome="deleted", body=body)
             body = add_finalizer(hub, body)
         observed = gather(hub, target.cluster, body, spec)
         return converge(
@@ -232,7 +250,8 @@ def converge(
     cap = plan.cap_for(hub, name, dict(spec.quota), settings, now)
     if cap is not None:
         spec = spec.model_copy(update={"quota": cap.quota})
-    verdicts = judge_namespaces(name, spec, observed)
+    verdicts = judge_namespaces(name, spec, observed, protection.of_settings(settings))
+    result.events.extend(refusal_events(observed.tenant, verdicts))
     usable = [verdict.name for verdict in verdicts if verdict.usable]
     observed_quotas = quotas_of(observed, usable)
     try:
@@ -255,18 +274,26 @@ def converge(
     for namespace_manifest in wanted.namespaces:
         real = namespace_manifest["metadata"]["name"]
         if real in usable:
-            applied.ensure(
-                mark_adopted(namespace_manifest) if real in adopted else namespace_manifest
+            owned = desired_namespaces.with_owner(
+                namespace_manifest, creator_uid(observed.tenant, observed.namespaces.get(real))
             )
+            applied.ensure(mark_adopted(owned) if real in adopted else owned)
+            thaw(applied, owned)
     for namespace, hard in allocation.decreases.items():
         applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
+    # Quota before access: a namespace whose quota is not in place gets no RoleBindings.
+    unquoted = without_quota(applied, spec.quota, usable, errors)
     for manifest in wanted.namespaced:
-        if manifest["metadata"]["namespace"] in usable:
+        if manifest["metadata"]["namespace"] in usable and not withheld(manifest, unquoted):
             applied.ensure(manifest)
     for manifest in wanted.cluster_scoped:
         applied.ensure(manifest)
     final_quotas = raise_quotas(target, name, spec, usable, allocation, applied)
-    keep = {key_of(item) for item in (*wanted.namespaced, *wanted.cluster_scoped, *wanted.quotas)}
+    keep = {
+        key_of(item)
+        for item in (*wanted.namespaced, *wanted.cluster_scoped, *wanted.quotas)
+        if not withheld(item, unquoted)
+    }
     applied.prune(keep, usable)
     release_namespaces(
         target, observed, spec, set(usable) | conflicted(verdicts), result.events, errors
@@ -277,8 +304,9 @@ def converge(
         else []
     )
     within_plan += site_capacity
+    within_plan += deletion_condition(observed.tenant, spec)
     status = tenant_status(
-        observed, spec, verdicts, final_quotas, allocation, errors, now, within_plan
+        observed, spec, verdicts, final_quotas, allocation, errors, now, within_plan, unquoted
     )
     status["placement"] = {"cluster": where}
     write_status(hub, observed.tenant, status)
@@ -385,7 +413,10 @@ def quotas_of(observed: Observed, namespaces: Sequence[str]) -> dict[str, quotas
 
 
 def judge_namespaces(
-    name: str, spec: cloudtenant.CloudTenantSpec, observed: Observed
+    name: str,
+    spec: cloudtenant.CloudTenantSpec,
+    observed: Observed,
+    protected: protection.Protected | None = None,
 ) -> list[NamespaceVerdict]:
     """Which of the spec's namespaces the operator may manage; a conflict is never a steal."""
     previously_ours = {
@@ -397,7 +428,14 @@ def judge_namespaces(
     for namespace in spec.namespaces:
         real = f"{name}-{namespace.name}"
         verdicts.append(
-            judge(name, real, namespace.adopt, observed.namespaces.get(real), previously_ours)
+            judge(
+                name,
+                real,
+                namespace.adopt,
+                observed.namespaces.get(real),
+                previously_ours,
+                protected or protection.Protected(),
+            )
         )
     return verdicts
 
@@ -408,7 +446,15 @@ def judge(
     adopt: bool,
     found: Manifest | None,
     previously_ours: set[Any],
+    protected: protection.Protected | None = None,
 ) -> NamespaceVerdict:
+    """Whether the tenant may manage namespace `real`: never a protected one, never another
+    tenant's, and an existing one only with a grant written on it."""
+    refused = why_protected(real, found, protected or protection.Protected())
+    if refused is not None:
+        return NamespaceVerdict(
+            real, usable=False, phase="Conflict", message=refused, reason="NamespaceProtected"
+        )
     if found is None:
         return NamespaceVerdict(real, usable=True, phase="Pending", message="creating")
     labels = found["metadata"].get("labels") or {}
@@ -417,8 +463,16 @@ def judge(
         return NamespaceVerdict(
             real, usable=False, phase="Terminating", message="namespace is being deleted"
         )
-    if owner == tenant or (owner is None and real in previously_ours):
+    if owner == tenant:
         return NamespaceVerdict(real, usable=True, phase="Active")
+    return judge_foreign(tenant, real, adopt, found, previously_ours)
+
+
+def judge_foreign(
+    tenant: str, real: str, adopt: bool, found: Manifest, previously_ours: set[Any]
+) -> NamespaceVerdict:
+    """An existing namespace not labelled as the tenant's: usable only with a grant on it."""
+    owner = (found["metadata"].get("labels") or {}).get(constants.LABEL_TENANT)
     if owner is not None:
         return NamespaceVerdict(
             real,
@@ -426,17 +480,52 @@ def judge(
             phase="Conflict",
             message=f"namespace {real} belongs to tenant {owner}; it is never taken over",
         )
-    if adopt:
-        return NamespaceVerdict(real, usable=True, phase="Active", adopt=True)
+    granted = protection.granted_to(found) == tenant
+    if granted and (adopt or real in previously_ours):
+        return NamespaceVerdict(real, usable=True, phase="Active", adopt=adopt)
     return NamespaceVerdict(
         real,
         usable=False,
         phase="Conflict",
-        message=(
-            f"namespace {real} already exists and is not managed by govcloud; set "
-            "adopt: true on this namespace entry to take it over (its workloads stay)"
-        ),
+        message=not_granted(tenant, real, adopt),
+        reason="AdoptionNotGranted",
     )
+
+
+def why_protected(real: str, found: Manifest | None, protected: protection.Protected) -> str | None:
+    """Why no tenant may manage namespace `real` (by its name or its protected label)."""
+    why = protection.why_protected(found or {"metadata": {"name": real}}, protected)
+    if why is None:
+        return None
+    return f"{why}: it is protected and never managed by a tenant; choose another namespace name"
+
+
+def not_granted(tenant: str, real: str, adopt: bool) -> str:
+    """What to do about an existing namespace that no tenant owns and nobody granted."""
+    grant = f"kubectl label namespace {real} {constants.ADOPTABLE_BY}={tenant}"
+    if not adopt:
+        return (
+            f"namespace {real} already exists and is not managed by govcloud; to take it over"
+            f" (its workloads stay), set adopt: true on this namespace entry and have someone who"
+            f" may write namespaces grant it: {grant}"
+        )
+    return (
+        f"namespace {real} already exists and nobody granted it to tenant {tenant}: adopt: true"
+        f" needs a grant written on the namespace by someone who may write namespaces: {grant}"
+    )
+
+
+def refusal_events(tenant: Manifest, verdicts: Sequence[NamespaceVerdict]) -> list[Event]:
+    """A Warning per namespace newly refused (protected, not granted or another tenant's)."""
+    before = {
+        item.get("name"): (item.get("phase"), item.get("message"))
+        for item in (tenant.get("status") or {}).get("namespaces") or []
+    }
+    return [
+        Event("Warning", verdict.reason, verdict.message)
+        for verdict in verdicts
+        if verdict.phase == "Conflict" and before.get(verdict.name) != ("Conflict", verdict.message)
+    ]
 
 
 def usable_only(
@@ -449,6 +538,57 @@ def usable_only(
         if cloudtenant.namespace_name(name, namespace.name) in usable
     ]
     return spec.model_copy(update={"namespaces": kept})
+
+
+def thaw(applied: Applier, manifest: Manifest) -> None:
+    """Lift the frozen label from a namespace whose tenant is no longer suspended, or that a
+    tenant took back after it was released (then the released quota and policy go too).
+
+    A server-side apply that stops setting a label removes it, but drift detection tolerates
+    extra labels, so the apply alone would never be sent.
+    """
+    name = manifest["metadata"]["name"]
+    found = applied.current.get(("Namespace", "", name)) or {}
+    frozen = (found.get("metadata", {}).get("labels") or {}).get(constants.LABEL_FROZEN)
+    if frozen is None or constants.LABEL_FROZEN in manifest["metadata"]["labels"]:
+        return
+    try:
+        if frozen == desired_namespaces.FROZEN_RELEASED:
+            for api_version, kind in (("v1", "ResourceQuota"), API_NETWORK_POLICY):
+                applied.target.delete(api_version, kind, meta.RELEASED_NAME, name)
+        patch = {"metadata": {"labels": {constants.LABEL_FROZEN: None}}}
+        thawed = applied.target.patch_merge("v1", "Namespace", name, patch)
+        applied.current[("Namespace", "", name)] = thawed or found
+    except client.ApiError as error:
+        applied.errors.append(f"Namespace {name}: {error}")
+
+
+def without_quota(
+    applied: Applier, tenant_quota: Mapping[str, str], usable: Sequence[str], errors: Sequence[str]
+) -> dict[str, str]:
+    """Namespaces whose govcloud-quota is missing or lacks a key of the tenant quota, and why."""
+    if not tenant_quota:
+        return {}
+    missing: dict[str, str] = {}
+    for namespace in usable:
+        quota = applied.current.get(("ResourceQuota", namespace, meta.QUOTA_NAME))
+        hard = ((quota or {}).get("spec") or {}).get("hard") or {}
+        lacking = sorted(set(tenant_quota) - set(hard))
+        if quota is not None and not lacking:
+            continue
+        failed = [error for error in errors if f"ResourceQuota {namespace}/" in error]
+        missing[namespace] = (
+            failed[-1]
+            if failed
+            else f"ResourceQuota {namespace}/{meta.QUOTA_NAME} lacks {', '.join(lacking)}"
+        )
+    return missing
+
+
+def withheld(manifest: Mapping[str, Any], unquoted: Mapping[str, str]) -> bool:
+    """A RoleBinding in a namespace without its quota: access waits for the quota."""
+    namespace = manifest["metadata"].get("namespace")
+    return manifest["kind"] == "RoleBinding" and namespace in unquoted
 
 
 def conflicted(verdicts: Sequence[NamespaceVerdict]) -> set[str]:
@@ -602,40 +742,105 @@ def release_namespaces(
     events: list[Event],
     errors: list[str],
 ) -> None:
-    """Namespaces the tenant owns but no longer wants follow its deletion policy."""
+    """Namespaces the tenant owns but no longer wants follow its deletion policy.
+
+    Delete deletes only a namespace this very tenant created (its UID is recorded on it) and
+    only when the tenant confirms it; otherwise the namespace is released as under Retain.
+    """
     tenant = observed.tenant["metadata"]["name"]
     policy = spec.deletion_policy if spec is not None else _policy_of(observed.tenant)
     for name, namespace in observed.namespaces.items():
         labels = namespace["metadata"].get("labels") or {}
         if name in wanted or labels.get(constants.LABEL_TENANT) != tenant:
             continue
+        kept = (
+            why_kept(observed.tenant, namespace)
+            if policy == cloudtenant.DeletionPolicy.DELETE
+            else "deletionPolicy: Retain"
+        )
         try:
-            if policy == cloudtenant.DeletionPolicy.DELETE and not was_adopted(namespace):
+            if kept is None:
                 if not namespace["metadata"].get("deletionTimestamp"):
                     hub.delete("v1", "Namespace", name)
                     events.append(
                         Event(
                             "Normal",
                             "NamespaceDeleted",
-                            f"deleted namespace {name} (deletionPolicy: Delete)",
+                            f"deleted namespace {name} (deletionPolicy: Delete, confirmed)",
                         )
                     )
             else:
                 orphan(hub, tenant, name, observed)
-                why = (
-                    "it was adopted, and a namespace the tenant did not create is never deleted"
-                    if was_adopted(namespace)
-                    else "deletionPolicy: Retain"
-                )
                 events.append(
                     Event(
-                        "Normal",
+                        "Normal" if policy == cloudtenant.DeletionPolicy.RETAIN else "Warning",
                         "NamespaceRetained",
-                        f"released namespace {name}; it and its data are kept ({why})",
+                        f"released namespace {name}; it and its data are kept ({kept})",
                     )
                 )
         except client.ApiError as error:
             errors.append(f"releasing namespace {name}: {error}")
+
+
+def why_kept(tenant: Manifest, namespace: Manifest) -> str | None:
+    """Why deletionPolicy Delete keeps `namespace`; None when it may be deleted."""
+    name = tenant["metadata"]["name"]
+    if was_adopted(namespace):
+        return "it was adopted, and a namespace the tenant did not create is never deleted"
+    if not delete_confirmed(tenant):
+        return (
+            f"deletionPolicy: Delete is not confirmed; to delete, annotate the CloudTenant"
+            f" {constants.ANNOTATION_CONFIRM_DELETE}={name}"
+        )
+    creator = desired_namespaces.owner_uid(namespace)
+    if creator != tenant["metadata"].get("uid"):
+        return (
+            f"it was created by an earlier CloudTenant {name} (uid {creator})"
+            if creator
+            else "it carries no record of the CloudTenant that created it"
+        )
+    return None
+
+
+def deletion_condition(
+    tenant: Manifest, spec: cloudtenant.CloudTenantSpec
+) -> list[conditions.Condition]:
+    """DeletionConfirmed, for a Delete tenant: whether its namespaces would really be deleted."""
+    if spec.deletion_policy != cloudtenant.DeletionPolicy.DELETE:
+        return []
+    name = tenant["metadata"]["name"]
+    if delete_confirmed(tenant):
+        return [
+            conditions.Condition(
+                DELETION_CONFIRMED,
+                conditions.TRUE,
+                "Confirmed",
+                "deleting the tenant, or removing a namespace from the spec, deletes the"
+                " namespaces this tenant created, with their data",
+            )
+        ]
+    return [
+        conditions.Condition(
+            DELETION_CONFIRMED,
+            conditions.FALSE,
+            "NotConfirmed",
+            f"deletionPolicy: Delete is not confirmed, so namespaces are released (kept) as with"
+            f" Retain; to delete them, annotate the CloudTenant"
+            f" {constants.ANNOTATION_CONFIRM_DELETE}={name}",
+        )
+    ]
+
+
+def delete_confirmed(tenant: Manifest) -> bool:
+    """Whether the tenant carries govcloud.io/confirm-delete: <its own name>."""
+    annotations = tenant["metadata"].get("annotations") or {}
+    return bool(annotations.get(constants.ANNOTATION_CONFIRM_DELETE) == tenant["metadata"]["name"])
+
+
+def creator_uid(tenant: Manifest, found: Manifest | None) -> str:
+    """The UID to record on a namespace: the creator's, kept once written; else this tenant's."""
+    recorded = desired_namespaces.owner_uid(found) if found is not None else None
+    return recorded or str(tenant["metadata"].get("uid") or "")
 
 
 def was_adopted(namespace: Manifest) -> bool:
@@ -651,7 +856,11 @@ def mark_adopted(manifest: Manifest) -> Manifest:
 
 
 def orphan(hub: client.Cluster, tenant: str, namespace: str, observed: Observed) -> None:
-    """Keep a namespace and its data, drop the operator's policy objects, mark it orphaned."""
+    """Keep a namespace and its data, bounded: a frozen quota (no new pods) and no ingress
+    replace the operator's objects, and the namespace is marked orphaned and frozen."""
+    previous = observed.objects.get(("ResourceQuota", namespace, meta.QUOTA_NAME)) or {}
+    hub.apply(quotas.released(tenant, namespace, (previous.get("spec") or {}).get("hard") or {}))
+    hub.apply(networkpolicies.released(tenant, namespace))
     for key in list(observed.objects):
         if key[1] == namespace:
             hub.delete(API_VERSIONS[key[0]], key[0], key[2], namespace)
@@ -665,6 +874,7 @@ def orphan(hub: client.Cluster, tenant: str, namespace: str, observed: Observed)
                     constants.LABEL_MANAGED_BY: None,
                     constants.LABEL_TENANT: None,
                     constants.LABEL_ORPHANED: tenant,
+                    constants.LABEL_FROZEN: desired_namespaces.FROZEN_RELEASED,
                 },
                 "annotations": {
                     constants.ANNOTATION_ORPHANED_AT: datetime.now(UTC).strftime(
@@ -700,6 +910,12 @@ def finalize(hub: client.Cluster, target: client.Cluster, body: Manifest) -> Res
     result = Result(outcome="deleted", body=body)
     if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
         return result
+    if crd_deleting(hub):
+        # The CRD itself is going away (an uninstall, or a reinstall from Git): every tenant is
+        # being deleted at once, and none of them means it. Keep everything as it is.
+        result.events.append(Event("Warning", "CRDDeleted", CRD_DELETED_MESSAGE))
+        let_go(hub, body)
+        return result
     status = body.get("status") or {}
     if status.get("phase") != cloudtenant.Phase.TERMINATING.value:
         hub.patch_status(
@@ -718,8 +934,55 @@ def finalize(hub: client.Cluster, target: client.Cluster, body: Manifest) -> Res
         result.outcome, result.retry = "error", True
         result.events.append(Event("Warning", "CleanupFailed", "; ".join(errors)))
         return result
-    hub.remove_finalizer(body, constants.FINALIZER)
+    let_go(hub, body)
     return result
+
+
+def let_go(hub: client.Cluster, body: Manifest) -> None:
+    """Remove the operator's finalizer; once more from a fresh read if the list moved (kopf
+    takes its own finalizer off a deleted object meanwhile)."""
+    try:
+        hub.remove_finalizer(body, constants.FINALIZER)
+    except client.ApiError as error:
+        if error.status not in (409, 422):
+            raise
+        fresh = hub.get(constants.API_VERSION, KIND, body["metadata"]["name"])
+        if fresh is not None:
+            hub.remove_finalizer(fresh, constants.FINALIZER)
+
+
+def crd_deleting(hub: client.Cluster) -> bool:
+    """Whether the CloudTenant CRD is being deleted (or already gone)."""
+    crd = hub.get(CRD_API_VERSION, "CustomResourceDefinition", CRD_NAME)
+    return crd is None or bool(crd["metadata"].get("deletionTimestamp"))
+
+
+def let_go_all(hub: client.Cluster) -> list[Manifest]:
+    """The CRD is being deleted: drop the finalizer of every tenant, changing nothing else.
+
+    The API server deletes every CloudTenant next, and none of them means it; without the
+    finalizer they go without a finalization pass, so no namespace is deleted or released.
+    kopf's finalizer goes too: kopf stops serving a resource whose CRD is terminating, so it
+    would hold the CRD in Terminating for ever. Returns the tenants let go.
+    """
+    if not crd_deleting(hub):
+        return []
+    try:
+        bodies = hub.list(constants.API_VERSION, KIND)
+    except client.ApiError as error:
+        if error.status == 404:  # the CRD and every tenant are gone
+            return []
+        raise
+    released = []
+    for body in bodies:
+        current: Manifest | None = {**body, "apiVersion": constants.API_VERSION, "kind": KIND}
+        held = body["metadata"].get("finalizers") or []
+        for finalizer in (constants.FINALIZER, KOPF_FINALIZER):
+            if current is not None and finalizer in (current["metadata"].get("finalizers") or []):
+                current = hub.remove_finalizer(current, finalizer)
+        if constants.FINALIZER in held or KOPF_FINALIZER in held:
+            released.append(body)
+    return released
 
 
 # -- status --------------------------------------------------------------------------------
@@ -755,6 +1018,7 @@ def tenant_status(
     errors: Sequence[str],
     now: datetime,
     extra: Sequence[conditions.Condition] = (),
+    unquoted: Mapping[str, str] | None = None,
 ) -> Manifest:
     generation = observed.tenant["metadata"].get("generation")
     used_by_namespace = {
@@ -788,7 +1052,10 @@ def tenant_status(
         for verdict in verdicts
     ]
     total_used = sum_used(spec.quota, used_by_namespace.values())
-    wanted = [*decide_conditions(spec, namespace_entries, allocation, errors, total_used), *extra]
+    wanted = [
+        *decide_conditions(spec, namespace_entries, allocation, errors, total_used, unquoted or {}),
+        *extra,
+    ]
     phase = decide_phase(spec, wanted)
     return {
         "phase": phase,
@@ -835,6 +1102,7 @@ def decide_conditions(
     allocation: quotas.Allocation,
     errors: Sequence[str],
     total_used: Mapping[str, str],
+    unquoted: Mapping[str, str] | None = None,
 ) -> list[conditions.Condition]:
     not_active = [entry for entry in namespaces if entry["phase"] != "Active"]
     if not_active:
@@ -857,7 +1125,15 @@ def decide_conditions(
             "AllNamespacesActive",
             f"{len(namespaces)} namespaces active",
         )
-    if allocation.over_committed:
+    if unquoted:
+        quota_condition = conditions.Condition(
+            QUOTA_READY,
+            conditions.FALSE,
+            QUOTA_MISSING,
+            "; ".join(f"{namespace}: {why}" for namespace, why in sorted(unquoted.items()))[:1500]
+            + "; members get no access to these namespaces until their quota is in place",
+        )
+    elif allocation.over_committed:
         details = ", ".join(
             f"{resource} used {used} > quota {hard}"
             for resource, (used, hard) in sorted(allocation.over_committed.items())
@@ -881,6 +1157,13 @@ def decide_conditions(
         )
     access = (
         conditions.Condition(
+            ACCESS_READY,
+            conditions.FALSE,
+            "WaitingForQuota",
+            f"no access is granted in {', '.join(sorted(unquoted))} until its quota is in place",
+        )
+        if unquoted
+        else conditions.Condition(
             ACCESS_READY,
             conditions.TRUE,
             "Suspended",
@@ -916,7 +1199,7 @@ def decide_conditions(
         ]
         access_or_error = (
             conditions.Condition(READY, conditions.FALSE, blocking[0].reason, blocking[0].message)
-            if blocking and blocking[0] is ns_condition
+            if blocking and (blocking[0] is ns_condition or blocking[0].reason == QUOTA_MISSING)
             else conditions.Condition(
                 READY, conditions.TRUE, "Reconciled", "everything the spec asks for is in place"
             )

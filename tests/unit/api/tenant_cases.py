@@ -21,7 +21,7 @@ GOOD_SPEC: dict[str, Any] = {
     "admins": {
         "users": ["zhang.wei"],
         "groups": ["finance-admins"],
-        "serviceAccounts": ["finance-ci/deployer"],
+        "serviceAccounts": ["finance-payroll/deployer"],
     },
     "viewers": {"groups": ["city-auditors"]},
     "securityLevel": 3,
@@ -102,6 +102,12 @@ def _long_namespace(obj: Object) -> None:
     _spec(obj)["namespaces"] = [{"name": "b" * 23}]
 
 
+def _kube_system(obj: Object) -> None:
+    obj["metadata"]["name"] = "kube"
+    _spec(obj)["namespaces"] = [{"name": "system", "adopt": True}]
+    _spec(obj)["admins"] = {"users": ["mallory"]}
+
+
 # Every bad input refused by a CEL rule; the operator's models give the same message.
 CEL_CASES = (
     BadCase(
@@ -157,6 +163,42 @@ CEL_CASES = (
         lambda o: _spec(o)["quota"].update({"nvidia.com/gpu": 1}),
         "quota keys must be ResourceQuota resource names",
         "spec.quota",
+    ),
+    BadCase(
+        "misspelt-quota-key",
+        lambda o: _spec(o)["quota"].update({"requests.memroy": "8Gi"}),
+        "quota keys must be ResourceQuota resource names",
+        "spec.quota",
+    ),
+    BadCase(
+        "limits-storage-quota-key",
+        lambda o: _spec(o)["quota"].update({"limits.storage": "1Ti"}),
+        "quota keys must be ResourceQuota resource names",
+        "spec.quota",
+    ),
+    BadCase(
+        "quantity-exponent-over-3-digits",
+        lambda o: _spec(o)["quota"].update({"requests.cpu": "1e1000"}),
+        "must be a Kubernetes quantity such as 4, 500m, 1.5 or 8Gi",
+        "spec.quota.*",
+    ),
+    BadCase(
+        "limit-range-key-not-a-container-resource",
+        lambda o: _spec(o)["limitRange"]["default"].update(foo="2"),
+        "limitRange keys must be cpu, memory or ephemeral-storage",
+        "spec.limitRange.default",
+    ),
+    BadCase(
+        "limit-range-default-above-max",
+        lambda o: _spec(o)["limitRange"]["default"].update(cpu="16"),
+        "limitRange.default must not exceed limitRange.max",
+        "spec.limitRange",
+    ),
+    BadCase(
+        "limit-range-request-above-default",
+        lambda o: _spec(o)["limitRange"]["defaultRequest"].update(memory="1Gi"),
+        "limitRange.defaultRequest must not exceed limitRange.default",
+        "spec.limitRange",
     ),
     BadCase(
         "duplicate-namespaces",
@@ -239,6 +281,42 @@ CEL_CASES = (
         _long_namespace,
         "every namespace name <tenant>-<namespace> must be at most 63 characters",
         "",
+    ),
+    BadCase(
+        "tenant-kube-would-make-kube-system",
+        _kube_system,
+        "tenant names kube and kube-* are reserved",
+        "",
+    ),
+    BadCase(
+        "tenant-kube-prefix",
+        _set_name("kube-finance"),
+        "tenant names kube and kube-* are reserved",
+        "",
+    ),
+    BadCase(
+        "service-account-of-another-namespace",
+        lambda o: _spec(o)["admins"]["serviceAccounts"].append("other-tenant-apps/deployer"),
+        "service accounts must come from the tenant's own namespaces",
+        "",
+    ),
+    BadCase(
+        "service-account-of-a-namespace-the-tenant-does-not-have",
+        lambda o: _spec(o)["viewers"].update(serviceAccounts=["finance-legacy/reader"]),
+        "service accounts must come from the tenant's own namespaces",
+        "",
+    ),
+    BadCase(
+        "system-group-member",
+        lambda o: _spec(o).update(editors={"groups": ["system:authenticated"]}),
+        "users and groups named system:* are Kubernetes' own",
+        "spec.editors.groups[]",
+    ),
+    BadCase(
+        "system-user-member",
+        lambda o: _spec(o)["admins"]["users"].append("system:serviceaccount:kube-system:default"),
+        "users and groups named system:* are Kubernetes' own",
+        "spec.admins.users[]",
     ),
 )
 

@@ -13,7 +13,7 @@ import tenant_cases
 import yaml
 
 from govcloud.api import cel, crdgen, registry
-from govcloud.api.v1alpha1 import _base
+from govcloud.api.v1alpha1 import _base, cloudtenant
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 CRDS = REPO / "crds"
@@ -204,8 +204,21 @@ def test_each_bad_input_has_a_cel_rule_with_its_message(case: tenant_cases.BadCa
     assert any(case.message in message for message in messages), messages
 
 
-def test_root_rules_use_the_tenant_name() -> None:
+def _ratcheted_root_rules() -> list[dict[str, Any]]:
+    """The root rules but the transition rule on placement (it runs on updates only)."""
+    frozen = cloudtenant.PLACEMENT_FROZEN.to_schema()
+    return [rule for rule in root(cloudtenant_crd())[cel.VALIDATIONS_KEY] if rule != frozen]
+
+
+def test_placement_freezes_by_a_transition_rule_on_the_root() -> None:
     rules = root(cloudtenant_crd())[cel.VALIDATIONS_KEY]
+
+    assert cloudtenant.PLACEMENT_FROZEN.to_schema() in rules
+    assert "optionalOldSelf" not in cloudtenant.PLACEMENT_FROZEN.to_schema()
+
+
+def test_root_rules_use_the_tenant_name() -> None:
+    rules = _ratcheted_root_rules()
 
     assert rules
     assert all("self.metadata.name" in rule["rule"] for rule in rules)
@@ -213,7 +226,7 @@ def test_root_rules_use_the_tenant_name() -> None:
 
 def test_root_rules_ratchet_so_stored_tenants_stay_writable() -> None:
     """Every status or finalizer write changes the root: a root rule judges only what changed."""
-    rules = root(cloudtenant_crd())[cel.VALIDATIONS_KEY]
+    rules = _ratcheted_root_rules()
 
     assert all(rule.get("optionalOldSelf") is True for rule in rules)
     assert all(

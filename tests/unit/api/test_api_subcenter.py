@@ -201,7 +201,7 @@ def test_status_has_every_field_of_the_api() -> None:
         "observedGeneration", "conditions", "kubernetesVersion", "nodeCount", "allocatable",
         "allocated", "summary", "probeLatencySeconds", "lastProbeTime",
         "lastSuccessfulProbeTime", "consecutiveFailures", "credentialExpiresAt", "tenantCount",
-        "tenants", "appsRemaining", "retirable",
+        "tenants", "appsRemaining", "retirable", "identity",
     }  # fmt: skip
     assert set(status["allocatable"]["properties"]) == {"cpu", "memory", "pods"}
     assert status["conditions"]["x-kubernetes-list-map-keys"] == ["type"]

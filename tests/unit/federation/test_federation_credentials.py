@@ -46,9 +46,47 @@ def test_a_kubeconfig_with_a_token_is_usable() -> None:
     assert credentials.validate_kubeconfig(kubeconfig({"token": TOKEN})) == []
 
 
-def test_exec_and_auth_provider_users_are_usable() -> None:
-    assert credentials.validate_kubeconfig(kubeconfig({"exec": {"command": "x"}})) == []
-    assert credentials.validate_kubeconfig(kubeconfig({"auth-provider": {"name": "oidc"}})) == []
+def test_exec_and_auth_provider_users_are_refused_as_code_not_data() -> None:
+    exec_user = kubeconfig({"exec": {"command": "sh", "args": ["-c", "id > /tmp/marker"]}})
+    provider_user = kubeconfig({"auth-provider": {"name": "oidc"}})
+
+    (exec_problem,) = credentials.validate_kubeconfig(exec_user)
+    (provider_problem,) = credentials.validate_kubeconfig(provider_user)
+
+    assert "uses an exec credential plugin, which the operator never runs" in exec_problem
+    assert "uses an auth-provider plugin, which the operator never runs" in provider_problem
+    with pytest.raises(credentials.KubeconfigError, match="exec credential plugin"):
+        credentials.inspect(exec_user)
+    with pytest.raises(credentials.KubeconfigError, match="exec credential plugin"):
+        credentials.connection(exec_user)
+
+
+def test_a_plugin_beside_a_usable_token_is_still_refused() -> None:
+    config = kubeconfig({"token": TOKEN, "exec": {"command": "sh"}})
+
+    assert any("exec credential plugin" in item for item in credentials.validate_kubeconfig(config))
+
+
+def test_connection_holds_only_the_allow_listed_fields() -> None:
+    config = good()
+    config["users"][0]["user"]["extensions"] = [{"name": "x", "extension": {}}]
+
+    found = credentials.connection(config)
+
+    assert found.server == "https://10.20.0.10:6443"
+    assert found.ca_pem is not None
+    assert found.ca_pem.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert found.certificate_pem is not None
+    assert found.key_pem is not None
+    assert found.token is None
+    assert "PRIVATE KEY" not in repr(found)
+
+
+def test_connection_of_a_token_user_never_shows_the_token() -> None:
+    found = credentials.connection(kubeconfig({"token": f" {TOKEN} "}))
+
+    assert found.token == TOKEN
+    assert TOKEN not in repr(found)
 
 
 def _set_cluster(**fields: Any) -> Callable[[dict[str, Any]], None]:
@@ -153,6 +191,40 @@ PROBLEMS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "basic-auth",
         _replace_user({"username": "admin", "password": "s3cr3t-Passw0rd"}),
         "uses a user name and password (basic auth)",
+    ),
+    (
+        "client-key-file",
+        _replace_user({"client-certificate-data": "x", "client-key": "/a.key"}),
+        "refers to a client-key file",
+    ),
+    ("exec", _replace_user({"exec": {"command": "sh"}}), "uses an exec credential plugin"),
+    ("auth-provider", _replace_user({"auth-provider": {"name": "gcp"}}), "auth-provider plugin"),
+    (
+        "impersonation",
+        _set_user(**{"as": "system:admin", "as-groups": ["system:masters"]}),
+        "asks to impersonate another user (as, as-groups)",
+    ),
+    ("impersonate-uid", _set_user(**{"as-uid": "0"}), "asks to impersonate another user"),
+    ("proxy", _set_cluster(**{"proxy-url": "socks5://10.0.0.1:1080"}), "sets proxy-url"),
+    (
+        "insecure-as-string",
+        _set_cluster(**{"insecure-skip-tls-verify": "true"}),
+        "sets insecure-skip-tls-verify",
+    ),
+    (
+        "unknown-cluster-field",
+        _set_cluster(**{"tls-server-name": "other.example"}),
+        "has the field 'tls-server-name', which the operator does not use",
+    ),
+    (
+        "unknown-user-field",
+        _set_user(**{"client-certificate-path": "/x"}),
+        "has the field 'client-certificate-path', which the operator does not use",
+    ),
+    (
+        "odd-field-name-not-quoted",
+        _set_user(**{"s3cr3t-Passw0rd and more": 1}),
+        "has the field with an unusual name",
     ),
     ("no-credentials", _replace_user({}), "holds no credentials; add client-certificate-data"),
     ("empty-token", _replace_user({"token": ""}), "user 'hub' has an empty token"),
@@ -350,15 +422,6 @@ def test_an_opaque_token_has_an_unknown_expiry(token: str) -> None:
     assert found.kind is credentials.CredentialKind.BEARER_TOKEN
     assert found.expires_at is None
     assert "opaque token" in found.note
-
-
-def test_exec_and_auth_provider_are_unsupported_for_expiry() -> None:
-    exec_found = credentials.inspect(kubeconfig({"exec": {"command": "get-token"}}))
-    provider = credentials.inspect(kubeconfig({"auth-provider": {"name": "oidc"}}))
-
-    assert (exec_found.kind, exec_found.expires_at) == (credentials.CredentialKind.EXEC, None)
-    assert "expiry is not known" in exec_found.note
-    assert (provider.kind, provider.expires_at) == (credentials.CredentialKind.AUTH_PROVIDER, None)
 
 
 def test_with_both_a_certificate_and_a_token_the_first_to_expire_is_reported() -> None:

@@ -164,12 +164,36 @@ CASES: list[tuple[str, Phase, Facts, Phase, Action, str]] = [
         "Completed",
     ),
     (
-        "rollback is one field away, even after completion",
+        "a Completed plan is never rolled back: the target may hold new data",
         Phase.COMPLETED,
+        replace(READY, rollback_requested=True),
+        Phase.COMPLETED,
+        Action.NONE,
+        "RollbackRefused",
+    ),
+    (
+        "rollback is one field away before completion",
+        Phase.AWAITING_APPROVAL,
         replace(READY, rollback_requested=True),
         Phase.ROLLING_BACK,
         Action.ROLLBACK,
         "RollingBack",
+    ),
+    (
+        "a stale cutover approval does not count",
+        Phase.VERIFYING,
+        replace(READY, approved=frozenset(), stale=frozenset({Stage.CUTOVER})),
+        Phase.AWAITING_APPROVAL,
+        Action.NONE,
+        "AwaitingCutoverApproval",
+    ),
+    (
+        "a stale copy approval does not count",
+        Phase.PENDING,
+        Facts(required=frozenset({Stage.COPY}), stale=frozenset({Stage.COPY})),
+        Phase.AWAITING_APPROVAL,
+        Action.NONE,
+        "AwaitingCopyApproval",
     ),
     (
         "a failed stage waits for a person (Manual)",
@@ -228,6 +252,31 @@ def test_only_cutover_scales_the_source_and_only_when_the_target_is_available(
 
     if step.action is Action.CUTOVER:
         assert available
+
+
+@pytest.mark.parametrize("policy", list(RollbackPolicy))
+@pytest.mark.parametrize("available", [True, False])
+@pytest.mark.parametrize("blocker", [None, "the source is gone"])
+def test_nothing_rolls_back_a_completed_plan(
+    policy: RollbackPolicy, available: bool, blocker: str | None
+) -> None:
+    facts = replace(
+        READY, rollback_requested=True, policy=policy, available=available, blocker=blocker
+    )
+
+    step = machine.decide(Phase.COMPLETED, facts, NOW)
+
+    assert (step.phase, step.action) == (Phase.COMPLETED, Action.NONE)
+    assert "never rolled back" in step.message
+
+
+def test_a_stale_approval_says_why_the_stage_still_waits() -> None:
+    facts = replace(READY, approved=frozenset(), stale=frozenset({Stage.CUTOVER}))
+
+    step = machine.decide(Phase.VERIFYING, facts, NOW)
+
+    assert "given for another version of the plan" in step.message
+    assert "approve status.digest again" in step.message
 
 
 @pytest.mark.parametrize(

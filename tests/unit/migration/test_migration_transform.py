@@ -234,11 +234,6 @@ SKIPS: list[tuple[str, Manifest, str]] = [
         "never runs it again",
     ),
     (
-        "PersistentVolumeClaim without recreateEmptyVolumes",
-        obj("PersistentVolumeClaim", spec={"volumeName": "pv-1"}),
-        "needs data migration",
-    ),
-    (
         "object being deleted",
         obj("ConfigMap") | {"metadata": {"name": "x", "deletionTimestamp": "2026-01-01T00:00:00Z"}},
         "being deleted",
@@ -255,21 +250,74 @@ def test_skipped_objects_say_why(case: str, source: Manifest, why: str) -> None:
     assert why in decision.reason
 
 
-def test_volumes_are_recreated_empty_only_when_the_plan_says_so() -> None:
+def stateful_set(templates: tuple[str, ...] = ("data",), **spec: Any) -> Manifest:
+    claims = [{"metadata": {"name": name}, "spec": {"resources": {}}} for name in templates]
+    return obj(
+        "StatefulSet",
+        name="db",
+        spec={"replicas": 1, "template": pod_template(), "volumeClaimTemplates": claims, **spec},
+    )
+
+
+DATA_HOLDERS = [
+    ("a bound claim", obj("PersistentVolumeClaim", spec={"volumeName": "pv-1"})),
+    ("an unbound claim", obj("PersistentVolumeClaim", spec={"resources": {}})),
+    ("a StatefulSet with volumeClaimTemplates", stateful_set(("data", "logs"))),
+]
+
+
+@pytest.mark.parametrize(("case", "source"), DATA_HOLDERS, ids=[case for case, _ in DATA_HOLDERS])
+def test_an_object_holding_data_needs_data_migration_and_never_moves_unnamed(
+    case: str, source: Manifest
+) -> None:
+    decision = decide(source)
+
+    assert decision.action == transform.NEEDS_DATA, case
+    assert decision.manifest is None
+    ref = f"{source['kind']}/{source['metadata']['name']}"
+    assert f"name {ref} in spec.dataMigration.volumes" in decision.reason
+
+
+def test_naming_another_volume_does_not_let_this_one_move() -> None:
+    decision = decide(stateful_set(), empty_volumes=frozenset({"PersistentVolumeClaim/db"}))
+
+    assert decision.action == transform.NEEDS_DATA
+
+
+def test_a_named_claim_is_recreated_empty_without_its_volume() -> None:
     claim = obj(
         "PersistentVolumeClaim",
         spec={"volumeName": "pv-1", "dataSource": {"kind": "X"}, "resources": {}},
     )
     claim["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] = "yes"
 
-    decision = decide(claim, recreate_empty_volumes=True)
+    decision = decide(claim, empty_volumes=frozenset({"PersistentVolumeClaim/permits"}))
 
     assert decision.action == transform.RECREATE_EMPTY
     assert decision.manifest is not None
     assert "volumeName" not in decision.manifest["spec"]
     assert "dataSource" not in decision.manifest["spec"]
     assert "pv.kubernetes.io/bind-completed" not in decision.manifest["metadata"]["annotations"]
-    assert "migrated separately" in decision.reason
+    assert "created empty in the target" in decision.reason
+
+
+def test_a_named_stateful_set_moves_and_its_copy_never_deletes_its_claims() -> None:
+    source = stateful_set(persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete"})
+
+    decision = decide(source, empty_volumes=frozenset({"StatefulSet/db"}))
+
+    assert decision.action == transform.MOVE
+    assert decision.manifest is not None
+    policy = decision.manifest["spec"]["persistentVolumeClaimRetentionPolicy"]
+    assert policy == {"whenDeleted": "Retain"}
+    assert "volumeClaimTemplates (data) created empty" in decision.reason
+
+
+def test_a_stateful_set_without_templates_moves_like_a_deployment() -> None:
+    decision = decide(stateful_set(templates=()))
+
+    assert decision.action == transform.MOVE
+    assert decision.reason == ""
 
 
 def test_demand_is_requests_times_replicas() -> None:

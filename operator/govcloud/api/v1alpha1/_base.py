@@ -9,17 +9,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from govcloud.api import cel
+from govcloud.api import cel, quantity
 
-# The Kubernetes resource.Quantity grammar (non-negative only): digits, optional
-# fraction, optional binary/decimal suffix or exponent.
-QUANTITY_PATTERN = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][-+]?[0-9]+))?$"
+# The Kubernetes resource.Quantity grammar (non-negative only), bounded as the parser is.
+QUANTITY_PATTERN = quantity.PATTERN
 QUANTITY_RE = re.compile(QUANTITY_PATTERN)
-QUANTITY_MAX_LENGTH = 64
+QUANTITY_MAX_LENGTH = quantity.MAX_LENGTH
 
 QUANTITY_FORMAT = cel.Rule(
     # int-or-string values are `dyn` in CEL, so every access is guarded by a type test.
-    rule="type(self) != string || isQuantity(self)",
+    # The pattern as well: it bounds the exponent (1e1000 is a quantity to the API server).
+    rule=f"type(self) != string || (isQuantity(self) && self.matches(r'{QUANTITY_PATTERN}'))",
     message="must be a Kubernetes quantity such as 4, 500m, 1.5 or 8Gi",
 )
 QUANTITY_NOT_NEGATIVE = cel.Rule(

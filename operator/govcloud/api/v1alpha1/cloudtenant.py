@@ -9,7 +9,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from govcloud.api import cel
+from govcloud.api import cel, quantity
 from govcloud.api.v1alpha1 import _base
 from govcloud.api.v1alpha1._base import (
     DNS_LABEL_PATTERN,
@@ -41,18 +41,53 @@ _DNS_LABEL_RE = re.compile(DNS_LABEL_PATTERN)
 SERVICE_ACCOUNT_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 SERVICE_ACCOUNT_RE = re.compile(SERVICE_ACCOUNT_PATTERN)
 
-# ResourceQuota resource names (https://kubernetes.io/docs/concepts/policy/resource-quotas/).
+# ResourceQuota resource names exactly as the API server takes them
+# (ValidateResourceQuotaResourceName, Kubernetes 1.36): a name without '/' must be a standard
+# quota resource; a name with '/' must be a qualified name (DNS subdomain prefix of at most
+# 253 characters, a name of at most 63). Of the latter only the kinds quota counts are taken.
+_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+STANDARD_QUOTA_NAMES = (
+    "cpu",
+    "memory",
+    "ephemeral-storage",
+    "requests.cpu",
+    "requests.memory",
+    "requests.storage",
+    "requests.ephemeral-storage",
+    "limits.cpu",
+    "limits.memory",
+    "limits.ephemeral-storage",
+    "pods",
+    "resourcequotas",
+    "services",
+    "replicationcontrollers",
+    "secrets",
+    "persistentvolumeclaims",
+    "configmaps",
+    "services.nodeports",
+    "services.loadbalancers",
+)
 QUOTA_NAME_PATTERN = (
-    r"^(cpu|memory|ephemeral-storage|pods|services|services\.loadbalancers|services\.nodeports"
-    r"|persistentvolumeclaims|configmaps|secrets|replicationcontrollers|resourcequotas"
-    r"|hugepages-[A-Za-z0-9]+"
-    r"|(requests|limits)\.[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?"
-    r"|count/[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
-    r"|[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.storageclass\.storage\.k8s\.io/"
-    r"(requests\.storage|persistentvolumeclaims)"
-    r"|[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.deviceclass\.resource\.k8s\.io/devices)$"
+    "^("
+    + "|".join(name.replace(".", r"\.") for name in STANDARD_QUOTA_NAMES)
+    + r"|(requests\.)?hugepages-[A-Za-z0-9]([-A-Za-z0-9_.]{0,40}[A-Za-z0-9])?"
+    + rf"|count/{_NAME}"
+    + rf"|requests\.{_SUBDOMAIN}/{_NAME}"
+    + rf"|{_SUBDOMAIN}\.storageclass\.storage\.k8s\.io/(requests\.storage|persistentvolumeclaims)"
+    + rf"|{_SUBDOMAIN}\.deviceclass\.resource\.k8s\.io/devices"
+    + ")$"
 )
 QUOTA_NAME_RE = re.compile(QUOTA_NAME_PATTERN)
+# The prefix before '/' is a DNS subdomain: at most 253 characters.
+QUOTA_PREFIX_TOO_LONG = r"^[^/]{254,}/"
+_QUOTA_PREFIX_TOO_LONG_RE = re.compile(QUOTA_PREFIX_TOO_LONG)
+_QUOTA_KEY_OK = f"(k.matches(r'{QUOTA_NAME_PATTERN}') && !k.matches(r'{QUOTA_PREFIX_TOO_LONG}'))"
+
+# LimitRange keys: the resources a container asks for (validateContainerResourceName). Only
+# these three are taken: hugepages and extended resources may not be overcommitted, which
+# LimitRange defaults easily get wrong.
+LIMIT_NAMES = ("cpu", "memory", "ephemeral-storage")
 
 # Labels the operator itself puts on a tenant namespace; a spec may not override them.
 RESERVED_LABEL_PREFIXES = ("govcloud.io/", "pod-security.kubernetes.io/")
@@ -89,18 +124,62 @@ SERVICE_ACCOUNT_FORMAT = cel.Rule(
     rule=f"self.matches(r'{SERVICE_ACCOUNT_PATTERN}')",
     message="service accounts are written <namespace>/<name>, e.g. payroll-apps/deployer",
 )
+NOT_SYSTEM_SUBJECT = cel.Rule(
+    rule="!self.startsWith('system:')",
+    message=(
+        "users and groups named system:* are Kubernetes' own (system:authenticated is everyone,"
+        " system:serviceaccounts every service account) and are never tenant members; name"
+        " people, your own groups, or service accounts as <namespace>/<name>"
+    ),
+)
 QUOTA_NAMES = cel.Rule(
-    rule=f"self.all(k, k.matches(r'{QUOTA_NAME_PATTERN}'))",
+    rule=f"self.all(k, {_QUOTA_KEY_OK})",
     message=(
         "quota keys must be ResourceQuota resource names such as requests.cpu, limits.memory,"
         " requests.storage, pods, services, count/deployments.apps,"
         " requests.nvidia.com/gpu or <class>.storageclass.storage.k8s.io/requests.storage"
     ),
     message_expression=(
-        f"'quota key ' + self.filter(k, !k.matches(r'{QUOTA_NAME_PATTERN}'))[0]"
+        f"'quota key ' + self.filter(k, !{_QUOTA_KEY_OK})[0]"
         " + ' is not a ResourceQuota resource name; use names such as requests.cpu,"
-        " limits.memory, requests.storage, pods, count/deployments.apps'"
+        " requests.memory, limits.cpu, limits.memory, requests.storage, pods,"
+        " count/deployments.apps (limits.storage and requests.pods do not exist)'"
     ),
+)
+LIMIT_KEYS = cel.Rule(
+    rule="self.all(k, k in " + str(list(LIMIT_NAMES)) + ")",
+    message="limitRange keys must be cpu, memory or ephemeral-storage (container resources)",
+    message_expression=(
+        "'limitRange key ' + self.filter(k, !(k in "
+        + str(list(LIMIT_NAMES))
+        + "))[0] + ' is not a container resource; use cpu, memory or ephemeral-storage'"
+    ),
+)
+
+
+def _not_above(low: str, high: str) -> str:
+    """CEL: for every key in both maps, self.<low>[k] <= self.<high>[k] (as quantities)."""
+    return (
+        f"!has(self.{low}) || !has(self.{high}) || self.{low}.all(k, !(k in self.{high})"
+        f" || !isQuantity(string(self.{low}[k])) || !isQuantity(string(self.{high}[k]))"
+        f" || !quantity(string(self.{high}[k])).isLessThan(quantity(string(self.{low}[k]))))"
+    )
+
+
+LIMIT_REQUEST_NOT_ABOVE_DEFAULT = cel.Rule(
+    rule=_not_above("defaultRequest", "default"),
+    message=(
+        "limitRange.defaultRequest must not exceed limitRange.default for the same resource"
+        " (a container's default request above its default limit is refused)"
+    ),
+)
+LIMIT_DEFAULT_NOT_ABOVE_MAX = cel.Rule(
+    rule=_not_above("default", "max"),
+    message="limitRange.default must not exceed limitRange.max for the same resource",
+)
+LIMIT_REQUEST_NOT_ABOVE_MAX = cel.Rule(
+    rule=_not_above("defaultRequest", "max"),
+    message="limitRange.defaultRequest must not exceed limitRange.max for the same resource",
 )
 RESERVED_LABELS = cel.Rule(
     rule=(
@@ -166,13 +245,86 @@ DERIVED_NAMESPACE_LENGTH = cel.Rule(
     field_path=".spec.namespaces",
     optional_old_self=True,
 )
-ROOT_RULES = (TENANT_NAME_FORMAT, DERIVED_NAMESPACE_LENGTH)
+KUBERNETES_NAMESPACE_PREFIX = "kube-"
+TENANT_NAME_NOT_KUBE = cel.Rule(
+    # <tenant>-<namespace> of a tenant kube or kube-* is a kube-* namespace (kube-system).
+    rule=(
+        "oldSelf.hasValue() || !(self.metadata.name == 'kube'"
+        f" || self.metadata.name.startsWith('{KUBERNETES_NAMESPACE_PREFIX}'))"
+    ),
+    message=(
+        "tenant names kube and kube-* are reserved: their namespaces <tenant>-<namespace> would be"
+        " kube-* namespaces, which belong to Kubernetes itself; choose another tenant name"
+    ),
+    optional_old_self=True,
+)
+MEMBER_ROLES = ("admins", "editors", "viewers")
+
+
+def _accounts(root: str) -> str:
+    """CEL: the member service account lists of every role of `root` (self or old)."""
+    return (
+        "["
+        + ", ".join(
+            f"has({root}.spec.{role}) && has({root}.spec.{role}.serviceAccounts)"
+            f" ? {root}.spec.{role}.serviceAccounts : []"
+            for role in MEMBER_ROLES
+        )
+        + "]"
+    )
+
+
+OWN_SERVICE_ACCOUNTS = cel.Rule(
+    # Ratchets: a stored tenant whose members and namespaces are unchanged keeps them.
+    rule=(
+        "(oldSelf.hasValue() && oldSelf.value().spec.namespaces == self.spec.namespaces"
+        f" && {_accounts('oldSelf.value()')} == {_accounts('self')})"
+        f" || {_accounts('self')}.all(accounts, accounts.all(account,"
+        " self.spec.namespaces.exists(n,"
+        " account.startsWith(self.metadata.name + '-' + n.name + '/'))))"
+    ),
+    message=(
+        "service accounts must come from the tenant's own namespaces: write them as"
+        " <tenant>-<namespace>/<name>, with <namespace> one of spec.namespaces (a service account"
+        " of another namespace could be used by whoever runs pods there)"
+    ),
+    field_path=".spec",
+    optional_old_self=True,
+)
+PLACEMENT_FROZEN = cel.Rule(
+    # A transition rule (updates only): status and finalizer writes leave the spec as it was.
+    rule=(
+        "!has(oldSelf.status) || !has(oldSelf.status.placement)"
+        " || !has(oldSelf.status.placement.cluster)"
+        " || (has(self.spec.placement) ? self.spec.placement.subCenter : 'hub')"
+        " == (has(oldSelf.spec.placement) ? oldSelf.spec.placement.subCenter : 'hub')"
+    ),
+    message=(
+        "spec.placement cannot change once the tenant is placed (status.placement.cluster is"
+        " set): its namespaces, quota and access live in that cluster. To move, create a new"
+        " CloudTenant placed where it should live, move the apps with MigrationPlans, then"
+        " delete this one (see docs/subcenter.md, Moving a tenant)"
+    ),
+    field_path=".spec.placement",
+)
+ROOT_RULES = (
+    TENANT_NAME_FORMAT,
+    DERIVED_NAMESPACE_LENGTH,
+    TENANT_NAME_NOT_KUBE,
+    OWN_SERVICE_ACCOUNTS,
+    PLACEMENT_FROZEN,
+)
 
 
 def _refuse_if(broken: bool, rule: cel.Rule) -> None:
     """Raises the rule's own message, so the operator says what the API server says."""
     if broken:
         raise ValueError(rule.message)
+
+
+def is_quota_name(key: str) -> bool:
+    """Whether the API server takes `key` as a ResourceQuota resource name (see the pattern)."""
+    return bool(QUOTA_NAME_RE.match(key)) and not _QUOTA_PREFIX_TOO_LONG_RE.match(key)
 
 
 def namespace_name(tenant: str, name: str) -> str:
@@ -190,6 +342,21 @@ def check_tenant_name(tenant: str, spec: CloudTenantSpec) -> None:
     ]
     if too_long:
         raise ValueError(f"{DERIVED_NAMESPACE_LENGTH.message}: {', '.join(too_long)}")
+    _refuse_if(
+        tenant == "kube" or tenant.startswith(KUBERNETES_NAMESPACE_PREFIX), TENANT_NAME_NOT_KUBE
+    )
+    _refuse_if(bool(foreign_service_accounts(tenant, spec)), OWN_SERVICE_ACCOUNTS)
+
+
+def foreign_service_accounts(tenant: str, spec: CloudTenantSpec) -> list[str]:
+    """Member service accounts that do not live in one of the tenant's own namespaces."""
+    own = {namespace_name(tenant, namespace.name) for namespace in spec.namespaces}
+    return [
+        account
+        for members in (spec.admins, spec.editors, spec.viewers)
+        for account in members.service_accounts
+        if account.partition("/")[0] not in own
+    ]
 
 
 def parse(tenant: str, spec: Mapping[str, Any]) -> CloudTenantSpec:
@@ -262,7 +429,10 @@ class Contact(Model):
         return self
 
 
-Subject = Annotated[str, Field(min_length=1, max_length=256)]
+Subject = Annotated[
+    str,
+    Field(min_length=1, max_length=256, json_schema_extra=cel.validations(NOT_SYSTEM_SUBJECT)),
+]
 ServiceAccountRef = Annotated[
     str,
     Field(
@@ -284,6 +454,12 @@ class Members(Model):
         max_length=MAX_MEMBERS,
         description="Service accounts as <namespace>/<name>.",
     )
+
+    @field_validator("users", "groups")
+    @classmethod
+    def _not_system(cls, value: list[str]) -> list[str]:
+        _refuse_if(any(subject.startswith("system:") for subject in value), NOT_SYSTEM_SUBJECT)
+        return value
 
     @field_validator("service_accounts")
     @classmethod
@@ -324,22 +500,56 @@ class TenantNamespace(Model):
 class LimitRangeSpec(Model):
     """Container defaults applied in every namespace of the tenant."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel.validations(
+            LIMIT_REQUEST_NOT_ABOVE_DEFAULT,
+            LIMIT_DEFAULT_NOT_ABOVE_MAX,
+            LIMIT_REQUEST_NOT_ABOVE_MAX,
+        )
+    )
+
     default: dict[str, Quantity] = Field(
         default_factory=dict,
         max_length=MAX_LIMIT_ENTRIES,
         description="Default limits of a container that sets none.",
+        json_schema_extra=cel.validations(LIMIT_KEYS),
     )
     default_request: dict[str, Quantity] = Field(
         default_factory=dict,
         alias="defaultRequest",
         max_length=MAX_LIMIT_ENTRIES,
         description="Default requests of a container that sets none.",
+        json_schema_extra=cel.validations(LIMIT_KEYS),
     )
     max: dict[str, Quantity] = Field(
         default_factory=dict,
         max_length=MAX_LIMIT_ENTRIES,
         description="The most a single container may ask for.",
+        json_schema_extra=cel.validations(LIMIT_KEYS),
     )
+
+    @field_validator("default", "default_request", "max")
+    @classmethod
+    def _container_resources(cls, value: dict[str, str]) -> dict[str, str]:
+        _refuse_if(any(key not in LIMIT_NAMES for key in value), LIMIT_KEYS)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        for low, high, rule in (
+            (self.default_request, self.default, LIMIT_REQUEST_NOT_ABOVE_DEFAULT),
+            (self.default, self.max, LIMIT_DEFAULT_NOT_ABOVE_MAX),
+            (self.default_request, self.max, LIMIT_REQUEST_NOT_ABOVE_MAX),
+        ):
+            _refuse_if(
+                any(
+                    quantity.parse(high[key]) < quantity.parse(amount)
+                    for key, amount in low.items()
+                    if key in high
+                ),
+                rule,
+            )
+        return self
 
 
 class NetworkPeer(Model):
@@ -496,7 +706,7 @@ class CloudTenantSpec(Model):
     @field_validator("quota")
     @classmethod
     def _resource_quota_names(cls, value: dict[str, str]) -> dict[str, str]:
-        _refuse_if(not all(QUOTA_NAME_RE.match(key) for key in value), QUOTA_NAMES)
+        _refuse_if(not all(is_quota_name(key) for key in value), QUOTA_NAMES)
         return value
 
 

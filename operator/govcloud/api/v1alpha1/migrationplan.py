@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -17,6 +20,11 @@ MAX_KINDS = 12
 MAX_SELECTOR_LABELS = 16
 MIN_VERIFY_SECONDS, MAX_VERIFY_SECONDS = 5, 3600
 MAX_USER_LENGTH = 256
+MAX_DATA_VOLUMES = 32
+DIGEST_LENGTH = 64  # sha256, hex
+# The kinds whose objects hold data that does not move with them: a PersistentVolumeClaim,
+# and a StatefulSet with volumeClaimTemplates (its copy gets new, empty claims).
+DATA_KINDS = ("PersistentVolumeClaim", "StatefulSet")
 
 # The kinds a plan can move, in the order they are copied (config before the workloads
 # that mount it). Events, Endpoints, EndpointSlices, Pods and ReplicaSets never move: they
@@ -109,6 +117,19 @@ NAMESPACE_FORMAT = cel.Rule(
     rule=f"self.matches(r'{DNS_LABEL_PATTERN}')",
     message="a namespace name is a DNS label: lowercase letters, digits and '-'",
 )
+VOLUME_REF_PATTERN = r"^(PersistentVolumeClaim|StatefulSet)/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+VOLUME_REF_RE = re.compile(VOLUME_REF_PATTERN)
+VOLUME_REFS_FORMAT = cel.Rule(
+    rule=f"self.all(v, v.matches(r'{VOLUME_REF_PATTERN}'))",
+    message=(
+        "dataMigration.volumes names each volume as PersistentVolumeClaim/<name> or"
+        " StatefulSet/<name> (a StatefulSet stands for its volumeClaimTemplates)"
+    ),
+)
+VOLUME_REFS_UNIQUE = cel.Rule(
+    rule="self.all(a, self.exists_one(b, b == a))",
+    message="dataMigration.volumes lists a volume twice",
+)
 APPROVAL_STAGES_UNIQUE = cel.Rule(
     rule="self.all(a, self.exists_one(b, b == a))",
     message="approvalsRequired lists a stage twice",
@@ -131,7 +152,24 @@ SOURCE_TARGET_FROZEN = cel.Rule(
     ),
     field_path=".spec.source",
 )
-ROOT_RULES = (SOURCE_TARGET_FROZEN,)
+# A Completed plan's app runs in the target and may have written data there since the
+# cutover: rolling it back would delete that. Also a transition rule, so only updates see it.
+NO_ROLLBACK_AFTER_COMPLETION = cel.Rule(
+    rule=(
+        "!has(oldSelf.status) || !has(oldSelf.status.phase)"
+        " || oldSelf.status.phase != 'Completed'"
+        " || !has(self.spec.rollback) || !self.spec.rollback"
+        " || (has(oldSelf.spec.rollback) && oldSelf.spec.rollback)"
+    ),
+    message=(
+        "a Completed plan cannot be rolled back: the app runs in the target now and may have"
+        " written data there since the cutover. Running the old app again is a new, reviewed"
+        " move: scale the source up by hand (its counts are in the annotation"
+        " govcloud.io/original-replicas) and retire the copies once it runs"
+    ),
+    field_path=".spec.rollback",
+)
+ROOT_RULES = (SOURCE_TARGET_FROZEN, NO_ROLLBACK_AFTER_COMPLETION)
 
 
 def _refuse_if(broken: bool, rule: cel.Rule) -> None:
@@ -234,6 +272,45 @@ class Approval(Model):
         description="The approver's user name; admission checks it is the real requester.",
     )
     comment: str | None = Field(default=None, max_length=1024, description="Why, for the record.")
+    digest: str | None = Field(
+        default=None,
+        max_length=DIGEST_LENGTH,
+        description=(
+            "The plan's status.digest as the approver reviewed it. The approval counts only"
+            " while the plan's digest is still the same: a change of app, source,"
+            " targetNamespace or dataMigration voids it, and the stage waits for a new one."
+        ),
+    )
+
+
+class DataMigration(Model):
+    """The plan's explicit answer for volumes that hold data: they arrive empty in the target,
+    and `step` says how their data follows. Without it such volumes block the assessment."""
+
+    volumes: list[Annotated[str, WithJsonSchema({"type": "string", "maxLength": 320})]] = Field(
+        min_length=1,
+        max_length=MAX_DATA_VOLUMES,
+        description=(
+            "Every volume that arrives empty, as PersistentVolumeClaim/<name> (created empty in"
+            " the target) or StatefulSet/<name> (its volumeClaimTemplates make empty claims)."
+        ),
+        json_schema_extra=cel.validations(VOLUME_REFS_FORMAT, VOLUME_REFS_UNIQUE),
+    )
+    step: str = Field(
+        min_length=1,
+        max_length=1024,
+        description=(
+            "How the data of these volumes reaches the target, in words the approver reads,"
+            " e.g. 'the DBA restores the nightly dump before the cutover (ticket OPS-1234)'."
+        ),
+    )
+
+    @field_validator("volumes")
+    @classmethod
+    def _volumes(cls, value: list[str]) -> list[str]:
+        _refuse_if(any(not VOLUME_REF_RE.match(item) for item in value), VOLUME_REFS_FORMAT)
+        _refuse_if(len(set(value)) != len(value), VOLUME_REFS_UNIQUE)
+        return value
 
 
 class MigrationPlanSpec(Model):
@@ -280,12 +357,13 @@ class MigrationPlanSpec(Model):
         description="Manual: a failed stage waits for rollback: true. Automatic: rolls back.",
         json_schema_extra={"default": "Manual"},
     )
-    recreate_empty_volumes: bool = Field(
-        default=False,
-        alias="recreateEmptyVolumes",
+    data_migration: DataMigration | None = Field(
+        default=None,
+        alias="dataMigration",
         description=(
-            "PersistentVolumeClaims need their data migrated; with true they are created"
-            " empty in the target, otherwise they are reported and skipped."
+            "Volumes whose data does not move with the plan (PersistentVolumeClaims, StatefulSets"
+            " with volumeClaimTemplates) block the assessment unless named here, with the step"
+            " that moves their data; named ones are created empty in the target."
         ),
     )
     verify_timeout_seconds: int = Field(
@@ -344,8 +422,29 @@ class MigrationPlanSpec(Model):
         )
         return self
 
+    def digest(self) -> str:
+        """What an approval approves: sha256 of app, source, targetNamespace and dataMigration."""
+        content = self.model_dump(
+            by_alias=True,
+            mode="json",
+            exclude_defaults=True,
+            include={"app", "source", "target_namespace", "data_migration"},
+        )
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def approved(self) -> frozenset[Stage]:
-        return frozenset(item.stage for item in self.approvals)
+        """The stages approved for the plan as it is now; an approval of another digest is stale."""
+        current = self.digest()
+        return frozenset(item.stage for item in self.approvals if item.digest == current)
+
+    def stale(self) -> frozenset[Stage]:
+        """The stages whose approval was given for another digest (and so no longer counts)."""
+        return frozenset(item.stage for item in self.approvals) - self.approved()
+
+    def empty_volumes(self) -> frozenset[str]:
+        """The volumes the plan names as arriving empty, as Kind/name."""
+        return frozenset(self.data_migration.volumes if self.data_migration else ())
 
 
 def parse(spec: Mapping[str, Any]) -> MigrationPlanSpec:
@@ -370,7 +469,12 @@ class InventoryItem(Model):
 
     kind: str
     name: str
-    action: str = Field(description="Move, Skip or RecreateEmpty.")
+    action: str = Field(
+        description=(
+            "Move, Skip, RecreateEmpty, or NeedsDataMigration (holds data the plan does not"
+            " move: blocks the assessment until spec.dataMigration names it)."
+        )
+    )
     reason: str = ""
     moved: bool = False
 
@@ -389,6 +493,11 @@ class RecordedApproval(Model):
     stage: str
     by: str
     observed_at: datetime | None = Field(default=None, alias="observedAt")
+    digest: str | None = Field(default=None, description="The plan digest it approved.")
+    current: bool = Field(
+        default=False,
+        description="Whether it approves the plan as it is now (false: stale, it does not count).",
+    )
 
 
 class MigrationPlanStatus(Model):
@@ -406,6 +515,13 @@ class MigrationPlanStatus(Model):
     inventory: list[InventoryItem] = Field(default_factory=list)
     summary: InventorySummary = Field(default_factory=InventorySummary)
     approvals: list[RecordedApproval] = Field(default_factory=list)
+    digest: str | None = Field(
+        default=None,
+        description=(
+            "sha256 of the spec's app, source, targetNamespace and dataMigration: what an"
+            " approval names (spec.approvals[].digest) to approve this plan as it is now."
+        ),
+    )
     started_at: datetime | None = Field(default=None, alias="startedAt")
     cutover_at: datetime | None = Field(default=None, alias="cutoverAt")
     completed_at: datetime | None = Field(default=None, alias="completedAt")

@@ -19,6 +19,7 @@ MAX_MIGRATIONS = 128
 MAX_LINE_RESOURCES = 16
 MAX_COUNT = 100_000
 MAX_USER_LENGTH = 253
+MAX_DECIDER_GROUPS = 16
 
 DECISION_STATE_PATTERN = r"^(Approved|Rejected|ChangesRequested)$"
 
@@ -190,6 +191,25 @@ class Decision(Model):
         description="The deciding user: must equal the username of whoever writes the decision.",
     )
     reason: str = Field(min_length=1, max_length=2048, description="Why.")
+    approved_generation: int | None = Field(
+        default=None,
+        alias="approvedGeneration",
+        ge=0,
+        description=(
+            "The plan's metadata.generation the approver read and decides on (0 when the"
+            " decision is written at creation). The admission policy refuses any other value,"
+            " and the operator ignores a decision once the plan changes after it."
+        ),
+    )
+    groups: list[Annotated[str, Field(min_length=1, max_length=MAX_USER_LENGTH)]] = Field(
+        default_factory=list,
+        max_length=MAX_DECIDER_GROUPS,
+        description=(
+            "The groups through which `by` holds the approve verb (e.g."
+            " govcloud:plan-approvers): the admission policy checks the decider is in each,"
+            " and the operator asks the API server whether `by` with them may approve."
+        ),
+    )
 
     @field_validator("state", mode="before")
     @classmethod

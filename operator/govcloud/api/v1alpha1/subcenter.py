@@ -425,13 +425,28 @@ class PlacedTenant(Model):
     )
 
 
+class SiteIdentity(Model):
+    """Which cluster the site is, pinned by the first probe that reached it."""
+
+    kube_system_uid: str = Field(
+        alias="kubeSystemUID", description="UID of the site's kube-system namespace."
+    )
+    ca_fingerprint: str = Field(
+        alias="caFingerprint",
+        description="sha256 of the CA certificate in the kubeconfig (system-roots without one).",
+    )
+
+
 class SubCenterStatus(Model):
     """The observed state of the sub-center, written by the operator."""
 
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Reachable, CredentialsValid, CredentialExpiring (and Retirable).",
+        description=(
+            "Ready, Reachable, CredentialsValid, CredentialExpiring, IdentityVerified (and"
+            " Retirable)."
+        ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     kubernetes_version: str | None = Field(
@@ -473,4 +488,12 @@ class SubCenterStatus(Model):
     )
     retirable: bool | None = Field(
         default=None, description="hosted only: whether the site can be retired now."
+    )
+    identity: SiteIdentity | None = Field(
+        default=None,
+        description=(
+            "The cluster the site was pinned to. A probe that reaches another cluster stops"
+            " every write to the site (IdentityVerified=False) until a person writes the new"
+            " kube-system UID to the annotation govcloud.io/confirm-identity."
+        ),
     )

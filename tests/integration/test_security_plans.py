@@ -1,0 +1,203 @@
+"""Plan decisions are bound to what was decided on and to who may decide (review M6).
+
+Each attack is made by impersonation against the chart's review policy and roles on the real
+API server; the second test removes the policy, to show the operator holds the line alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _billing_helpers import (
+    APPROVERS,
+    billing_operator,
+    condition,
+    decide,
+    generation_of,
+    install_review,
+    lines,
+    patch_plan,
+    plan,
+    remove_review,
+    with_rate_card,
+)
+
+from govcloud.dev import cluster, testing
+
+pytestmark = pytest.mark.integration
+
+THIS_YEAR = datetime.datetime.now(datetime.UTC).year
+POLICY_BINDING = "govcloud-resourceplan-review"
+
+
+@pytest.fixture(scope="module")
+def operator_b(
+    hub: cluster.ControlPlane, operator: testing.OperatorProcess, kubectl: testing.Kubectl
+) -> Iterator[testing.OperatorProcess]:
+    install_review(kubectl)
+    try:
+        yield from billing_operator(hub, operator)
+    finally:
+        remove_review(kubectl)
+
+
+@pytest.fixture(scope="module")
+def rate_card(
+    kubectl: testing.Kubectl, operator_b: testing.OperatorProcess
+) -> Iterator[dict[str, Any]]:
+    yield from with_rate_card(kubectl)
+
+
+def file_plan(kubectl: testing.Kubectl, admin: testing.Kubectl, tenant: str) -> str:
+    manifest = plan(tenant, THIS_YEAR, {"offering": "ecs.2c4g", "count": 3, "reason": "平台"})
+    testing.eventually(
+        lambda: admin.run("create", "-f", "-", stdin=testing.json_text(manifest)).returncode == 0,
+        what="the department admin to file its plan",
+    )
+    return str(manifest["metadata"]["name"])
+
+
+def approval(kubectl: testing.Kubectl, name: str, reason: str) -> dict[str, Any]:
+    return testing.eventually(
+        lambda: (
+            found
+            if (found := condition(kubectl.get("resourceplan", name), "Approved")).get("reason")
+            == reason
+            else None
+        ),
+        what=f"{name}: Approved condition {reason}",
+    )
+
+
+def within_plan(tenants: Any, name: str, reason: str) -> dict[str, Any]:
+    return testing.eventually(
+        lambda: (
+            found
+            if (found := tenants.condition(name, "WithinPlan")).get("reason") == reason
+            else None
+        ),
+        what=f"{name}: WithinPlan {reason}",
+    )
+
+
+@contextlib.contextmanager
+def review_policy_removed(
+    kubectl: testing.Kubectl, admin: testing.Kubectl, name: str
+) -> Iterator[None]:
+    """The plan-review policy unbound (a cluster where it is missing or not yet synced)."""
+    self_decision = decide(
+        "Approved", "zhang.wei", "policy probe", generation=generation_of(kubectl, name), groups=()
+    )
+    kubectl("delete", "validatingadmissionpolicybinding", POLICY_BINDING)
+    try:
+        testing.eventually(
+            lambda: (
+                admin.run(
+                    "patch",
+                    "resourceplan",
+                    name,
+                    "--type=merge",
+                    "-p",
+                    self_decision,
+                    "--dry-run=server",
+                ).returncode
+                == 0
+            ),
+            what="the API server to stop enforcing the review policy",
+        )
+        yield
+    finally:
+        install_review(kubectl)
+        testing.eventually(
+            lambda: (
+                admin.run(
+                    "patch",
+                    "resourceplan",
+                    name,
+                    "--type=merge",
+                    "-p",
+                    self_decision,
+                    "--dry-run=server",
+                ).returncode
+                != 0
+            ),
+            what="the review policy enforced again",
+        )
+
+
+def test_an_approval_of_lines_the_approver_never_saw_is_refused(
+    kubectl: testing.Kubectl, operator_b: testing.OperatorProcess, tenants: Any, rate_card: Any
+) -> None:
+    name = tenants.create("bound")
+    admin = kubectl.impersonate("zhang.wei", f"{name}-admins")
+    approver = kubectl.impersonate("li.approver", APPROVERS)
+    plan_name = file_plan(kubectl, admin, name)
+    try:
+        read = generation_of(approver, plan_name)
+        # Between the approver's review and the approval, the department raises its lines.
+        assert patch_plan(admin, plan_name, lines(("ecs.2c4g", 30))).returncode == 0
+        stale = patch_plan(approver, plan_name, decide("Approved", "li.approver", generation=read))
+        assert stale.returncode != 0
+        assert f"must be the generation of the plan you decided on ({read + 1})" in stale.stderr
+        # A decision cannot claim groups the decider is not in.
+        claimed = patch_plan(
+            approver,
+            plan_name,
+            decide("Approved", "li.approver", generation=read + 1, groups=("city-finance",)),
+        )
+        assert claimed.returncode != 0
+        assert "may name only groups li.approver is in" in claimed.stderr
+        # Read again, decide on what the plan says now: accepted, and honoured by the operator.
+        now = generation_of(approver, plan_name)
+        fresh = patch_plan(approver, plan_name, decide("Approved", "li.approver", generation=now))
+        assert fresh.returncode == 0, fresh.stderr
+        assert approval(kubectl, plan_name, "Approved")["status"] == "True"
+    finally:
+        kubectl.run("delete", "resourceplan", plan_name, "--wait=false")
+
+
+def test_without_the_review_policy_the_operator_refuses_self_approval_and_edited_plans(
+    kubectl: testing.Kubectl, operator_b: testing.OperatorProcess, tenants: Any, rate_card: Any
+) -> None:
+    name = tenants.create("alone", quota={"requests.cpu": "8", "requests.memory": "16Gi"})
+    admin = kubectl.impersonate("zhang.wei", f"{name}-admins")
+    approver = kubectl.impersonate("li.approver", APPROVERS)
+    plan_name = file_plan(kubectl, admin, name)
+    try:
+        with review_policy_removed(kubectl, admin, plan_name):
+            # The department approves its own plan: the API server lets it through now.
+            own = decide(
+                "Approved", "zhang.wei", generation=generation_of(admin, plan_name), groups=()
+            )
+            assert patch_plan(admin, plan_name, own).returncode == 0
+            refused = approval(kubectl, plan_name, "DeciderNotApprover")
+            assert refused["status"] == "False"
+            assert "zhang.wei may not approve ResourcePlans" in refused["message"]
+            assert within_plan(tenants, name, "NoApprovedPlan")["status"] == "False"
+            events = kubectl.json(
+                "get", "events", "-A", "--field-selector", f"involvedObject.name={plan_name}"
+            )["items"]
+            assert "DeciderNotApprover" in {event["reason"] for event in events}
+
+            # A real approver approves: the cap applies.
+            read = generation_of(approver, plan_name)
+            real = decide("Approved", "li.approver", generation=read)
+            assert patch_plan(approver, plan_name, real).returncode == 0
+            assert approval(kubectl, plan_name, "Approved")["status"] == "True"
+            assert "requests.cpu 8 -> 6" in within_plan(tenants, name, "CappedByPlan")["message"]
+
+            # The department raises its lines after the approval: the approval no longer holds.
+            assert patch_plan(admin, plan_name, lines(("ecs.2c4g", 4))).returncode == 0
+            stale = approval(kubectl, plan_name, "DecisionStale")
+            assert f"decided on generation {read}" in stale["message"]
+            within_plan(tenants, name, "NoApprovedPlan")
+            testing.eventually(
+                lambda: tenants.get(name)["status"]["quota"]["hard"]["requests.cpu"] == "2",
+                what="the tenant back at the starter allowance",
+            )
+    finally:
+        kubectl.run("delete", "resourceplan", plan_name, "--wait=false")
