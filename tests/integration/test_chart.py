@@ -27,7 +27,7 @@ from govcloud.billing import periods
 from govcloud.desired import quotas
 from govcloud.desired import tenant as desired_tenant
 from govcloud.dev import cluster, testing
-from govcloud.reconcile import tenant as tenant_reconcile
+from govcloud.reconcile import tenant_lifecycle
 
 pytestmark = pytest.mark.integration
 
@@ -953,7 +953,7 @@ def test_guard_admits_what_the_operator_really_writes(release: Release) -> None:
     kubectl("create", "namespace", legacy)
     try:
         legacy_manifest = next(m for m in wanted.namespaces if m["metadata"]["name"] == legacy)
-        adopted = tenant_reconcile.mark_adopted(legacy_manifest)
+        adopted = tenant_lifecycle.mark_adopted(legacy_manifest)
         # No grant on the existing namespace: refused.
         assert refused_by_guard(as_operator(release, adopted))
         kubectl("label", "namespace", legacy, f"govcloud.io/adoptable-by={tenant}")

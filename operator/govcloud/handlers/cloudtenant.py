@@ -11,7 +11,7 @@ import kopf
 
 from govcloud import constants
 from govcloud.handlers import startup
-from govcloud.reconcile import events, tenant
+from govcloud.reconcile import events, tenant, tenant_lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ async def tenant_tick(name: str, memo: kopf.Memo, **_: Any) -> None:
     "apiextensions.k8s.io",
     "v1",
     "customresourcedefinitions",
-    when=lambda name, **_: name == tenant.CRD_NAME,
+    when=lambda name, **_: name == tenant_lifecycle.CRD_NAME,
     id="tenant-crd",
 )
 async def crd_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
@@ -99,10 +99,13 @@ async def crd_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         return
     # kopf may put its finalizer back until it notices the CRD going: repeat while it does.
     for _attempt in range(CRD_DELETION_ATTEMPTS):
-        let_go = await startup.run_in_executor(memo, tenant.let_go_all, memo.hub)
+        let_go = await startup.run_in_executor(memo, tenant_lifecycle.let_go_all, memo.hub)
         for item in let_go:
             kopf.event(
-                item, type="Warning", reason="CRDDeleted", message=tenant.CRD_DELETED_MESSAGE
+                item,
+                type="Warning",
+                reason="CRDDeleted",
+                message=tenant_lifecycle.CRD_DELETED_MESSAGE,
             )
         if not let_go:
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from govcloud import constants
-from govcloud.reconcile import tenant
+from govcloud.reconcile import tenant, tenant_lifecycle, tenant_types
 
 Manifest = dict[str, Any]
 
@@ -25,33 +25,33 @@ def a_namespace(uid: str | None = "uid-1", adopted: bool = False) -> Manifest:
 
 
 def test_a_confirmed_tenant_deletes_the_namespaces_it_created() -> None:
-    assert tenant.why_kept(a_tenant(), a_namespace()) is None
+    assert tenant_lifecycle.why_kept(a_tenant(), a_namespace()) is None
 
 
 def test_without_confirmation_delete_keeps_the_namespace_and_says_how_to_confirm() -> None:
-    why = tenant.why_kept(a_tenant(confirm=None), a_namespace())
+    why = tenant_lifecycle.why_kept(a_tenant(confirm=None), a_namespace())
 
     assert why is not None
     assert "govcloud.io/confirm-delete=t1" in why
 
 
 def test_a_confirmation_naming_another_tenant_confirms_nothing() -> None:
-    assert tenant.why_kept(a_tenant(confirm="t2"), a_namespace()) is not None
+    assert tenant_lifecycle.why_kept(a_tenant(confirm="t2"), a_namespace()) is not None
 
 
 def test_a_namespace_created_by_an_earlier_tenant_of_the_same_name_is_kept() -> None:
-    why = tenant.why_kept(a_tenant(uid="uid-2"), a_namespace(uid="uid-1"))
+    why = tenant_lifecycle.why_kept(a_tenant(uid="uid-2"), a_namespace(uid="uid-1"))
 
     assert why is not None
     assert "earlier CloudTenant t1 (uid uid-1)" in why
 
 
 def test_a_namespace_without_a_record_of_its_creator_is_kept() -> None:
-    assert tenant.why_kept(a_tenant(), a_namespace(uid=None)) is not None
+    assert tenant_lifecycle.why_kept(a_tenant(), a_namespace(uid=None)) is not None
 
 
 def test_an_adopted_namespace_is_kept_even_when_confirmed() -> None:
-    assert tenant.why_kept(a_tenant(), a_namespace(adopted=True)) is not None
+    assert tenant_lifecycle.why_kept(a_tenant(), a_namespace(adopted=True)) is not None
 
 
 def test_the_first_recorded_creator_is_never_overwritten() -> None:
@@ -60,16 +60,16 @@ def test_the_first_recorded_creator_is_never_overwritten() -> None:
     assert tenant.creator_uid(a_tenant(uid="uid-2"), a_namespace(uid=None)) == "uid-2"
 
 
-def applier_with(quota_hard: dict[str, str] | None) -> tenant.Applier:
-    objects: dict[tenant.ObjectKey, Manifest] = {}
+def applier_with(quota_hard: dict[str, str] | None) -> tenant_types.Applier:
+    objects: dict[tenant_types.ObjectKey, Manifest] = {}
     if quota_hard is not None:
         objects[("ResourceQuota", "t1-app", "govcloud-quota")] = {
             "kind": "ResourceQuota",
             "metadata": {"name": "govcloud-quota", "namespace": "t1-app"},
             "spec": {"hard": quota_hard},
         }
-    observed = tenant.Observed(tenant=a_tenant(), namespaces={}, objects=objects)
-    return tenant.Applier(None, None, observed, [], [])  # type: ignore[arg-type]
+    observed = tenant_types.Observed(tenant=a_tenant(), namespaces={}, objects=objects)
+    return tenant_types.Applier(None, None, observed, [], [])  # type: ignore[arg-type]
 
 
 def test_a_namespace_whose_quota_failed_to_be_written_is_without_quota() -> None:

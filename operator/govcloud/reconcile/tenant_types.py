@@ -1,0 +1,183 @@
+"""Shared by the CloudTenant reconciler modules: how a pass reads (gather) and writes (Applier)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from govcloud import metrics
+from govcloud.api.v1alpha1 import cloudtenant
+from govcloud.desired import compare, meta
+from govcloud.k8s import client
+from govcloud.reconcile import conditions, events
+
+KIND = "CloudTenant"
+RBAC = "rbac.authorization.k8s.io/v1"
+NAMESPACED_KINDS = (
+    ("v1", "ResourceQuota"),
+    ("v1", "LimitRange"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    (RBAC, "RoleBinding"),
+)
+CLUSTER_KINDS = ((RBAC, "ClusterRole"), (RBAC, "ClusterRoleBinding"))
+API_VERSIONS = {kind: api_version for api_version, kind in NAMESPACED_KINDS + CLUSTER_KINDS}
+CLUSTER_KIND_NAMES = frozenset(kind for _, kind in CLUSTER_KINDS)
+
+READY = "Ready"
+
+Manifest = dict[str, Any]
+ObjectKey = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), name
+
+
+Event = events.Event
+
+
+@dataclass
+class Result:
+    """What a pass did: the tenant as last seen, events to post, metrics, and how it went."""
+
+    outcome: str
+    body: Manifest | None = None
+    events: list[Event] = field(default_factory=list)
+    snapshot: metrics.TenantSnapshot | None = None
+    retry: bool = False
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The tenant and everything of it found in the cluster at the start of a pass."""
+
+    tenant: Manifest
+    namespaces: Mapping[str, Manifest]
+    objects: Mapping[ObjectKey, Manifest]
+
+
+def key_of(manifest: Mapping[str, Any]) -> ObjectKey:
+    metadata = manifest["metadata"]
+    return str(manifest["kind"]), str(metadata.get("namespace") or ""), str(metadata["name"])
+
+
+def gather(
+    hub: client.Cluster,
+    target: client.Cluster,
+    tenant: Manifest,
+    spec: cloudtenant.CloudTenantSpec | None,
+) -> Observed:
+    """Read the tenant's namespaces and every object labelled as the tenant's (O(kinds) calls).
+
+    Namespaces and namespaced objects come from `target` (the hub or the tenant's
+    sub-center); the self-view ClusterRole and binding always live on the hub.
+    """
+    name = tenant["metadata"]["name"]
+    selector = meta.selector(name)
+    namespaces = {
+        item["metadata"]["name"]: item
+        for item in target.list("v1", "Namespace", label_selector=selector)
+    }
+    for namespace in spec.namespaces if spec is not None else ():
+        real = f"{name}-{namespace.name}"
+        if real not in namespaces:
+            found = target.get("v1", "Namespace", real)
+            if found is not None:
+                namespaces[real] = found
+    objects: dict[ObjectKey, Manifest] = {}
+    for cluster, kinds in ((target, NAMESPACED_KINDS), (hub, CLUSTER_KINDS)):
+        for api_version, kind in kinds:
+            for item in cluster.list(api_version, kind, label_selector=selector):
+                item.setdefault("kind", kind)
+                item.setdefault("apiVersion", api_version)
+                objects[key_of(item)] = item
+    return Observed(tenant=tenant, namespaces=namespaces, objects=objects)
+
+
+class Applier:
+    """Writes only what differs, remembers what it wrote, and turns failures into messages."""
+
+    def __init__(
+        self,
+        hub: client.Cluster,
+        target: client.Cluster,
+        observed: Observed,
+        events: list[Event],
+        errors: list[str],
+    ) -> None:
+        self.hub = hub
+        self.target = target
+        self.observed = observed
+        self.events = events
+        self.errors = errors
+        self.current: dict[ObjectKey, Manifest] = dict(observed.objects)
+        for namespace in observed.namespaces.values():
+            self.current[key_of({**namespace, "kind": "Namespace"})] = namespace
+
+    def cluster_for(self, kind: str) -> client.Cluster:
+        """Cluster-scoped RBAC (the self-view of the CloudTenant) lives on the hub."""
+        return self.hub if kind in CLUSTER_KIND_NAMES else self.target
+
+    def ensure(self, manifest: Manifest, reason: str | None = None) -> None:
+        key = key_of(manifest)
+        existing = self.current.get(key)
+        if not compare.needs_update(manifest, existing):
+            return
+        cluster = self.cluster_for(key[0])
+        try:
+            if compare.needs_replace(manifest, existing):
+                cluster.delete(manifest["apiVersion"], manifest["kind"], key[2], key[1] or None)
+            self.current[key] = cluster.apply(manifest)
+        except client.ApiError as error:
+            self.errors.append(f"{describe(key)}: {error}")
+            return
+        self.events.append(Event("Normal", *self._why(key, existing, reason)))
+
+    def _why(
+        self, key: ObjectKey, existing: Manifest | None, reason: str | None
+    ) -> tuple[str, str]:
+        if reason is not None and existing is not None:
+            hard = (self.current[key].get("spec") or {}).get("hard") or {}
+            return reason, f"{describe(key)} hard set to {format_amounts(hard)}"
+        if existing is None and key[0] == "Namespace":
+            return "NamespaceCreated", f"created {describe(key)}"
+        if existing is None and self._tenant_was_ready():
+            return "DriftRepaired", f"restored {describe(key)}, which had been deleted"
+        if existing is None:
+            return "Created", f"created {describe(key)}"
+        return (
+            "DriftRepaired" if self._tenant_was_ready() else "Updated",
+            f"updated {describe(key)}",
+        )
+
+    def _tenant_was_ready(self) -> bool:
+        status = self.observed.tenant.get("status") or {}
+        return any(
+            item.get("type") == READY and item.get("status") == conditions.TRUE
+            for item in status.get("conditions") or []
+        ) and self.observed.tenant["metadata"].get("generation") == status.get("observedGeneration")
+
+    def prune(self, keep: set[ObjectKey], namespaces: Sequence[str]) -> None:
+        """Delete objects labelled as the tenant's that the spec no longer wants."""
+        for key in list(self.current):
+            if key[0] == "Namespace" or key in keep:
+                continue
+            if key[1] and key[1] not in namespaces:
+                continue  # objects in released namespaces are handled with the namespace
+            try:
+                self.cluster_for(key[0]).delete(
+                    API_VERSIONS[key[0]], key[0], key[2], key[1] or None
+                )
+            except client.ApiError as error:
+                self.errors.append(f"pruning {describe(key)}: {error}")
+                continue
+            self.current.pop(key, None)
+            self.events.append(
+                Event("Normal", "Pruned", f"deleted {describe(key)}, no longer wanted")
+            )
+
+
+def format_amounts(amounts: Mapping[str, str]) -> str:
+    return ", ".join(f"{resource}={value}" for resource, value in sorted(amounts.items()))
+
+
+def describe(key: ObjectKey) -> str:
+    kind, namespace, name = key
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
