@@ -8,7 +8,8 @@ one. The bindings that are no longer wanted are pruned by label.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 from govcloud import constants
 from govcloud.api.v1alpha1 import cloudtenant, resourceplan
@@ -63,6 +64,16 @@ def service_account_subject(reference: str) -> Subject:
     if not namespace or not name or "/" in name:
         raise meta.SpecError(f"service account {reference!r} must be written <namespace>/<name>")
     return {"kind": "ServiceAccount", "namespace": namespace, "name": name}
+
+
+def member_allowed(subject: Mapping[str, Any], own_namespaces: Collection[str]) -> bool:
+    """Whether a binding subject may be a tenant's member: never one of Kubernetes' own
+    (``system:*``), and a ServiceAccount only from the tenant's own namespaces."""
+    if str(subject.get("name", "")).startswith("system:"):
+        return False
+    if subject.get("kind") == "ServiceAccount":
+        return subject.get("namespace") in own_namespaces
+    return True
 
 
 def unique(found: Iterable[Subject]) -> list[Subject]:

@@ -19,7 +19,7 @@ import pydantic
 
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant
-from govcloud.desired import compare, meta, protection, quantity, quotas
+from govcloud.desired import compare, meta, protection, quantity, quotas, rbac
 from govcloud.desired import namespaces as desired_namespaces
 from govcloud.desired import tenant as desired_tenant
 from govcloud.federation import placement as federation_placement
@@ -443,7 +443,11 @@ def creator_uid(tenant: Manifest, found: Manifest | None) -> str:
 
 
 def refuse(hub: client.Cluster, body: Manifest, message: str, now: datetime) -> tenant_types.Result:
-    """A spec the operator cannot act on: phase Error and a condition saying what to fix."""
+    """A spec the operator cannot act on: phase Error and a condition saying what to fix.
+
+    Such a spec was stored before a rule that now refuses it; the access it was given then to
+    members no tenant may have is withdrawn all the same.
+    """
     generation = body["metadata"].get("generation")
     previous = (body.get("status") or {}).get("conditions") or []
     wanted = [conditions.Condition(tenant_types.READY, conditions.FALSE, "InvalidSpec", message)]
@@ -452,12 +456,64 @@ def refuse(hub: client.Cluster, body: Manifest, message: str, now: datetime) -> 
         "observedGeneration": generation,
         "conditions": conditions.merge(previous, wanted, generation, now),
     }
+    withdrawn = withdraw_forbidden_members(hub, body)
     write_status(hub, body, status)
     return tenant_types.Result(
         outcome="invalid",
         body=body,
-        events=[Event("Warning", "InvalidSpec", message)],
+        events=[Event("Warning", "InvalidSpec", message), *withdrawn],
     )
+
+
+def withdraw_forbidden_members(hub: client.Cluster, body: Manifest) -> list[Event]:
+    """Take `system:*` subjects and other namespaces' ServiceAccounts out of the bindings the
+    operator made for this tenant on the hub, keeping every other member's access."""
+    if placement.current_cluster(body) not in (None, cloudtenant.HUB_CLUSTER):
+        return []  # a placed tenant's bindings live on its site (docs/security.md, limits)
+    name = body["metadata"]["name"]
+    selector = meta.selector(name)
+    own = {
+        item["metadata"]["name"] for item in hub.list("v1", "Namespace", label_selector=selector)
+    }
+    found: list[Event] = []
+    for api_version, kind in (*tenant_types.NAMESPACED_KINDS, *tenant_types.CLUSTER_KINDS):
+        if not kind.endswith("Binding"):
+            continue
+        for binding in hub.list(api_version, kind, label_selector=selector):
+            found.extend(withdraw_from(hub, api_version, kind, binding, own))
+    return found
+
+
+def withdraw_from(
+    hub: client.Cluster, api_version: str, kind: str, binding: Manifest, own: set[str]
+) -> list[Event]:
+    """One binding without its forbidden subjects (deleted when none is left)."""
+    subjects = binding.get("subjects") or []
+    kept = [subject for subject in subjects if rbac.member_allowed(subject, own)]
+    if len(kept) == len(subjects):
+        return []
+    removed = ", ".join(subject["name"] for subject in subjects if subject not in kept)
+    name, namespace = binding["metadata"]["name"], binding["metadata"].get("namespace")
+    where = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+    try:
+        if kept:
+            hub.patch_merge(api_version, kind, name, {"subjects": kept}, namespace=namespace)
+        else:
+            hub.delete(api_version, kind, name, namespace)
+    except client.ApiError as error:
+        return [
+            Event(
+                "Warning", "AccessNotWithdrawn", f"could not remove {removed} from {where}: {error}"
+            )
+        ]
+    return [
+        Event(
+            "Warning",
+            "AccessWithdrawn",
+            f"removed {removed} from {where}: users and groups named system:* and ServiceAccounts"
+            " of other namespaces are never a tenant's members",
+        )
+    ]
 
 
 _validation_message = events.validation_message

@@ -154,3 +154,22 @@ def test_only_the_admins_may_file_the_tenants_plans(make_spec: SpecFactory) -> N
         "fileplan" not in rule["verbs"] for rule in rbac.self_view_role("jtj", ["jtj-a"])["rules"]
     )
     assert rbac.plan_filer_binding("jtj", make_spec(admins={})) is None
+
+
+@pytest.mark.parametrize(
+    ("subject", "allowed"),
+    [
+        ({"kind": "User", "name": "alice"}, True),
+        ({"kind": "Group", "name": "finance-admins"}, True),
+        ({"kind": "ServiceAccount", "name": "ci", "namespace": "t-apps"}, True),
+        ({"kind": "Group", "name": "system:authenticated"}, False),
+        ({"kind": "User", "name": "system:serviceaccount:kube-system:default"}, False),
+        ({"kind": "ServiceAccount", "name": "default", "namespace": "kube-system"}, False),
+        ({"kind": "ServiceAccount", "name": "ci", "namespace": "other-apps"}, False),
+        ({"kind": "ServiceAccount", "name": "ci"}, False),
+    ],
+)
+def test_only_the_tenants_own_people_and_service_accounts_may_be_members(
+    subject: dict[str, str], allowed: bool
+) -> None:
+    assert rbac.member_allowed(subject, {"t-apps", "t-web"}) is allowed
