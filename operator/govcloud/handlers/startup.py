@@ -18,6 +18,15 @@ from govcloud.reconcile import queue
 
 log = logging.getLogger(__name__)
 
+CRD_API_VERSION = "apiextensions.k8s.io/v1"
+PEERING_CRD = "clusterkopfpeerings.kopf.dev"
+PEERING_MISSING = (
+    "peering (high availability) is on, but the ClusterKopfPeering CRD is not installed, so"
+    " the operator waits and reconciles nothing: install it (kubectl apply --server-side -f"
+    " charts/govcloud-operator/crds/clusterkopfpeerings.kopf.dev.yaml), or run one replica"
+    " with --standalone (GOVCLOUD_STANDALONE=true)"
+)
+
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -26,7 +35,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.peering.mandatory = not config.standalone
+    # kopf.run has already set `standalone` from the flag (which wins) or the setting.
+    standalone = settings.peering.standalone
+    settings.peering.mandatory = not standalone
     # kopf pauses every peer that sees another live peer of the same or a higher priority, so
     # equal priorities would pause all replicas: each draws its own and the highest one acts.
     settings.peering.lifetime = config.peering_lifetime
@@ -35,7 +46,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         if config.peering_priority is None
         else config.peering_priority
     )
-    if not config.standalone:
+    if not standalone:
         log.info(
             "peering priority %d, lifetime %ds", settings.peering.priority, config.peering_lifetime
         )
@@ -61,6 +72,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.probe_executor = concurrent.futures.ThreadPoolExecutor(
         max_workers=config.probe_concurrency, thread_name_prefix="probe"
     )
+    memo.standalone = standalone
+    memo.peering_missing = not standalone and not peering_installed(memo.hub)
+    if memo.peering_missing:
+        log.error(PEERING_MISSING)
+    memo.peering_check = None
     memo.due = {}
     memo.queues = {}
     memo.last_pass = {}
@@ -69,6 +85,39 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             config.metrics_port, addr=config.metrics_host, registry=registry
         )
         log.info("serving /metrics on %s:%s", config.metrics_host, config.metrics_port)
+
+
+def peering_installed(hub: client.Cluster) -> bool:
+    """Whether the ClusterKopfPeering CRD exists (True when the API cannot tell); kopf pauses
+    every handler, silently, while peering is on and that CRD is missing."""
+    try:
+        return hub.get(CRD_API_VERSION, "CustomResourceDefinition", PEERING_CRD) is not None
+    except client.ApiError:
+        return True
+
+
+@kopf.on.probe(id="peering")
+async def peering_probe(memo: kopf.Memo, **_: Any) -> str:
+    """Health fails while peering is on without its CRD, instead of a silent pause. The check
+    runs in the background, so a slow API server never holds the probe up."""
+    if memo.standalone:
+        return "standalone"
+    if memo.peering_check is None or memo.peering_check.done():
+        memo.peering_check = asyncio.get_running_loop().run_in_executor(
+            memo.probe_executor, refresh_peering, memo
+        )
+    if memo.peering_missing:
+        raise kopf.PermanentError(PEERING_MISSING)
+    return "peering"
+
+
+def refresh_peering(memo: kopf.Memo) -> None:
+    missing = not peering_installed(memo.hub)
+    if missing and not memo.peering_missing:
+        log.error(PEERING_MISSING)
+    elif memo.peering_missing and not missing:
+        log.info("the ClusterKopfPeering CRD is installed: peering resumes")
+    memo.peering_missing = missing
 
 
 def _load_settings() -> settings.Settings:
