@@ -11,7 +11,7 @@ import kopf
 
 from govcloud import constants
 from govcloud.handlers import startup
-from govcloud.reconcile import events, tenant, tenant_lifecycle
+from govcloud.reconcile import events, tenant, tenant_lifecycle, tenant_types
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,10 @@ def _queue(memo: kopf.Memo) -> Any:
     return startup.queue_for(memo, KIND, work)
 
 
-async def reconcile(name: str, memo: kopf.Memo) -> None:
+async def reconcile(name: str, memo: kopf.Memo) -> tenant_types.Result:
     recorder = memo.recorder
     with recorder.reconcile_seconds.labels(kind=KIND).time():
-        result = await startup.run_in_executor(
+        result: tenant_types.Result = await startup.run_in_executor(
             memo, tenant.reconcile, memo.hub, name, memo.config, None, memo.clusters
         )
     recorder.reconciles.labels(kind=KIND, result=result.outcome).inc()
@@ -54,11 +54,13 @@ async def reconcile(name: str, memo: kopf.Memo) -> None:
         recorder.record_tenant(name, result.snapshot)
     elif result.outcome == "deleted":
         recorder.forget_tenant(name)
-    if result.body is not None:
+    body: Any = result.body
+    if body is not None:
         for event in events.coalesce(result.events):
-            kopf.event(result.body, type=event.type, reason=event.reason, message=event.message)
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     if result.retry:
         startup.call_later(memo, f"{KIND}/{name}", RETRY_SECONDS, _queue(memo).request, name)
+    return result
 
 
 def request(memo: kopf.Memo, name: str) -> None:
@@ -84,6 +86,18 @@ async def tenant_tick(name: str, memo: kopf.Memo, **_: Any) -> None:
     last = memo.last_pass.get(name, 0.0)
     if time.monotonic() - last >= memo.config.resync_seconds:
         _queue(memo).request(name)
+
+
+@kopf.on.delete(constants.GROUP, constants.VERSION, PLURAL)
+async def tenant_deleting(name: str, memo: kopf.Memo, **_: Any) -> None:
+    """kopf stops an object's timers once its deletion begins, so a finalization that failed
+    (CleanupFailed: a namespace that could not be deleted yet, an API error) would wait for an
+    unrelated event: kopf retries this handler until the finalization is done."""
+    result = await reconcile(name, memo)
+    if result.retry:
+        raise kopf.TemporaryError(
+            f"CloudTenant {name} is not finalized yet; trying again", delay=RETRY_SECONDS
+        )
 
 
 @kopf.on.event(
