@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from govcloud import constants, metrics, settings
+from govcloud import constants, logs, metrics, settings
 from govcloud.k8s import client, clusters
 from govcloud.reconcile import queue
 
@@ -78,6 +78,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         log.error(PEERING_MISSING)
     memo.peering_check = None
     memo.due = {}
+    memo.failures = {}
     memo.queues = {}
     memo.last_pass = {}
     if config.metrics_port:
@@ -131,8 +132,48 @@ def queue_for(memo: kopf.Memo, kind: str, work: Any) -> queue.Coalescer:
     """The work queue of one kind, made on first use inside the operator's event loop."""
     queues: dict[str, queue.Coalescer] = memo.queues
     if kind not in queues:
-        queues[kind] = queue.Coalescer(work, concurrency=memo.config.workers)
+        queues[kind] = queue.Coalescer(guarded(memo, kind, work), concurrency=memo.config.workers)
     return queues[kind]
+
+
+def guarded(memo: kopf.Memo, kind: str, work: Any) -> Any:
+    """`work` whose failures are never silent: each is counted (`result="error"`), said in a
+    Warning Event on the object, and retried with per-object exponential backoff."""
+
+    async def run(key: str) -> None:
+        try:
+            await work(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # any bug or API failure in a pass; the operator goes on
+            failed(memo, kind, key, error)
+        else:
+            memo.failures.pop(f"{kind}/{key}", None)
+
+    return run
+
+
+def failed(memo: kopf.Memo, kind: str, key: str, error: Exception) -> None:
+    failures = memo.failures.get(f"{kind}/{key}", 0) + 1
+    memo.failures[f"{kind}/{key}"] = failures
+    delay = queue.backoff(failures)
+    log.exception(
+        "%s %s: the pass failed (%d in a row); retrying in %.0fs", kind, key, failures, delay
+    )
+    memo.recorder.reconciles.labels(kind=kind, result="error").inc()
+    message = logs.redact(
+        f"the pass failed ({type(error).__name__}: {error}); retrying in {delay:.0f}s"
+    )
+    target: Any = reference(kind, key)
+    kopf.event(target, type="Warning", reason="ReconcileError", message=message[:1000])
+    call_later(memo, f"{kind}/{key}", delay, memo.queues[kind].request, key)
+
+
+def reference(kind: str, key: str) -> dict[str, Any]:
+    """Enough of the object for an Event: `key` is "name" or "namespace/name"."""
+    namespace, _, name = key.rpartition("/")
+    metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return {"apiVersion": constants.API_VERSION, "kind": kind, "metadata": metadata}
 
 
 async def run_in_executor(memo: kopf.Memo, function: Any, *args: Any) -> Any:
@@ -149,7 +190,9 @@ def queue_for_probes(memo: kopf.Memo, kind: str, work: Any) -> queue.Coalescer:
     """Like `queue_for`, bounded by the probe concurrency instead of the workers."""
     queues: dict[str, queue.Coalescer] = memo.queues
     if kind not in queues:
-        queues[kind] = queue.Coalescer(work, concurrency=memo.config.probe_concurrency)
+        queues[kind] = queue.Coalescer(
+            guarded(memo, kind, work), concurrency=memo.config.probe_concurrency
+        )
     return queues[kind]
 
 

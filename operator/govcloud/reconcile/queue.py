@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
@@ -52,3 +53,10 @@ class Coalescer:
                     return
         finally:
             self._running.pop(key, None)
+
+
+def backoff(failures: int, base: float = 5.0, cap: float = 300.0, jitter: float = 0.1) -> float:
+    """Seconds to wait after the `failures`-th failure in a row: doubling from `base` up to
+    `cap`, spread by +-`jitter` so that objects failing together do not retry together."""
+    delay = min(cap, base * 2 ** max(0, failures - 1))
+    return float(delay * (1 + random.uniform(-jitter, jitter)))  # spread, not a secret

@@ -1,0 +1,100 @@
+"""A pass that fails is never silent (review M2): it is counted as an error, said in a Warning
+Event on the object, and retried until the object converges."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import _tenant_helpers as helpers
+import pytest
+
+from govcloud.dev import testing
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def tenants(
+    kubectl: testing.Kubectl, operator: testing.OperatorProcess
+) -> Iterator[helpers.Tenants]:
+    made = helpers.Tenants(kubectl)
+    yield made
+    made.cleanup()
+
+
+def refuse_status_policy(name: str, tenant: str) -> list[dict[str, object]]:
+    """An admission policy that refuses every status write of the CloudTenant `tenant`."""
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["govcloud.io"],
+                            "apiVersions": ["*"],
+                            "operations": ["UPDATE"],
+                            "resources": ["cloudtenants/status"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": f"object.metadata.name != {json.dumps(tenant)}",
+                        "message": "status writes refused by the test",
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"]},
+        },
+    ]
+
+
+def test_a_failing_pass_is_counted_said_and_retried(
+    kubectl: testing.Kubectl, operator: testing.OperatorProcess, tenants: helpers.Tenants
+) -> None:
+    name = helpers.unique("fails")
+    policy = f"test-no-status-{name}"
+    errors_before = operator.metric_value(
+        "govcloud_reconcile_total", kind="CloudTenant", result="error"
+    )
+    tenants.create(name)
+    helpers.wait_phase(kubectl, name, "Active")
+    probe = json.dumps({"status": {"phase": "Active"}})
+    try:
+        for item in refuse_status_policy(policy, name):
+            kubectl.apply(item)
+        testing.eventually(
+            lambda: kubectl.run(
+                "patch", "cloudtenant", name, "--subresource=status", "--type=merge",
+                "-p", probe, "--dry-run=server",
+            ).returncode != 0,
+            timeout=30,
+            what="the test's policy to refuse the tenant's status writes",
+        )  # fmt: skip
+        tenants.patch(name, {"quota": {"requests.cpu": "3", "requests.memory": "4Gi"}})
+        testing.eventually(
+            lambda: any(
+                event["reason"] == "ReconcileError" and "status writes refused" in event["message"]
+                for event in helpers.events_for(kubectl, name)
+            ),
+            timeout=60,
+            what="a Warning Event saying the pass failed",
+        )
+        assert (
+            operator.metric_value("govcloud_reconcile_total", kind="CloudTenant", result="error")
+            > errors_before
+        )
+    finally:
+        kubectl.run("delete", "validatingadmissionpolicybinding", policy, "--ignore-not-found")
+        kubectl.run("delete", "validatingadmissionpolicy", policy, "--ignore-not-found")
+    helpers.wait_phase(kubectl, name, "Active", timeout=90)
