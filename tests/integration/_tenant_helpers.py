@@ -8,10 +8,12 @@ import importlib.util
 import json
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 from govcloud.dev import testing
 
@@ -287,6 +289,39 @@ class Tenants:
         for namespace in sorted(leftovers):
             self.kubectl.run("delete", "namespace", namespace, "--wait=false")
         assert not stuck, f"the operator never released the deleted tenants {stuck}"
+
+
+@pytest.fixture
+def tenants(kubectl: testing.Kubectl, operator: testing.OperatorProcess) -> Iterator[Tenants]:
+    """Tenants a test creates, removed with their namespaces when it ends (a file that wants
+    these instead of conftest's says `tenants = helpers.tenants`)."""
+    made = Tenants(kubectl)
+    yield made
+    made.cleanup()
+
+
+def refusing_policy(name: str, rule: Manifest, expression: str, message: str) -> list[Manifest]:
+    """A ValidatingAdmissionPolicy and its binding refusing each request that `rule` matches and
+    `expression` (CEL) rejects: a stand-in for a webhook, a missing permission or an API
+    server that keeps failing."""
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [rule]},
+                "validations": [{"expression": expression, "message": message}],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"]},
+        },
+    ]
 
 
 def wait_reconciled_after(

@@ -4,7 +4,6 @@ stops an object's timers when its deletion begins, so the retry cannot hang on t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import _tenant_helpers as helpers
 import pytest
@@ -14,49 +13,22 @@ from govcloud.dev import testing
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def tenants(
-    kubectl: testing.Kubectl, operator: testing.OperatorProcess
-) -> Iterator[helpers.Tenants]:
-    made = helpers.Tenants(kubectl)
-    yield made
-    made.cleanup()
+tenants = helpers.tenants
 
 
 def keep_namespace_policy(name: str, namespace: str) -> list[dict[str, object]]:
     """An admission policy that refuses deleting `namespace`, to anyone (the operator too)."""
-    return [
+    return helpers.refusing_policy(
+        name,
         {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": [""],
-                            "apiVersions": ["*"],
-                            "operations": ["DELETE"],
-                            "resources": ["namespaces"],
-                        }
-                    ]
-                },
-                "validations": [
-                    {
-                        "expression": f"oldObject.metadata.name != {json.dumps(namespace)}",
-                        "message": "kept for a moment by the test",
-                    }
-                ],
-            },
+            "apiGroups": [""],
+            "apiVersions": ["*"],
+            "operations": ["DELETE"],
+            "resources": ["namespaces"],
         },
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": name},
-            "spec": {"policyName": name, "validationActions": ["Deny"]},
-        },
-    ]
+        f"oldObject.metadata.name != {json.dumps(namespace)}",
+        "kept for a moment by the test",
+    )
 
 
 def deletable(kubectl: testing.Kubectl, namespace: str) -> bool:

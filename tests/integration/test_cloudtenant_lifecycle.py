@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import _tenant_helpers as helpers
@@ -25,13 +24,7 @@ POLICY_OBJECTS = {
 RELEASED_OBJECTS = {"ResourceQuota/govcloud-released", "NetworkPolicy/govcloud-released"}
 
 
-@pytest.fixture
-def tenants(
-    kubectl: testing.Kubectl, operator: testing.OperatorProcess
-) -> Iterator[helpers.Tenants]:
-    made = helpers.Tenants(kubectl)
-    yield made
-    made.cleanup()
+tenants = helpers.tenants
 
 
 def config_map(name: str, namespace: str, **data: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ Event on the object, and retried until the object converges."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import _tenant_helpers as helpers
 import pytest
@@ -14,49 +13,22 @@ from govcloud.dev import testing
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def tenants(
-    kubectl: testing.Kubectl, operator: testing.OperatorProcess
-) -> Iterator[helpers.Tenants]:
-    made = helpers.Tenants(kubectl)
-    yield made
-    made.cleanup()
+tenants = helpers.tenants
 
 
 def refuse_status_policy(name: str, tenant: str) -> list[dict[str, object]]:
     """An admission policy that refuses every status write of the CloudTenant `tenant`."""
-    return [
+    return helpers.refusing_policy(
+        name,
         {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": ["govcloud.io"],
-                            "apiVersions": ["*"],
-                            "operations": ["UPDATE"],
-                            "resources": ["cloudtenants/status"],
-                        }
-                    ]
-                },
-                "validations": [
-                    {
-                        "expression": f"object.metadata.name != {json.dumps(tenant)}",
-                        "message": "status writes refused by the test",
-                    }
-                ],
-            },
+            "apiGroups": ["govcloud.io"],
+            "apiVersions": ["*"],
+            "operations": ["UPDATE"],
+            "resources": ["cloudtenants/status"],
         },
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": name},
-            "spec": {"policyName": name, "validationActions": ["Deny"]},
-        },
-    ]
+        f"object.metadata.name != {json.dumps(tenant)}",
+        "status writes refused by the test",
+    )
 
 
 def test_a_failing_pass_is_counted_said_and_retried(

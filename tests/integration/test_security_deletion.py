@@ -29,13 +29,7 @@ POLICY_KINDS = "resourcequotas,networkpolicies,rolebindings"
 RBAC_PROPAGATION = 15.0
 
 
-@pytest.fixture
-def tenants(
-    kubectl: testing.Kubectl, operator: testing.OperatorProcess
-) -> Iterator[helpers.Tenants]:
-    made = helpers.Tenants(kubectl)
-    yield made
-    made.cleanup()
+tenants = helpers.tenants
 
 
 def config_map(name: str, namespace: str, **data: str) -> dict[str, Any]:

@@ -68,13 +68,7 @@ def platform_admin(release: Release, kubectl: testing.Kubectl) -> Iterator[testi
     kubectl.run("delete", "clusterrolebinding", binding)
 
 
-@pytest.fixture
-def tenants(
-    kubectl: testing.Kubectl, operator: testing.OperatorProcess
-) -> Iterator[helpers.Tenants]:
-    made = helpers.Tenants(kubectl)
-    yield made
-    made.cleanup()
+tenants = helpers.tenants
 
 
 def tenant(name: str, *namespaces: Manifest) -> Manifest:

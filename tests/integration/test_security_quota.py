@@ -71,41 +71,17 @@ def test_a_quota_or_limit_the_api_server_would_refuse_is_refused_at_create(
 def quota_denial(name: str, namespaces: list[str]) -> list[dict[str, Any]]:
     """A policy refusing every write of govcloud-quota in `namespaces` (a stand-in for a
     webhook, a missing RBAC verb or an API server that keeps failing)."""
-    return [
+    return helpers.refusing_policy(
+        name,
         {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": [""],
-                            "apiVersions": ["v1"],
-                            "operations": ["CREATE", "UPDATE"],
-                            "resources": ["resourcequotas"],
-                        }
-                    ]
-                },
-                "validations": [
-                    {
-                        "expression": (
-                            f"!(object.metadata.namespace in {namespaces}"
-                            " && object.metadata.name == 'govcloud-quota')"
-                        ),
-                        "message": "quota writes are refused here by the test",
-                    }
-                ],
-            },
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["resourcequotas"],
         },
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": name},
-            "spec": {"policyName": name, "validationActions": ["Deny"]},
-        },
-    ]
+        f"!(object.metadata.namespace in {namespaces} && object.metadata.name == 'govcloud-quota')",
+        "quota writes are refused here by the test",
+    )
 
 
 @pytest.fixture

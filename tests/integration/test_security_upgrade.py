@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import _tenant_helpers as helpers
@@ -25,13 +24,7 @@ CRD = "cloudtenants.govcloud.io"
 FORBIDDEN_RULE_MARKS = ("startsWith('system:')", "service accounts must come from the tenant")
 
 
-@pytest.fixture
-def tenants(
-    kubectl: testing.Kubectl, operator: testing.OperatorProcess
-) -> Iterator[helpers.Tenants]:
-    made = helpers.Tenants(kubectl)
-    yield made
-    made.cleanup()
+tenants = helpers.tenants
 
 
 def without_member_rules(node: Any) -> Any:
