@@ -63,6 +63,17 @@ def billing_operator(
         shared.start()
 
 
+def reviewing_operator(
+    hub: cluster.ControlPlane, shared: testing.OperatorProcess, kubectl: testing.Kubectl
+) -> Iterator[testing.OperatorProcess]:
+    """`billing_operator`, with the chart's plan-review policy installed for as long as it runs."""
+    install_review(kubectl)
+    try:
+        yield from billing_operator(hub, shared)
+    finally:
+        remove_review(kubectl)
+
+
 def install_review(kubectl: testing.Kubectl) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PLAN_REVIEW))
 

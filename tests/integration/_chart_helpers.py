@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,10 @@ def one(manifests: Sequence[Manifest], kind: str) -> Manifest:
 class Release:
     """The chart installed with helm into its own namespace of the hub (no operator pods)."""
 
-    def __init__(self, hub: cluster.ControlPlane, kubectl: testing.Kubectl) -> None:
+    def __init__(self, hub: cluster.ControlPlane, kubectl: testing.Kubectl, *values: str) -> None:
+        """`values`: more `helm install` arguments (`--set key=value`, ...)."""
         suffix = uuid.uuid4().hex[:6]
+        self.values = values
         self.hub = hub
         self.kubectl = kubectl
         self.name = f"ct-{suffix}"
@@ -77,6 +79,7 @@ class Release:
             "--set", "replicaCount=0",
             "--set", f"peering.name={self.peering}",
             "--set", "dashboard.enabled=true",
+            *self.values,
             "--wait", "--timeout=120s",
             kubeconfig=self.hub.kubeconfig,
         )  # fmt: skip
@@ -100,3 +103,17 @@ class Release:
         result = self.kubectl.run("auth", "can-i", f"--as={self.user}", *args)
         assert result.stdout.strip() in {"yes", "no"}, result.stdout + result.stderr
         return result.stdout.strip() == "yes"
+
+
+def installed_release(
+    hub: cluster.ControlPlane, kubectl: testing.Kubectl, *values: str
+) -> Iterator[Release]:
+    """A module's release: installed, its admission policies in force, uninstalled at the end."""
+    installed = Release(hub, kubectl, *values)
+    result = installed.install()
+    try:
+        assert result.returncode == 0, result.stderr
+        installed.wait_for_guard()
+        yield installed
+    finally:
+        installed.uninstall()

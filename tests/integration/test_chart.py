@@ -18,7 +18,17 @@ import kubernetes_validate
 import promql_parser
 import pytest
 import yaml
-from _chart_helpers import CHART, KUBE_VERSION, Manifest, Release, helm, of_kind, one, render
+from _chart_helpers import (
+    CHART,
+    KUBE_VERSION,
+    Manifest,
+    Release,
+    helm,
+    installed_release,
+    of_kind,
+    one,
+    render,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from govcloud.api import crdgen
@@ -594,14 +604,7 @@ def test_examples_are_valid_against_the_crds(kubectl: testing.Kubectl, crds: Non
 
 @pytest.fixture(scope="module")
 def release(hub: cluster.ControlPlane, kubectl: testing.Kubectl, crds: None) -> Iterator[Release]:
-    installed = Release(hub, kubectl)
-    result = installed.install()
-    try:
-        assert result.returncode == 0, result.stderr
-        installed.wait_for_guard()
-        yield installed
-    finally:
-        installed.uninstall()
+    yield from installed_release(hub, kubectl)
 
 
 def test_chart_installs_with_helm(release: Release) -> None:

@@ -10,15 +10,13 @@ from typing import Any
 import pytest
 from _billing_helpers import (
     APPROVERS,
-    billing_operator,
     condition,
     decide,
     generation_of,
-    install_review,
     lines,
     patch_plan,
     plan,
-    remove_review,
+    reviewing_operator,
     unique,
     with_rate_card,
 )
@@ -35,11 +33,7 @@ THIS_YEAR = YEAR - 1
 def operator_b(
     hub: cluster.ControlPlane, operator: testing.OperatorProcess, kubectl: testing.Kubectl
 ) -> Iterator[testing.OperatorProcess]:
-    install_review(kubectl)
-    try:
-        yield from billing_operator(hub, operator)
-    finally:
-        remove_review(kubectl)
+    yield from reviewing_operator(hub, operator, kubectl)
 
 
 @pytest.fixture(scope="module")

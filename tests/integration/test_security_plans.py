@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from _billing_helpers import (
     APPROVERS,
-    billing_operator,
     condition,
     decide,
     generation_of,
@@ -22,7 +21,7 @@ from _billing_helpers import (
     lines,
     patch_plan,
     plan,
-    remove_review,
+    reviewing_operator,
     with_rate_card,
 )
 
@@ -38,11 +37,7 @@ POLICY_BINDING = "govcloud-resourceplan-review"
 def operator_b(
     hub: cluster.ControlPlane, operator: testing.OperatorProcess, kubectl: testing.Kubectl
 ) -> Iterator[testing.OperatorProcess]:
-    install_review(kubectl)
-    try:
-        yield from billing_operator(hub, operator)
-    finally:
-        remove_review(kubectl)
+    yield from reviewing_operator(hub, operator, kubectl)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +79,14 @@ def within_plan(tenants: Any, name: str, reason: str) -> dict[str, Any]:
     )
 
 
+def self_approval_admitted(admin: testing.Kubectl, name: str, decision: str) -> bool:
+    """Whether the API server would take `decision` on plan `name` from the department admin."""
+    result = admin.run(
+        "patch", "resourceplan", name, "--type=merge", "-p", decision, "--dry-run=server"
+    )
+    return result.returncode == 0
+
+
 @contextlib.contextmanager
 def review_policy_removed(
     kubectl: testing.Kubectl, admin: testing.Kubectl, name: str
@@ -95,36 +98,14 @@ def review_policy_removed(
     kubectl("delete", "validatingadmissionpolicybinding", POLICY_BINDING)
     try:
         testing.eventually(
-            lambda: (
-                admin.run(
-                    "patch",
-                    "resourceplan",
-                    name,
-                    "--type=merge",
-                    "-p",
-                    self_decision,
-                    "--dry-run=server",
-                ).returncode
-                == 0
-            ),
+            lambda: self_approval_admitted(admin, name, self_decision),
             what="the API server to stop enforcing the review policy",
         )
         yield
     finally:
         install_review(kubectl)
         testing.eventually(
-            lambda: (
-                admin.run(
-                    "patch",
-                    "resourceplan",
-                    name,
-                    "--type=merge",
-                    "-p",
-                    self_decision,
-                    "--dry-run=server",
-                ).returncode
-                != 0
-            ),
+            lambda: not self_approval_admitted(admin, name, self_decision),
             what="the review policy enforced again",
         )
 
