@@ -25,7 +25,7 @@ from govcloud.desired import quantity
 from govcloud.dev import cluster
 
 OPERATOR_AGENTS = ("govcloud-operator", "kopf")
-READ_VERBS = ("get", "list", "watch")
+READ_VERBS = ("get", "list")  # watches are the caches: long-lived, not per pass
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 

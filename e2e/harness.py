@@ -71,6 +71,7 @@ class Cloud:
     service_account: str
     deployment: str
     local: bool
+    lease: str = "govcloud-operator"
     plane: cluster.ControlPlane | None = None
     operator: testing.OperatorProcess | None = None
 
@@ -88,6 +89,12 @@ class Cloud:
             "logs", "-n", self.namespace, "-l", f"app.kubernetes.io/instance={self.release}",
             "--all-containers", "--prefix", "--tail=-1",
         )  # fmt: skip
+
+    def lease_object(self) -> Manifest:
+        """The leader-election Lease the replicas share (in the release namespace)."""
+        found = self.kubectl.get("lease", self.lease, self.namespace)
+        assert found is not None, f"no Lease {self.namespace}/{self.lease}"
+        return found
 
     # -- tenants ----------------------------------------------------------------------------
 
@@ -175,6 +182,7 @@ def external() -> Cloud:
         service_account=deployment["spec"]["template"]["spec"]["serviceAccountName"],
         deployment=deployment["metadata"]["name"],
         local=False,
+        lease=lease_name(deployment["spec"]["template"]["spec"]["containers"][0]),
     )
 
 
@@ -231,6 +239,7 @@ def _install_locally(plane: cluster.ControlPlane) -> Cloud:
         service_account=service_account,
         deployment=deployment["metadata"]["name"],
         local=True,
+        lease=lease_name(pod["containers"][0]),
         plane=plane,
         operator=operator,
     )
@@ -251,10 +260,19 @@ def chart_environment(container: Manifest) -> dict[str, str]:
             continue
         if "value" in item:
             env[item["name"]] = str(item["value"])
-        elif item["name"] == "POD_ID":  # the pod name, from the downward API in a cluster
-            env["POD_ID"] = f"e2e-local-{uuid.uuid4().hex[:5]}"
-    assert env.get("GOVCLOUD_STANDALONE") == "false", "the chart runs the operator with peering"
+        elif item["name"] == "GOVCLOUD_IDENTITY":  # the pod name (downward API) in a cluster
+            env["GOVCLOUD_IDENTITY"] = f"e2e-local-{uuid.uuid4().hex[:5]}"
+    assert env.get("GOVCLOUD_STANDALONE") == "false", "the chart runs leader election"
+    assert env.get("GOVCLOUD_IDENTITY"), "the chart names each replica in the Lease"
     return env
+
+
+def lease_name(container: Manifest) -> str:
+    """The Lease the chart's Deployment names (GOVCLOUD_LEASE_NAME)."""
+    env = {item["name"]: item.get("value") for item in container.get("env") or []}
+    name = env.get("GOVCLOUD_LEASE_NAME")
+    assert name, "the chart's Deployment sets GOVCLOUD_LEASE_NAME"
+    return str(name)
 
 
 def _write_token_kubeconfig(admin: Path, target: Path, token: str) -> None:

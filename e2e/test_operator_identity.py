@@ -1,15 +1,15 @@
 """Checks over the whole run, after every scenario: the operator did all of it with the chart's
 ServiceAccount and never hit a permission it lacks (the chart's RBAC is sufficient), and
-exactly one replica was active."""
+exactly one replica, a running one, holds the leader-election Lease and keeps renewing it."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 import harness
+from govcloud.dev import testing
 
 pytestmark = pytest.mark.e2e_last
 
@@ -24,7 +24,7 @@ WRITTEN = {
     "clusterrolebindings",
     "cloudtenants",
     "events",
-    "clusterkopfpeerings",
+    "leases",
 }
 # How a refusal shows in kopf's and the kubernetes client's logs ("403" alone would also match
 # the milliseconds of a timestamp).
@@ -64,28 +64,38 @@ def test_the_operator_wrote_as_the_charts_service_account(cloud: harness.Cloud) 
     assert not refused, harness.dump(refused[:5])
 
 
-def test_exactly_one_replica_holds_the_work(cloud: harness.Cloud) -> None:
-    peering = cloud.kubectl.json("get", "clusterkopfpeerings")["items"]
-    now = datetime.now(UTC)
-    peers = {
-        identity
-        for item in peering
-        for identity, info in (item.get("status") or {}).items()
-        if isinstance(info, dict)
-        and datetime.fromisoformat(info["lastseen"]) + timedelta(seconds=info["lifetime"]) > now
-    }
+def test_exactly_one_running_replica_holds_the_lease_and_renews_it(cloud: harness.Cloud) -> None:
+    lease = cloud.lease_object()
+    holder = lease["spec"].get("holderIdentity")
+    assert holder, harness.dump(lease)
     if cloud.local:
-        assert len(peers) == 1, harness.dump(peering)
-        return
-    deployment = cloud.kubectl.json("get", "deployment", cloud.deployment, "-n", cloud.namespace)
-    ready = deployment["status"].get("readyReplicas", 0)
-    assert ready == deployment["spec"]["replicas"]
-    assert len(peers) == ready, harness.dump(peering)
-    # Every replica draws its own priority, so exactly one is the highest (the active one).
-    priorities = [
-        info["priority"]
-        for item in peering
-        for info in (item.get("status") or {}).values()
-        if isinstance(info, dict)
-    ]
-    assert len(set(priorities)) == len(priorities), harness.dump(peering)
+        assert cloud.operator is not None
+        assert holder == cloud.operator.env["GOVCLOUD_IDENTITY"], harness.dump(lease)
+    else:
+        deployment = cloud.kubectl.json(
+            "get", "deployment", cloud.deployment, "-n", cloud.namespace
+        )
+        assert deployment["status"].get("readyReplicas", 0) == deployment["spec"]["replicas"]
+        pods = cloud.kubectl.json(
+            "get", "pods", "-n", cloud.namespace,
+            "-l", f"app.kubernetes.io/instance={cloud.release}",
+        )["items"]  # fmt: skip
+        running = {
+            pod["metadata"]["name"] for pod in pods if pod["status"].get("phase") == "Running"
+        }
+        assert holder in running, f"{holder} is not a running pod: {sorted(running)}"
+    # The holder is alive: it renews within a lease duration (a record that changes), and it
+    # stays the holder (no other replica takes over from a live leader).
+    seen = lease["metadata"]["resourceVersion"]
+
+    def renewal() -> harness.Manifest | None:
+        found = cloud.lease_object()
+        return found if found["metadata"]["resourceVersion"] != seen else None
+
+    renewed = testing.eventually(
+        renewal,
+        timeout=float(lease["spec"].get("leaseDurationSeconds") or 15),
+        interval=0.5,
+        what=f"{holder} to renew the Lease",
+    )
+    assert renewed["spec"]["holderIdentity"] == holder, harness.dump(renewed)

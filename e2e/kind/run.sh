@@ -32,7 +32,7 @@ cleanup() {
   if [[ $status -ne 0 ]]; then
     log "e2e failed (exit $status): collecting diagnostics into $WORK/diagnostics"
     mkdir -p "$WORK/diagnostics"
-    "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" get all,cloudtenants,clusterkopfpeerings -A \
+    "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" get all,cloudtenants,leases -A \
       >"$WORK/diagnostics/objects.txt" 2>&1 || true
     "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" -n "$NAMESPACE" describe pods \
       >"$WORK/diagnostics/pods.txt" 2>&1 || true

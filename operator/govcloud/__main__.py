@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import kopf
@@ -29,7 +30,10 @@ def _parser() -> argparse.ArgumentParser:
         "--standalone",
         action="store_true",
         default=None,
-        help="run without peering (no HA); default from GOVCLOUD_STANDALONE",
+        help=(
+            "run without leader election: act at once, as the only replica (no HA);"
+            " default from GOVCLOUD_STANDALONE"
+        ),
     )
     return parser
 
@@ -44,16 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: invalid GOVCLOUD_* setting: {error}", file=sys.stderr)
         return 2
+    if args.standalone is not None:
+        # The start-up handler reads the settings again from the environment: the flag wins.
+        os.environ["GOVCLOUD_STANDALONE"] = "true" if args.standalone else "false"
     logs.setup(verbose=args.verbose)
     handlers.register()
-    standalone = config.standalone if args.standalone is None else args.standalone
     liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None
-    kopf.run(
-        clusterwide=True,
-        standalone=standalone,
-        peering_name=None if standalone else config.peering_name,
-        liveness_endpoint=liveness,
-    )
+    # kopf never peers: which replica acts is decided by the Lease (govcloud.k8s.lease).
+    kopf.run(clusterwide=True, standalone=True, liveness_endpoint=liveness)
     return 0
 
 

@@ -1,21 +1,27 @@
-"""The metrics recorder: every series the operator exports, on an injected CollectorRegistry.
-
-Nothing is registered at import time. Per-object series live in snapshots that a custom
-collector renders at scrape time, so `forget_*` drops every series of a deleted object at
-once and a scrape never sees a half-updated tenant.
-"""
+"""The metrics recorder: every series the operator exports, on an injected CollectorRegistry."""
 
 from __future__ import annotations
 
+import bisect
+import contextvars
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, utils
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from govcloud import metrics_http
+
 CONDITION_STATUSES = ("true", "false", "unknown")
+
+# Set while `Recorder.exposition` reads the registry: the snapshot collectors then yield
+# nothing, since their families follow as pre-rendered text.
+_PRE_RENDERED = contextvars.ContextVar("govcloud_metrics_pre_rendered", default=False)
+
+# prometheus_client leaves it unannotated; strict mypy wants a typed callable.
+_go_float: Callable[[float], str] = utils.floatToGoString
 
 
 @dataclass(frozen=True)
@@ -58,33 +64,288 @@ class MigrationSnapshot:
     completed_on_time: bool = False
 
 
+# -- gauge families and their text --------------------------------------------------------
+
+
+def _escape_label_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+class Family:
+    """One gauge family: its name, HELP and labels, and its lines in the Prometheus text
+    format exactly as `prometheus_client.generate_latest` writes them."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str] = ()) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = tuple(labels)
+        escaped = documentation.replace("\\", r"\\").replace("\n", r"\n")
+        self.header = f"# HELP {name} {escaped}\n# TYPE {name} gauge\n"
+        # generate_latest writes labels sorted by name, not in declaration order.
+        self._order = sorted(range(len(self.labels)), key=self.labels.__getitem__)
+
+    def line(self, values: Sequence[str], value: float) -> str:
+        """One sample line; `values` in the order of `labels`."""
+        if not self.labels:
+            return f"{self.name} {_go_float(value)}\n"
+        pairs = ",".join(
+            f'{self.labels[index]}="{_escape_label_value(values[index])}"' for index in self._order
+        )
+        return f"{self.name}{{{pairs}}} {_go_float(value)}\n"
+
+    def gauge(self) -> GaugeMetricFamily:
+        """An empty family for a collector, with the same name, HELP and labels."""
+        return GaugeMetricFamily(self.name, self.documentation, labels=list(self.labels))
+
+
+TENANT_QUOTA = Family(
+    "govcloud_tenant_resourcequota",
+    "Tenant-wide quota per resource in base units; type is hard or used.",
+    ["tenant", "tier", "resource", "type"],
+)
+TENANT_NAMESPACES = Family(
+    "govcloud_tenant_namespaces", "Namespaces of a tenant.", ["tenant", "tier"]
+)
+TENANT_PHASE = Family(
+    "govcloud_tenant_phase", "1 for the phase a tenant is in.", ["tenant", "phase"]
+)
+TENANT_CONDITION = Family(
+    "govcloud_tenant_status_condition",
+    "1 for the status of each tenant condition (true, false, unknown).",
+    ["tenant", "condition", "status"],
+)
+TENANT_RECONCILED = Family(
+    "govcloud_tenant_last_reconcile_timestamp_seconds",
+    "When the tenant's last reconcile pass finished (Unix time).",
+    ["tenant"],
+)
+SUBCENTER_UP = Family(
+    "govcloud_subcenter_up",
+    "1 when the sub-center's API server answers (after failure hysteresis).",
+    ["subcenter", "mode", "tier"],
+)
+SUBCENTER_READY = Family(
+    "govcloud_subcenter_ready", "1 when the sub-center is Ready.", ["subcenter"]
+)
+SUBCENTER_LATENCY = Family(
+    "govcloud_subcenter_probe_latency_seconds", "Latency of the last answered probe.", ["subcenter"]
+)
+SUBCENTER_CAPACITY = Family(
+    "govcloud_subcenter_capacity",
+    "Sub-center capacity in base units; type is allocatable or allocated (to tenants).",
+    ["subcenter", "resource", "type"],
+)
+SUBCENTER_TENANTS = Family(
+    "govcloud_subcenter_tenants", "Tenants placed on the sub-center.", ["subcenter"]
+)
+SUBCENTER_EXPIRY = Family(
+    "govcloud_subcenter_credential_expiry_timestamp_seconds",
+    "When the sub-center credential expires (Unix time), where known.",
+    ["subcenter"],
+)
+MIGRATION_PLANS = Family(
+    "govcloud_migration_plans",
+    "MigrationPlans per tenant, tier and phase.",
+    ["tenant", "tier", "phase"],
+)
+MIGRATION_OVERDUE = Family(
+    "govcloud_migration_plans_overdue",
+    "MigrationPlans past their deadline and not Completed.",
+    ["tenant", "tier"],
+)
+MIGRATION_AT_RISK = Family(
+    "govcloud_migration_plans_at_risk",
+    "MigrationPlans whose DeadlineAtRisk condition is True.",
+    ["tenant", "tier"],
+)
+MIGRATION_ON_TIME = Family(
+    "govcloud_migration_plans_completed_on_time",
+    "MigrationPlans Completed by their deadline.",
+    ["tenant", "tier"],
+)
+USAGE_CHARGE = Family(
+    "govcloud_usage_charge_cny",
+    "Charge of the tenant's current-period UsageReport so far, CNY.",
+    ["tenant", "tier"],
+)
+USAGE_HOURS = Family(
+    "govcloud_usage_resource_hours",
+    "Unit-hours of the current period (cores, GiB or units); type is requested"
+    " (billed: quota used x hours) or allocated (quota hard x hours).",
+    ["tenant", "tier", "resource", "type"],
+)
+USAGE_TIER_CHARGE = Family(
+    "govcloud_usage_tier_charge_cny",
+    "Sum of the current-period charges of the tier's tenants, CNY.",
+    ["tier"],
+)
+PLAN_CEILING = Family(
+    "govcloud_plan_ceiling",
+    "Quota ceiling of the tenant's ResourcePlan of the current year, base units.",
+    ["tenant", "tier", "resource"],
+)
+PLAN_COST = Family(
+    "govcloud_plan_estimated_annual_cost_cny",
+    "Estimated annual cost of the tenant's ResourcePlan of the current year, CNY.",
+    ["tenant", "tier"],
+)
+PLAN_STATE = Family(
+    "govcloud_plan_review_state",
+    "1 for the review state of the tenant's ResourcePlan of the current year.",
+    ["tenant", "state"],
+)
+PLAN_PENDING = Family(
+    "govcloud_plan_pending_since_timestamp_seconds",
+    "Since when the tenant's ResourcePlan of the current year waits for a decision"
+    " (Unix time); only while it is Pending.",
+    ["tenant", "tier"],
+)
+METERING_TICK = Family(
+    "govcloud_metering_last_tick_timestamp_seconds",
+    "When the last metering tick finished (Unix time).",
+)
+
+TENANT_FAMILIES = (
+    TENANT_QUOTA,
+    TENANT_NAMESPACES,
+    TENANT_PHASE,
+    TENANT_CONDITION,
+    TENANT_RECONCILED,
+)
+SUBCENTER_FAMILIES = (
+    SUBCENTER_UP,
+    SUBCENTER_READY,
+    SUBCENTER_LATENCY,
+    SUBCENTER_CAPACITY,
+    SUBCENTER_TENANTS,
+    SUBCENTER_EXPIRY,
+)
+MIGRATION_TOTALS = (MIGRATION_OVERDUE, MIGRATION_AT_RISK, MIGRATION_ON_TIME)
+MIGRATION_FAMILIES = (MIGRATION_PLANS, *MIGRATION_TOTALS)
+USAGE_FAMILIES = (USAGE_CHARGE, USAGE_HOURS)
+PLAN_FAMILIES = (PLAN_CEILING, PLAN_COST, PLAN_STATE, PLAN_PENDING)
+BILLING_FAMILIES = (*USAGE_FAMILIES, USAGE_TIER_CHARGE, *PLAN_FAMILIES, METERING_TICK)
+GAUGE_FAMILIES = (*TENANT_FAMILIES, *SUBCENTER_FAMILIES, *MIGRATION_FAMILIES, *BILLING_FAMILIES)
+
+_Key = tuple[str, ...]
+
+
+class _Rendered:
+    """The lines of one family, kept per object in the order the collectors write them (keys
+    sorted); the family's text is joined again only after a change. The caller holds the lock."""
+
+    def __init__(self, family: Family) -> None:
+        self.family = family
+        self._lines: dict[_Key, str] = {}
+        self._keys: list[_Key] = []
+        self._text: str | None = None
+
+    def put(self, key: _Key, lines: str) -> None:
+        if not lines:
+            self.drop(key)
+            return
+        if key not in self._lines:
+            bisect.insort(self._keys, key)
+        self._lines[key] = lines
+        self._text = None
+
+    def drop(self, key: _Key) -> None:
+        if self._lines.pop(key, None) is not None:
+            del self._keys[bisect.bisect_left(self._keys, key)]
+            self._text = None
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.family.header + "".join(map(self._lines.__getitem__, self._keys))
+        return self._text
+
+
+def _put_all(stores: Sequence[_Rendered], key: _Key, chunks: Sequence[str]) -> None:
+    for store, lines in zip(stores, chunks, strict=True):
+        store.put(key, lines)
+
+
+def _drop_all(stores: Sequence[_Rendered], key: _Key) -> None:
+    for store in stores:
+        store.drop(key)
+
+
+def _tenant_lines(name: str, snapshot: TenantSnapshot) -> tuple[str, ...]:
+    tier = snapshot.tier
+    quota = [
+        TENANT_QUOTA.line((name, tier, resource, kind), value)
+        for kind, values in (("hard", snapshot.hard), ("used", snapshot.used))
+        for resource, value in sorted(values.items())
+    ]
+    conditions = [
+        TENANT_CONDITION.line((name, condition, candidate), 1 if status.lower() == candidate else 0)
+        for condition, status in sorted(snapshot.conditions.items())
+        for candidate in CONDITION_STATUSES
+    ]
+    return (
+        "".join(quota),
+        TENANT_NAMESPACES.line((name, tier), snapshot.namespaces),
+        TENANT_PHASE.line((name, snapshot.phase), 1),
+        "".join(conditions),
+        TENANT_RECONCILED.line((name,), snapshot.reconciled_at),
+    )
+
+
+def _subcenter_lines(name: str, site: SubCenterSnapshot) -> tuple[str, ...]:
+    capacity = [
+        SUBCENTER_CAPACITY.line((name, resource, kind), value)
+        for kind, values in (("allocatable", site.allocatable), ("allocated", site.allocated))
+        for resource, value in sorted(values.items())
+    ]
+    latency, expiry = site.latency_seconds, site.credential_expiry
+    return (
+        SUBCENTER_UP.line((name, site.mode, site.tier), 1 if site.up else 0),
+        SUBCENTER_READY.line((name,), 1 if site.ready else 0),
+        "" if latency is None else SUBCENTER_LATENCY.line((name,), latency),
+        "".join(capacity),
+        SUBCENTER_TENANTS.line((name,), site.tenants),
+        "" if expiry is None else SUBCENTER_EXPIRY.line((name,), expiry),
+    )
+
+
+# -- registry collectors: the same families, built from the snapshots when collected -------
+
+
+CacheSize = tuple[str, str, int, int]  # cluster, kind, objects held, approximate bytes
+
+
+class _CacheCollector(Collector):
+    """The watch-fed caches' sizes, read at scrape time (a few series per cluster)."""
+
+    def __init__(self, source: Callable[[], Sequence[CacheSize]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        objects = GaugeMetricFamily(
+            "govcloud_cache_objects",
+            "Objects held in the operator's watch-fed caches, per cluster and kind.",
+            labels=["cluster", "kind"],
+        )
+        size = GaugeMetricFamily(
+            "govcloud_cache_bytes",
+            "Approximate serialized size of what the caches hold (managedFields stripped).",
+            labels=["cluster", "kind"],
+        )
+        for cluster, kind, count, approximate in self._source():
+            objects.add_metric([cluster, kind], count)
+            size.add_metric([cluster, kind], approximate)
+        yield from (objects, size)
+
+
 class _SnapshotCollector(Collector):
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        if _PRE_RENDERED.get():
+            return
         tenants = self._recorder.tenants()
-        quota = GaugeMetricFamily(
-            "govcloud_tenant_resourcequota",
-            "Tenant-wide quota per resource in base units; type is hard or used.",
-            labels=["tenant", "tier", "resource", "type"],
-        )
-        namespaces = GaugeMetricFamily(
-            "govcloud_tenant_namespaces", "Namespaces of a tenant.", labels=["tenant", "tier"]
-        )
-        phase = GaugeMetricFamily(
-            "govcloud_tenant_phase", "1 for the phase a tenant is in.", labels=["tenant", "phase"]
-        )
-        reconciled = GaugeMetricFamily(
-            "govcloud_tenant_last_reconcile_timestamp_seconds",
-            "When the tenant's last reconcile pass finished (Unix time).",
-            labels=["tenant"],
-        )
-        condition = GaugeMetricFamily(
-            "govcloud_tenant_status_condition",
-            "1 for the status of each tenant condition (true, false, unknown).",
-            labels=["tenant", "condition", "status"],
-        )
+        quota, namespaces, phase, condition, reconciled = (f.gauge() for f in TENANT_FAMILIES)
         for name, snapshot in sorted(tenants.items()):
             for resource, value in sorted(snapshot.hard.items()):
                 quota.add_metric([name, snapshot.tier, resource, "hard"], value)
@@ -104,26 +365,7 @@ class _SnapshotCollector(Collector):
 
 
 def _migration_families(plans: Mapping[str, MigrationSnapshot]) -> Iterator[GaugeMetricFamily]:
-    by_phase = GaugeMetricFamily(
-        "govcloud_migration_plans",
-        "MigrationPlans per tenant, tier and phase.",
-        labels=["tenant", "tier", "phase"],
-    )
-    overdue = GaugeMetricFamily(
-        "govcloud_migration_plans_overdue",
-        "MigrationPlans past their deadline and not Completed.",
-        labels=["tenant", "tier"],
-    )
-    at_risk = GaugeMetricFamily(
-        "govcloud_migration_plans_at_risk",
-        "MigrationPlans whose DeadlineAtRisk condition is True.",
-        labels=["tenant", "tier"],
-    )
-    on_time = GaugeMetricFamily(
-        "govcloud_migration_plans_completed_on_time",
-        "MigrationPlans Completed by their deadline.",
-        labels=["tenant", "tier"],
-    )
+    by_phase, overdue, at_risk, on_time = (f.gauge() for f in MIGRATION_FAMILIES)
     phases: dict[tuple[str, str, str], int] = {}
     totals: dict[tuple[str, str], list[int]] = {}
     for plan in plans.values():
@@ -143,32 +385,7 @@ def _migration_families(plans: Mapping[str, MigrationSnapshot]) -> Iterator[Gaug
 
 
 def _subcenter_families(sites: Mapping[str, SubCenterSnapshot]) -> Iterator[GaugeMetricFamily]:
-    up = GaugeMetricFamily(
-        "govcloud_subcenter_up",
-        "1 when the sub-center's API server answers (after failure hysteresis).",
-        labels=["subcenter", "mode", "tier"],
-    )
-    ready = GaugeMetricFamily(
-        "govcloud_subcenter_ready", "1 when the sub-center is Ready.", labels=["subcenter"]
-    )
-    latency = GaugeMetricFamily(
-        "govcloud_subcenter_probe_latency_seconds",
-        "Latency of the last answered probe.",
-        labels=["subcenter"],
-    )
-    capacity = GaugeMetricFamily(
-        "govcloud_subcenter_capacity",
-        "Sub-center capacity in base units; type is allocatable or allocated (to tenants).",
-        labels=["subcenter", "resource", "type"],
-    )
-    tenants = GaugeMetricFamily(
-        "govcloud_subcenter_tenants", "Tenants placed on the sub-center.", labels=["subcenter"]
-    )
-    expiry = GaugeMetricFamily(
-        "govcloud_subcenter_credential_expiry_timestamp_seconds",
-        "When the sub-center credential expires (Unix time), where known.",
-        labels=["subcenter"],
-    )
+    up, ready, latency, capacity, tenants, expiry = (f.gauge() for f in SUBCENTER_FAMILIES)
     for name, site in sorted(sites.items()):
         up.add_metric([name, site.mode, site.tier], 1 if site.up else 0)
         ready.add_metric([name], 1 if site.ready else 0)
@@ -184,8 +401,26 @@ def _subcenter_families(sites: Mapping[str, SubCenterSnapshot]) -> Iterator[Gaug
     yield from (up, ready, latency, capacity, tenants, expiry)
 
 
+# -- the recorder -------------------------------------------------------------------------
+
+
+@dataclass
+class _PlanCounts:
+    plans: int = 0
+    overdue: int = 0
+    at_risk: int = 0
+    on_time: int = 0
+
+
 class Recorder:
-    """Records what the reconcilers observe; registered on the registry it is given."""
+    """Records what the reconcilers observe; registered on the registry it is given.
+
+    Nothing is registered at import time. An object's gauge lines are rendered in the thread
+    that records its snapshot, so a scrape (`exposition`, `serve`) only joins text already
+    written; under one lock `record_*`/`forget_*` replace or drop every series of an object at
+    once, and a scrape never sees half of one. Collectors on the registry build the same
+    families from the snapshots, for `generate_latest(registry)` and anything else reading it.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -193,6 +428,12 @@ class Recorder:
         self._tenants: dict[str, TenantSnapshot] = {}
         self._subcenters: dict[str, SubCenterSnapshot] = {}
         self._migrations: dict[str, MigrationSnapshot] = {}
+        self._tenant_text = [_Rendered(family) for family in TENANT_FAMILIES]
+        self._subcenter_text = [_Rendered(family) for family in SUBCENTER_FAMILIES]
+        self._phase_text = _Rendered(MIGRATION_PLANS)
+        self._totals_text = [_Rendered(family) for family in MIGRATION_TOTALS]
+        self._phase_counts: dict[tuple[str, str, str], int] = {}
+        self._plan_counts: dict[tuple[str, str], _PlanCounts] = {}
         self.reconciles = Counter(
             "govcloud_reconcile_total",
             "Reconcile passes by kind and result (success, error, invalid).",
@@ -211,16 +452,25 @@ class Recorder:
             ["cluster", "verb", "kind"],
             registry=registry,
         )
+        self.api_reads = Counter(
+            "govcloud_api_reads_total",
+            "Reads (get, list) the operator's passes sent to an API server, past its caches.",
+            ["cluster", "verb", "kind"],
+            registry=registry,
+        )
         registry.register(_SnapshotCollector(self))
         self.billing = BillingRecorder(registry)
 
     def record_tenant(self, name: str, snapshot: TenantSnapshot) -> None:
+        lines = _tenant_lines(name, snapshot)
         with self._lock:
             self._tenants[name] = snapshot
+            _put_all(self._tenant_text, (name,), lines)
 
     def forget_tenant(self, name: str) -> None:
         with self._lock:
             self._tenants.pop(name, None)
+            _drop_all(self._tenant_text, (name,))
         self.billing.forget_tenant(name)
 
     def tenants(self) -> dict[str, TenantSnapshot]:
@@ -228,12 +478,15 @@ class Recorder:
             return dict(self._tenants)
 
     def record_subcenter(self, name: str, snapshot: SubCenterSnapshot) -> None:
+        lines = _subcenter_lines(name, snapshot)
         with self._lock:
             self._subcenters[name] = snapshot
+            _put_all(self._subcenter_text, (name,), lines)
 
     def forget_subcenter(self, name: str) -> None:
         with self._lock:
             self._subcenters.pop(name, None)
+            _drop_all(self._subcenter_text, (name,))
 
     def subcenters(self) -> dict[str, SubCenterSnapshot]:
         with self._lock:
@@ -241,11 +494,17 @@ class Recorder:
 
     def record_migration(self, key: str, snapshot: MigrationSnapshot) -> None:
         with self._lock:
+            previous = self._migrations.get(key)
             self._migrations[key] = snapshot
+            if previous is not None:
+                self._count_plan(previous, -1)
+            self._count_plan(snapshot, 1)
 
     def forget_migration(self, key: str) -> None:
         with self._lock:
-            self._migrations.pop(key, None)
+            previous = self._migrations.pop(key, None)
+            if previous is not None:
+                self._count_plan(previous, -1)
 
     def migrations(self) -> dict[str, MigrationSnapshot]:
         with self._lock:
@@ -253,6 +512,62 @@ class Recorder:
 
     def count_write(self, cluster: str, verb: str, kind: str) -> None:
         self.api_writes.labels(cluster=cluster, verb=verb, kind=kind).inc()
+
+    def watch_caches(self, source: Callable[[], Sequence[CacheSize]]) -> None:
+        """Export the caches' sizes: `source` is asked at each scrape."""
+        self.registry.register(_CacheCollector(source))
+
+    def count_read(self, cluster: str, verb: str, kind: str) -> None:
+        self.api_reads.labels(cluster=cluster, verb=verb, kind=kind).inc()
+
+    def exposition(self) -> bytes:
+        """What /metrics answers: the registry's other metrics (counters, histograms) as
+        `generate_latest` writes them, then the gauge families from their pre-rendered lines."""
+        token = _PRE_RENDERED.set(True)
+        try:
+            classic = generate_latest(self.registry)
+        finally:
+            _PRE_RENDERED.reset(token)
+        with self._lock:
+            texts = [store.text() for store in self._stores()]
+        texts += self.billing.texts()
+        return classic + "".join(texts).encode()
+
+    def _stores(self) -> list[_Rendered]:
+        return [*self._tenant_text, *self._subcenter_text, self._phase_text, *self._totals_text]
+
+    def _count_plan(self, plan: MigrationSnapshot, delta: int) -> None:
+        """Adds (+1) or removes (-1) one plan from the per tenant and tier aggregates, and
+        renders the lines it changes; the caller holds the lock."""
+        phase_key = (plan.tenant, plan.tier, plan.phase)
+        phase_count = self._phase_counts.get(phase_key, 0) + delta
+        if phase_count:
+            self._phase_counts[phase_key] = phase_count
+            self._phase_text.put(phase_key, MIGRATION_PLANS.line(phase_key, phase_count))
+        else:
+            self._phase_counts.pop(phase_key, None)
+            self._phase_text.drop(phase_key)
+        key = (plan.tenant, plan.tier)
+        counts = self._plan_counts.setdefault(key, _PlanCounts())
+        counts.plans += delta
+        counts.overdue += delta * plan.overdue
+        counts.at_risk += delta * plan.at_risk
+        counts.on_time += delta * plan.completed_on_time
+        if not counts.plans:
+            del self._plan_counts[key]
+            _drop_all(self._totals_text, key)
+            return
+        values = (counts.overdue, counts.at_risk, counts.on_time)
+        lines = [
+            family.line(key, value) for family, value in zip(MIGRATION_TOTALS, values, strict=True)
+        ]
+        _put_all(self._totals_text, key, lines)
+
+
+def serve(recorder: Recorder, port: int, host: str) -> metrics_http.MetricsServer:
+    """Serves `recorder.exposition()` on http://host:port/metrics from its own thread, until
+    `shutdown()`; port 0 picks a free one (see `.port`)."""
+    return metrics_http.serve(recorder.exposition, port, host)
 
 
 # -- billing: plans, metering, usage reports ---------------------------------------------
@@ -284,52 +599,50 @@ class PlanSnapshot:
 PLAN_STATES = ("Pending", "Approved", "Rejected", "ChangesRequested")
 
 
+def _usage_lines(tenant: str, snapshot: UsageSnapshot) -> tuple[str, ...]:
+    tier = snapshot.tier
+    hours = [
+        USAGE_HOURS.line((tenant, tier, resource, kind), value)
+        for kind, values in (
+            ("requested", snapshot.requested_hours),
+            ("allocated", snapshot.allocated_hours),
+        )
+        for resource, value in sorted(values.items())
+    ]
+    return USAGE_CHARGE.line((tenant, tier), snapshot.charge), "".join(hours)
+
+
+def _plan_lines(tenant: str, plan: PlanSnapshot) -> tuple[str, ...]:
+    tier, cost, since = plan.tier, plan.estimated_annual_cost, plan.pending_since
+    ceiling = [
+        PLAN_CEILING.line((tenant, tier, resource), value)
+        for resource, value in sorted(plan.ceiling.items())
+    ]
+    states = [
+        PLAN_STATE.line((tenant, candidate), 1 if plan.state == candidate else 0)
+        for candidate in PLAN_STATES
+    ]
+    pending = (
+        "" if plan.state != "Pending" or since is None else PLAN_PENDING.line((tenant, tier), since)
+    )
+    return (
+        "".join(ceiling),
+        "" if cost is None else PLAN_COST.line((tenant, tier), cost),
+        "".join(states),
+        pending,
+    )
+
+
 class _BillingCollector(Collector):
     def __init__(self, recorder: BillingRecorder) -> None:
         self._recorder = recorder
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        if _PRE_RENDERED.get():
+            return
         usage, plans, last_tick = self._recorder.state()
-        charge = GaugeMetricFamily(
-            "govcloud_usage_charge_cny",
-            "Charge of the tenant's current-period UsageReport so far, CNY.",
-            labels=["tenant", "tier"],
-        )
-        hours = GaugeMetricFamily(
-            "govcloud_usage_resource_hours",
-            "Unit-hours of the current period (cores, GiB or units); type is requested"
-            " (billed: quota used x hours) or allocated (quota hard x hours).",
-            labels=["tenant", "tier", "resource", "type"],
-        )
-        tier_charge = GaugeMetricFamily(
-            "govcloud_usage_tier_charge_cny",
-            "Sum of the current-period charges of the tier's tenants, CNY.",
-            labels=["tier"],
-        )
-        ceiling = GaugeMetricFamily(
-            "govcloud_plan_ceiling",
-            "Quota ceiling of the tenant's ResourcePlan of the current year, base units.",
-            labels=["tenant", "tier", "resource"],
-        )
-        cost = GaugeMetricFamily(
-            "govcloud_plan_estimated_annual_cost_cny",
-            "Estimated annual cost of the tenant's ResourcePlan of the current year, CNY.",
-            labels=["tenant", "tier"],
-        )
-        state = GaugeMetricFamily(
-            "govcloud_plan_review_state",
-            "1 for the review state of the tenant's ResourcePlan of the current year.",
-            labels=["tenant", "state"],
-        )
-        pending = GaugeMetricFamily(
-            "govcloud_plan_pending_since_timestamp_seconds",
-            "Since when the tenant's ResourcePlan of the current year waits for a decision"
-            " (Unix time); only while it is Pending.",
-            labels=["tenant", "tier"],
-        )
-        tick = GaugeMetricFamily(
-            "govcloud_metering_last_tick_timestamp_seconds",
-            "When the last metering tick finished (Unix time).",
+        charge, hours, tier_charge, ceiling, cost, state, pending, tick = (
+            f.gauge() for f in BILLING_FAMILIES
         )
         tiers: dict[str, float] = {}
         for tenant, snapshot in sorted(usage.items()):
@@ -363,6 +676,11 @@ class BillingRecorder:
         self._usage: dict[str, UsageSnapshot] = {}
         self._plans: dict[str, PlanSnapshot] = {}
         self._last_tick: float | None = None
+        self._tier_tenants: dict[str, list[str]] = {}  # sorted, as the tier sum adds them
+        self._usage_text = [_Rendered(family) for family in USAGE_FAMILIES]
+        self._tier_text = _Rendered(USAGE_TIER_CHARGE)
+        self._plan_text = [_Rendered(family) for family in PLAN_FAMILIES]
+        self._tick_text = _Rendered(METERING_TICK)
         self.tick_seconds = Histogram(
             "govcloud_metering_tick_duration_seconds",
             "Time one metering tick took (every tenant).",
@@ -377,26 +695,66 @@ class BillingRecorder:
         registry.register(_BillingCollector(self))
 
     def record_usage(self, tenant: str, snapshot: UsageSnapshot) -> None:
+        lines = _usage_lines(tenant, snapshot)
         with self._lock:
+            previous = self._usage.get(tenant)
             self._usage[tenant] = snapshot
+            _put_all(self._usage_text, (tenant,), lines)
+            if previous is None or previous.tier != snapshot.tier:
+                if previous is not None:
+                    self._leave_tier(tenant, previous.tier)
+                bisect.insort(self._tier_tenants.setdefault(snapshot.tier, []), tenant)
+            self._render_tier(snapshot.tier)
 
     def record_tick(self, finished_at: float) -> None:
+        line = METERING_TICK.line((), finished_at)
         with self._lock:
             self._last_tick = finished_at
+            self._tick_text.put((), line)
 
     def record_plan(self, tenant: str, snapshot: PlanSnapshot) -> None:
+        lines = _plan_lines(tenant, snapshot)
         with self._lock:
             self._plans[tenant] = snapshot
+            _put_all(self._plan_text, (tenant,), lines)
 
     def forget_plan(self, tenant: str) -> None:
         with self._lock:
             self._plans.pop(tenant, None)
+            _drop_all(self._plan_text, (tenant,))
 
     def forget_tenant(self, tenant: str) -> None:
         with self._lock:
-            self._usage.pop(tenant, None)
+            usage = self._usage.pop(tenant, None)
             self._plans.pop(tenant, None)
+            _drop_all([*self._usage_text, *self._plan_text], (tenant,))
+            if usage is not None:
+                self._leave_tier(tenant, usage.tier)
 
     def state(self) -> tuple[dict[str, UsageSnapshot], dict[str, PlanSnapshot], float | None]:
         with self._lock:
             return dict(self._usage), dict(self._plans), self._last_tick
+
+    def texts(self) -> list[str]:
+        """The billing families' text, as it stands after the last record or forget."""
+        stores = [*self._usage_text, self._tier_text, *self._plan_text, self._tick_text]
+        with self._lock:
+            return [store.text() for store in stores]
+
+    def _leave_tier(self, tenant: str, tier: str) -> None:
+        members = self._tier_tenants[tier]
+        members.remove(tenant)
+        if not members:
+            del self._tier_tenants[tier]
+        self._render_tier(tier)
+
+    def _render_tier(self, tier: str) -> None:
+        members = self._tier_tenants.get(tier)
+        if not members:
+            self._tier_text.drop((tier,))
+            return
+        # Added one by one in tenant order from 0.0, as the collector does: the same float.
+        total = 0.0
+        for tenant in members:
+            total += self._usage[tenant].charge
+        self._tier_text.put((tier,), USAGE_TIER_CHARGE.line((tier,), total))

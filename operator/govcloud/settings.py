@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from govcloud.desired import quantity
+from govcloud.k8s import lease
 
 
 class Settings(BaseSettings):
@@ -38,15 +39,42 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=8080, ge=0, le=65535, description="0 turns /metrics off.")
     metrics_host: str = "0.0.0.0"
     liveness_port: int = Field(default=8081, ge=0, le=65535, description="0 turns /healthz off.")
-    peering_name: str = "govcloud-operator"
-    standalone: bool = Field(default=False, description="Run without kopf peering (no HA).")
-    peering_lifetime: int = Field(
-        default=60, ge=5, le=3600, description="Seconds a silent peer counts as alive (failover)."
+    standalone: bool = Field(
+        default=False,
+        description="No leader election: act at once, alone (one replica only, never two).",
     )
-    peering_priority: int | None = Field(
+    lease_name: str = Field(
+        default="govcloud-operator",
+        min_length=1,
+        description="The coordination.k8s.io Lease whose holder is the one replica that acts.",
+    )
+    lease_namespace: str | None = Field(
+        default=None, min_length=1, description="The Lease's namespace; unset: operator_namespace."
+    )
+    lease_duration_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description=(
+            "How long a standby must see the Lease unchanged (on its own clock) before it takes"
+            " it over from a holder that stopped renewing."
+        ),
+    )
+    lease_renew_deadline_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="The leader stops acting when it could not renew the Lease for this long.",
+    )
+    lease_retry_period_seconds: float = Field(
+        default=2.0, gt=0, description="Seconds between two tries to acquire or renew the Lease."
+    )
+    identity: str | None = Field(
         default=None,
-        ge=0,
-        description="Peering priority; unset draws a random one so exactly one replica is active.",
+        min_length=1,
+        description=(
+            "This replica's name in the Lease, different for every replica (the chart: the"
+            " pod name); unset: lease.default_identity(), unique per process."
+        ),
     )
     workers: int = Field(default=8, ge=1, le=64, description="Reconciles that run at once.")
     probe_concurrency: int = Field(
@@ -79,6 +107,15 @@ class Settings(BaseSettings):
     )
     metering_interval_seconds: float = Field(
         default=60.0, ge=0.5, le=3600, description="Seconds between two metering ticks."
+    )
+    metering_checkpoint_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        le=86400,
+        description=(
+            "The longest a UsageReport goes unwritten while nothing billable changes (a fen of"
+            " charge, a usage change, a price change); 0 writes every report every tick."
+        ),
     )
     metering_concurrency: int = Field(
         default=8,
@@ -128,6 +165,24 @@ class Settings(BaseSettings):
             except quantity.QuantityError as error:
                 raise ValueError(f"starter allowance {key}: {error}") from error
         return value
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> Settings:
+        lease.check_timing(
+            self.lease_duration_seconds,
+            self.lease_renew_deadline_seconds,
+            self.lease_retry_period_seconds,
+            names=(
+                "GOVCLOUD_LEASE_DURATION_SECONDS",
+                "GOVCLOUD_LEASE_RENEW_DEADLINE_SECONDS",
+                "GOVCLOUD_LEASE_RETRY_PERIOD_SECONDS",
+            ),
+        )
+        return self
+
+    @property
+    def effective_lease_namespace(self) -> str:
+        return self.lease_namespace or self.operator_namespace
 
     @field_validator("platform_namespaces", mode="before")
     @classmethod

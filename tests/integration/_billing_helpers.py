@@ -52,6 +52,8 @@ def billing_operator(
             "GOVCLOUD_RESYNC_SECONDS": "5",
             "GOVCLOUD_PLATFORM_NAMESPACES": "monitoring",
             "GOVCLOUD_METERING_INTERVAL_SECONDS": "1",
+            # Every report written every tick: the tests count ticks by the reports' samples.
+            "GOVCLOUD_METERING_CHECKPOINT_SECONDS": "0",
             "GOVCLOUD_REQUIRE_APPROVED_PLAN": "true",
             "GOVCLOUD_STARTER_ALLOWANCE": STARTER,
         },

@@ -65,7 +65,7 @@ class Release:
         self.name = f"ct-{suffix}"
         self.namespace = f"chart-test-{suffix}"
         self.fullname = f"{self.name}-govcloud"
-        self.peering = f"chart-test-{suffix}"
+        self.lease = f"chart-test-{suffix}"
         self.user = f"system:serviceaccount:{self.namespace}:{self.fullname}"
 
     def install(self) -> subprocess.CompletedProcess[str]:
@@ -77,7 +77,7 @@ class Release:
         return helm(
             "install", self.name, str(CHART), "-n", self.namespace,
             "--set", "replicaCount=0",
-            "--set", f"peering.name={self.peering}",
+            "--set", f"leaderElection.leaseName={self.lease}",
             "--set", "dashboard.enabled=true",
             *self.values,
             "--wait", "--timeout=120s",

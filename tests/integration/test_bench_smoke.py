@@ -60,7 +60,10 @@ def test_the_bench_runner_measures_the_operator_beside_its_floor(tmp_path: Path)
     assert steady["writes_audit"] == 0, steady["calls"]
     assert steady["writes_self_reported"] == 0
     assert steady["tenant_passes"] >= 3, "every tenant is resynced within one period"
-    assert steady["reads_audit"] > 0, "the audit log shows the operator's reads"
+    # A resync pass reads the watch-fed caches: the audit log shows no GET or LIST of the
+    # operator in a whole resync period (it does show its watches and the runner's reads).
+    assert steady["reads_audit"] == 0, steady["calls"]
+    assert steady["passes_per_tenant"] >= 1
     assert steady["cpu_seconds"] > 0
     assert steady["peak_rss_mib_window"] > 20
 

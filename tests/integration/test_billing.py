@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -24,11 +25,33 @@ pytestmark = pytest.mark.integration
 TZ = periods.zone(8)
 
 
+CHECKPOINT_ENV = "GOVCLOUD_METERING_CHECKPOINT_SECONDS"
+
+
 @pytest.fixture(scope="module")
 def operator_b(
     hub: cluster.ControlPlane, operator: testing.OperatorProcess
 ) -> Iterator[testing.OperatorProcess]:
-    yield from billing_operator(hub, operator)
+    """The billing operator, writing every report every tick (checkpoint 0): most tests here
+    count ticks by the reports' samples. `at_checkpoint` gives it a checkpoint instead."""
+    billing = billing_operator(hub, operator)
+    yield next(billing)
+    next(billing, None)
+
+
+@contextlib.contextmanager
+def at_checkpoint(process: testing.OperatorProcess, seconds: int) -> Iterator[datetime.datetime]:
+    """The operator restarted with a metering checkpoint of `seconds`; yields when it started."""
+    process.stop()
+    process.env[CHECKPOINT_ENV] = str(seconds)
+    started = datetime.datetime.now(datetime.UTC)
+    try:
+        process.start()
+        yield started
+    finally:
+        process.stop()
+        process.env[CHECKPOINT_ENV] = "0"
+        process.start()
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +177,91 @@ def test_requested_hours_accrue_exactly_usage_times_time(
     assert status["tier"] == "county"
     assert status["closed"] is False
     assert condition(second, "Rated")["status"] == "True"
+    assert sum(Decimal(item["charge"]) for item in status["resources"]) == Decimal(status["total"])
+
+
+CHECKPOINT = 8  # seconds, for the test below; the operator ticks every second
+
+
+def written_after(kubectl: testing.Kubectl, name: str, moment: datetime.datetime) -> dict[str, Any]:
+    """The report once it was written with a lastSampleTime after `moment`."""
+    found: dict[str, Any] = testing.eventually(
+        lambda: (
+            found
+            if (found := report(kubectl, name)).get("status", {}).get("lastSampleTime")
+            and sample_time(found) > moment
+            else None
+        ),
+        timeout=60,
+        what=f"{name} written after {moment:%H:%M:%S.%f}",
+    )
+    return found
+
+
+def quiet_write(kubectl: testing.Kubectl, name: str, since: dict[str, Any]) -> dict[str, Any]:
+    """The first write after `since` that came a whole checkpoint after the one before it."""
+    earlier = since
+    deadline = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
+    while datetime.datetime.now(datetime.UTC) < deadline:
+        later = written_after(kubectl, name, sample_time(earlier))
+        if (sample_time(later) - sample_time(earlier)).total_seconds() >= CHECKPOINT:
+            return later
+        earlier = later
+    raise AssertionError(f"{name} was never quiet for {CHECKPOINT} s")
+
+
+def cpu_hours(found: dict[str, Any]) -> Decimal:
+    return Decimal(line(found, "requests.cpu")["requestedHours"])
+
+
+def test_unchanged_usage_is_written_only_at_the_checkpoint_and_a_change_at_once(
+    kubectl: testing.Kubectl, busy_tenant: str, operator_b: testing.OperatorProcess
+) -> None:
+    """300m (3 fen an hour) changes no charge for minutes: a report is written only every
+    CHECKPOINT seconds although a tick runs every second, and nothing of the skipped ticks is
+    lost; a pod more (400m) is written on the next tick."""
+    name = f"{busy_tenant}-{current_period().name}"
+    namespace = f"{busy_tenant}-app"
+    with at_checkpoint(operator_b, CHECKPOINT) as started:
+        # The first ticks after the restart write (each quota the watch lists is a usage
+        # change, seen for the first time); then the report is quiet until its checkpoint.
+        first = quiet_write(kubectl, name, written_after(kubectl, name, started))
+        ticks = operator_b.metric_value("govcloud_metering_ticks_total")
+        second = written_after(kubectl, name, sample_time(first))
+        third = written_after(kubectl, name, sample_time(second))
+        ticked = operator_b.metric_value("govcloud_metering_ticks_total") - ticks
+        assert third["status"]["samples"] == first["status"]["samples"] + 2  # two writes ...
+        assert ticked >= 6, ticked  # ... in many more ticks
+        for earlier, later in ((first, second), (second, third)):
+            apart = (sample_time(later) - sample_time(earlier)).total_seconds()
+            assert CHECKPOINT <= apart < CHECKPOINT + 4, apart  # at the checkpoint, not before
+            elapsed = Decimal(str(apart))
+            # The skipped ticks are in the next write, exactly once: 0.3 cores x the interval.
+            got = cpu_hours(later) - cpu_hours(earlier)
+            assert abs(got - Decimal("0.3") * elapsed / 3600) < Decimal("1e-7"), (got, elapsed)
+
+        # A billable change: one more pod of 100m, written on the next tick.
+        changed = datetime.datetime.now(datetime.UTC)
+        kubectl("apply", "-n", namespace, "-f", "-", stdin=testing.json_text(pod("p3")))
+        after_change = written_after(kubectl, name, sample_time(third))
+        early = (sample_time(after_change) - sample_time(third)).total_seconds()
+        assert early < CHECKPOINT - 2, early  # the change did not wait for the checkpoint
+        steady = written_after(kubectl, name, sample_time(after_change))
+    # From the last write at 300m to the write at the change: 300m until the pod was admitted,
+    # 400m after; solving for that moment puts it between applying the pod and the write.
+    span = Decimal(str((sample_time(after_change) - sample_time(third)).total_seconds()))
+    got = (cpu_hours(after_change) - cpu_hours(third)) * 3600
+    admitted = sample_time(third) + datetime.timedelta(
+        seconds=float((got - Decimal("0.3") * span) / Decimal("-0.1") + span)
+    )
+    assert changed - datetime.timedelta(seconds=1) <= admitted <= sample_time(after_change)
+    elapsed = Decimal(str((sample_time(steady) - sample_time(after_change)).total_seconds()))
+    got = cpu_hours(steady) - cpu_hours(after_change)
+    assert abs(got - Decimal("0.4") * elapsed / 3600) < Decimal("1e-7"), (got, elapsed)
+    cpu = line(steady, "requests.cpu")
+    expected = Decimal(cpu["requestedHours"]) * Decimal(CPU_PRICE) * Decimal("0.8")  # county
+    assert abs(Decimal(cpu["amount"]) - expected) < Decimal("1e-7")
+    status = steady["status"]
     assert sum(Decimal(item["charge"]) for item in status["resources"]) == Decimal(status["total"])
 
 

@@ -44,7 +44,6 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = testing.REPO_ROOT
 ALL_FEATURES = CHART / "ci" / "all-features-values.yaml"
 METRICS_DOC = REPO_ROOT / "docs" / "metrics.md"
-PEERING_CRD = CHART / "crds" / "clusterkopfpeerings.kopf.dev.yaml"
 
 
 # Series that Prometheus itself makes for every scrape target: `up` is the health of the
@@ -99,10 +98,9 @@ def test_chart_crds_are_exactly_the_generated_ones() -> None:
         "`python -m govcloud.api.crdgen --out crds --out charts/govcloud-operator/crds`:\n"
         + "\n".join(problems)
     )
-    peering = yaml.safe_load(PEERING_CRD.read_text())
-    assert peering["spec"]["group"] == "kopf.dev"
-    assert peering["spec"]["names"]["plural"] == "clusterkopfpeerings"
-    assert peering["spec"]["scope"] == "Cluster"
+    # Leader election uses a built-in Lease: the chart ships no CRD of anyone else's.
+    groups = {yaml.safe_load(path.read_text())["spec"]["group"] for path in CHART.glob("crds/*")}
+    assert groups == {"govcloud.io"}
 
 
 def _objects_without_closed_keys(node: Any, where: str = "values") -> Iterator[str]:
@@ -144,6 +142,16 @@ def test_values_schema_closes_every_object() -> None:
         ("securityContext.privileged=true", "privileged"),
         ("replicaCount=-1", "replicaCount"),
         ("rbac.extraRules[0].verbs[0]=*", "/rbac/extraRules/0"),
+        ("peering.name=govcloud-operator", "additional properties 'peering' not allowed"),
+        ("leaderElection.leaseNam=x", "additional properties 'leaseNam' not allowed"),
+        (
+            "leaderElection.renewDeadline=20",
+            "leaseDuration (15) > renewDeadline (20) > retryPeriod (2) must hold",
+        ),
+        (
+            "leaderElection.retryPeriod=10",
+            "leaseDuration (15) > renewDeadline (10) > retryPeriod (10) must hold",
+        ),
     ],
 )
 def test_a_values_mistake_fails_with_a_message(setting: str, message: str) -> None:
@@ -158,18 +166,12 @@ def test_a_values_mistake_fails_with_a_message(setting: str, message: str) -> No
 
 
 def test_rendered_objects_are_valid_for_the_pinned_kubernetes(rendered: list[Manifest]) -> None:
-    peering_schema = yaml.safe_load(PEERING_CRD.read_text())["spec"]["versions"][0]["schema"][
-        "openAPIV3Schema"
-    ]
     checked = 0
     for manifest in rendered:
         name = f"{manifest['kind']}/{manifest['metadata']['name']}"
         group = manifest["apiVersion"].split("/")[0]
         if group == "monitoring.coreos.com":
             continue  # prometheus-operator kinds: checked structurally below
-        if group == "kopf.dev":
-            jsonschema.validate(manifest, peering_schema)
-            continue
         try:
             kubernetes_validate.validate(manifest, KUBE_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -198,8 +200,14 @@ def test_by_default_secrets_are_only_got_by_name_in_the_release_namespace() -> N
     ]
 
 
+def named(manifests: Sequence[Manifest], kind: str, name: str) -> Manifest:
+    found = [item for item in of_kind(manifests, kind) if item["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
 def test_features_widen_rbac_only_when_switched_on(all_features: list[Manifest]) -> None:
-    role = one(all_features, "Role")
+    role = named(all_features, "Role", "govcloud-subcenter-credentials")
     assert role["rules"] == [
         {
             "apiGroups": [""],
@@ -208,7 +216,8 @@ def test_features_widen_rbac_only_when_switched_on(all_features: list[Manifest])
             "verbs": ["get"],
         }
     ]
-    assert not of_kind(render("--set", "features.subCenters.enabled=false"), "Role")
+    roles = of_kind(render("--set", "features.subCenters.enabled=false"), "Role")
+    assert [item["metadata"]["name"] for item in roles] == ["govcloud-leader-election"]
     narrowed = render("--set", "features.migrations.enabled=true")
     rules = [rule for item in of_kind(narrowed, "ClusterRole") for rule in item["rules"]]
     assert any("secrets" in rule["resources"] for rule in rules)
@@ -253,11 +262,17 @@ def test_deployment_is_highly_available_and_restricted() -> None:
     env = {item["name"]: item for item in container["env"]}
     assert deployment["spec"]["replicas"] == 2
     assert env["GOVCLOUD_STANDALONE"]["value"] == "false"
-    assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-    assert (
-        env["GOVCLOUD_PEERING_NAME"]["value"]
-        == one(manifests, "ClusterKopfPeering")["metadata"]["name"]
-    )
+    # Each replica is named in the Lease by its pod name; the Lease is the one its Role grants.
+    assert env["GOVCLOUD_IDENTITY"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["GOVCLOUD_LEASE_NAMESPACE"]["value"] == "govcloud-system"
+    granted = named(manifests, "Role", "govcloud-leader-election")["rules"][0]["resourceNames"]
+    assert [env["GOVCLOUD_LEASE_NAME"]["value"]] == granted
+    timings = [
+        float(env[f"GOVCLOUD_LEASE_{name}_SECONDS"]["value"])
+        for name in ("DURATION", "RENEW_DEADLINE", "RETRY_PERIOD")
+    ]
+    assert timings == [15, 10, 2]
+    assert "POD_ID" not in env
     assert one(manifests, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
@@ -268,6 +283,31 @@ def test_deployment_is_highly_available_and_restricted() -> None:
     volumes = {item["name"]: item for item in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
     assert env["GOVCLOUD_PLATFORM_NAMESPACES"]["value"].split(",")[-1] == "govcloud-system"
+
+
+def test_leader_election_may_write_one_lease_in_the_release_namespace_only() -> None:
+    manifests = render("--set", "leaderElection.leaseName=our-lease", namespace="platform")
+    role = named(manifests, "Role", "govcloud-leader-election")
+    assert role["metadata"]["namespace"] == "platform"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["our-lease"],
+            "verbs": ["get", "update", "patch"],
+        },
+        # RBAC cannot limit create to a name: the name is not known before the object exists.
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    binding = named(manifests, "RoleBinding", "govcloud-leader-election")
+    assert binding["metadata"]["namespace"] == "platform"
+    assert binding["roleRef"]["name"] == "govcloud-leader-election"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "govcloud", "namespace": "platform"}
+    ]
+    cluster_rules = [rule for item in of_kind(manifests, "ClusterRole") for rule in item["rules"]]
+    assert not [rule for rule in cluster_rules if "leases" in rule["resources"]]
+    assert not [rule for rule in cluster_rules if "kopf.dev" in rule["apiGroups"]]
 
 
 def test_service_monitor_scrapes_the_metrics_service(all_features: list[Manifest]) -> None:
@@ -615,8 +655,8 @@ def test_chart_installs_with_helm(release: Release) -> None:
     assert json.loads(status.stdout)["info"]["status"] == "deployed"
     kubectl = release.kubectl
     assert kubectl.get("crd", "cloudtenants.govcloud.io") is not None
-    assert kubectl.get("crd", "clusterkopfpeerings.kopf.dev") is not None
-    assert kubectl.get("clusterkopfpeering", release.peering) is not None
+    assert kubectl.get("role", f"{release.fullname}-leader-election", release.namespace)
+    assert kubectl.get("rolebinding", f"{release.fullname}-leader-election", release.namespace)
     assert kubectl.get("serviceaccount", release.fullname, release.namespace) is not None
     assert kubectl.get("clusterrole", f"{release.fullname}:platform-admin") is not None
     assert kubectl.get("configmap", f"{release.fullname}-dashboard", release.namespace)
@@ -643,8 +683,11 @@ CANNOT = [
     ("update", "cloudtenants.govcloud.io"),
     ("delete", "cloudtenants.govcloud.io"),
     ("create", "cloudtenants.govcloud.io"),
-    ("create", "clusterkopfpeerings.kopf.dev"),
-    ("patch", "clusterkopfpeerings.kopf.dev/someone-else"),
+    # Leases: none outside the release namespace (kubectl's namespace here is "default").
+    ("create", "leases.coordination.k8s.io"),
+    ("get", "leases.coordination.k8s.io", "-A"),
+    ("patch", "leases.coordination.k8s.io/govcloud-operator", "-n", "kube-system"),
+    ("update", "leases.coordination.k8s.io/kube-scheduler", "-n", "kube-system"),
     ("get", "configmaps", "-A"),
     ("create", "validatingadmissionpolicies.admissionregistration.k8s.io"),
     ("delete", "persistentvolumes"),
@@ -670,13 +713,21 @@ def test_service_account_can_do_what_the_operator_does(release: Release) -> None
         ("create", "rolebindings.rbac.authorization.k8s.io", "-n", "any-tenant-ns"),
         ("bind", "clusterroles.rbac.authorization.k8s.io/admin"),
         ("create", "events", "-n", "default"),
-        ("patch", f"clusterkopfpeerings.kopf.dev/{release.peering}"),
+        ("get", f"leases.coordination.k8s.io/{release.lease}", "-n", release.namespace),
+        ("update", f"leases.coordination.k8s.io/{release.lease}", "-n", release.namespace),
+        ("patch", f"leases.coordination.k8s.io/{release.lease}", "-n", release.namespace),
+        ("create", "leases.coordination.k8s.io", "-n", release.namespace),
         ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
         ("watch", "subcenters.govcloud.io"),
         ("patch", "subcenters.govcloud.io/status"),
         ("get", "secrets", "-n", release.namespace),  # sub-center kubeconfigs, by name
     ]
     assert not release.can("list", "secrets", "-n", release.namespace)
+    # Its own Lease only, even in its own namespace, and never deleted.
+    others = [(verb, "someone-else") for verb in ("get", "update", "patch")]
+    for verb, name in [*others, ("delete", release.lease)]:
+        lease = f"leases.coordination.k8s.io/{name}"
+        assert not release.can(verb, lease, "-n", release.namespace), f"{verb} {lease}"
     refused = [" ".join(args) for args in needed if not release.can(*args)]
     assert not refused, f"the chart's RBAC lacks: {refused}"
 

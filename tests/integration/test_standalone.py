@@ -1,10 +1,12 @@
-"""Peering as a new user meets it: `--standalone` wins over the setting, and peering without its
-CRD says so in the log and fails the health probe instead of pausing in silence."""
+"""Leader election as a new user meets it: `--standalone` wins over the setting, and a Lease the
+operator cannot use is said in the log (ERROR) and fails the health probe instead of a replica
+that silently never acts."""
 
 from __future__ import annotations
 
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 
 import _tenant_helpers as helpers
@@ -14,23 +16,23 @@ from govcloud.dev import cluster, testing
 
 pytestmark = pytest.mark.integration
 
-PEERING_CRD = "clusterkopfpeerings.kopf.dev"
-PEERING_CRD_FILE = (
-    testing.REPO_ROOT / "charts" / "govcloud-operator" / "crds" / f"{PEERING_CRD}.yaml"
-)
 LOGS = testing.REPO_ROOT / ".cache" / "logs"
+# Short, so that the probe (which fails once the Lease has been unusable for a whole lease
+# duration) answers within seconds.
+SHORT_LEASE = {
+    "GOVCLOUD_LEASE_DURATION_SECONDS": "3",
+    "GOVCLOUD_LEASE_RENEW_DEADLINE_SECONDS": "2",
+    "GOVCLOUD_LEASE_RETRY_PERIOD_SECONDS": "1",
+}
 
 
 @pytest.fixture
-def no_peering_crd(kubectl: testing.Kubectl) -> Iterator[None]:
-    """The hub without the ClusterKopfPeering CRD (put back afterwards if it was there)."""
-    existed = kubectl.get("crd", PEERING_CRD) is not None
-    if existed:
-        kubectl("delete", "crd", PEERING_CRD, "--timeout=60s")
-    yield
-    if existed:
-        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRD_FILE))
-        kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", PEERING_CRD)
+def missing_namespace(kubectl: testing.Kubectl) -> Iterator[str]:
+    """A namespace name nobody has created (deleted afterwards if the test created it)."""
+    name = f"no-lease-{uuid.uuid4().hex[:6]}"
+    assert kubectl.get("namespace", name) is None
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false")
 
 
 @pytest.fixture
@@ -54,12 +56,18 @@ def health(port: int) -> int:
 
 
 def test_the_standalone_flag_wins_over_the_setting(
-    hub: cluster.ControlPlane, kubectl: testing.Kubectl, no_peering_crd: None, alone: None
+    hub: cluster.ControlPlane, kubectl: testing.Kubectl, missing_namespace: str, alone: None
 ) -> None:
+    # Leader election on would never lead here (its Lease namespace does not exist): the
+    # tenant becomes Active only because the flag turns election off.
     process = testing.OperatorProcess(
         hub.kubeconfig,
         LOGS / "operator-standalone-flag.log",
-        env={"GOVCLOUD_STANDALONE": "false", "GOVCLOUD_RESYNC_SECONDS": "5"},
+        env={
+            "GOVCLOUD_STANDALONE": "false",
+            "GOVCLOUD_LEASE_NAMESPACE": missing_namespace,
+            "GOVCLOUD_RESYNC_SECONDS": "5",
+        },
         args=("--standalone",),
     ).start()
     tenants = helpers.Tenants(kubectl)
@@ -72,26 +80,47 @@ def test_the_standalone_flag_wins_over_the_setting(
         process.stop()
 
 
-def test_peering_without_its_crd_is_said_and_fails_the_health_probe(
-    hub: cluster.ControlPlane, kubectl: testing.Kubectl, no_peering_crd: None, alone: None
+def test_a_lease_it_cannot_use_is_said_and_fails_the_health_probe(
+    hub: cluster.ControlPlane, kubectl: testing.Kubectl, missing_namespace: str, alone: None
 ) -> None:
     port = testing.free_port()
     process = testing.OperatorProcess(
         hub.kubeconfig,
-        LOGS / "operator-no-peering-crd.log",
-        env={"GOVCLOUD_STANDALONE": "false", "GOVCLOUD_LIVENESS_PORT": str(port)},
+        LOGS / "operator-lease-unusable.log",
+        env={
+            "GOVCLOUD_STANDALONE": "false",
+            "GOVCLOUD_LEASE_NAMESPACE": missing_namespace,
+            "GOVCLOUD_LIVENESS_PORT": str(port),
+            "GOVCLOUD_RESYNC_SECONDS": "5",
+            **SHORT_LEASE,
+        },
     ).start()
+    tenants = helpers.Tenants(kubectl)
     try:
+        name = helpers.unique("unled")
+        tenants.create(name)
+        problem = f'namespaces "{missing_namespace}" not found'
         testing.eventually(
-            lambda: "the ClusterKopfPeering CRD is not installed" in process.log_path.read_text(),
+            lambda: any(
+                " ERROR " in line and problem in line and "Lease" in line
+                for line in process.log_path.read_text().splitlines()
+            ),
             timeout=30,
-            what="a log line saying the peering CRD is missing",
+            what="an ERROR naming the Lease and the missing namespace",
         )
         testing.eventually(lambda: health(port) == 500, timeout=30, what="the health probe to fail")
-        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRD_FILE))
-        kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", PEERING_CRD)
+        # It has been failing for a whole lease duration and more: nothing was reconciled.
+        assert process.metric_value("govcloud_reconcile_total") == 0, process.log_tail()
+        assert not (tenants.kubectl.get("cloudtenant", name) or {}).get("status")
+
+        kubectl("create", "namespace", missing_namespace)
         testing.eventually(
-            lambda: health(port) == 200, timeout=60, what="health once the CRD is installed"
+            lambda: health(port) == 200, timeout=30, what="health once the Lease can be taken"
         )
+        helpers.wait_phase(kubectl, name, "Active", timeout=60)
+        lease = kubectl.get("lease", "govcloud-operator", missing_namespace)
+        assert lease is not None
+        assert lease["spec"]["holderIdentity"]
     finally:
+        tenants.cleanup()
         process.stop()

@@ -8,6 +8,7 @@ interval that crosses a price change is split and each part is rated at its own 
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ GIB = Decimal(1024**3)
 ONE = Decimal(1)
 
 
+@functools.cache
 def unit_of(resource: str) -> tuple[Decimal, str]:
     """(base units per billing unit, unit name) of a ResourceQuota resource."""
     if quantity.is_binary(resource):

@@ -121,6 +121,7 @@ class UsageCache:
         self._quotas: dict[tuple[str, str, str], tuple[str, Amounts, Amounts]] = {}
         self._timelines: dict[str, list[Point]] = {}
         self._unknown: set[str] = set()
+        self._metered: dict[str, datetime] = {}  # tenant -> the last tick that metered it
 
     def observe(
         self,
@@ -217,6 +218,23 @@ class UsageCache:
                     keep_from = index
             del timeline[:keep_from]
 
+    def metered(self, tenant: str, at: datetime) -> None:
+        """A tick at `at` metered the tenant (its report may not be written up to `at` yet)."""
+        with self._lock:
+            self._metered[tenant] = at
+
+    def unlisted(self, listed: Iterable[str]) -> dict[str, datetime]:
+        """Tenants an earlier tick metered that are no longer listed -> when it metered them."""
+        wanted = set(listed)
+        with self._lock:
+            return {tenant: at for tenant, at in self._metered.items() if tenant not in wanted}
+
+    def settled(self, tenant: str) -> None:
+        """The tenant's last tick is written: `unlisted` no longer names it."""
+        with self._lock:
+            self._metered.pop(tenant, None)
+
     def forget(self, tenant: str) -> None:
         with self._lock:
             self._timelines.pop(tenant, None)
+            self._metered.pop(tenant, None)

@@ -31,8 +31,38 @@ Guarantee
          raised. Hence once I holds it holds for good; while it does not (the tenant's quota
          was shrunk below usage, a quota was deleted by hand) only decreases are written, and
          I is restored as usage drains below the lowered hards.
-    Assumption: only this operator raises the hards of a tenant's quotas, one reconcile at a
-    time per tenant (kopf serialises handlers per object).
+    (G3) A namespace the pass itself created (absent when the pass gathered) gets its quota in
+         ONE write, at h = its share capped by ``first_hards``: from a fresh read of the
+         tenant's quotas, taken after the namespace was created, h is capped like a raise from
+         c = 0 to the slack S = T − Σ_j c_j of the other namespaces, new ones sharing S in name
+         order (no slack, I broken or some c_j unknown: h = 0, which is phase 1). So Σ_j c_j +
+         Σ_k h_k <= T. That c_k = h must be checked, not assumed: admission enforces only
+         ``status.hard``, which a new quota lacks until the quota controller's first sync, and
+         the namespace existed before its quota. So the pass (1) waits, with a deadline, until
+         a fresh read shows status.hard = h with every key counted in status.used; (2) requires
+         status.used to be all zero (the quota controller's count: the operator may not list
+         pods, least privilege); and (3) no pass writes a RoleBinding into a namespace nobody
+         has access to yet while its quota lacks status.hard, so no member can create anything
+         there before (1).
+         Passing (2), no pod was admitted outside quota admission, and every later one goes
+         through its compare-and-swap on status.used against h, so used_k <= h and c_k = max(h,
+         eff_k, used_k) = h until a raise, which goes through ``cap_increases`` and counts c_k.
+         Meanwhile the other c_j only fall (phase-1 writes, pods ending) or rise through
+         ``cap_increases``: I holds. Failing (2) (someone raced pods in), the quota is lowered
+         to 0 and not raised in that pass: phase 1 exactly, whose raise waits for the reported
+         usage; the log says so. If I breaks there, it was broken by pods admitted before any
+         quota was enforced, which the two-phase path cannot prevent either (its 0 is not
+         enforced before the same sync), and G2 restores it. If (1) times out, access waits
+         (QuotaMissing) for a later pass to see the quota enforced; (2) is not repeated then.
+    Assumptions: only this operator raises the hards of a tenant's quotas, one pass at a time
+    per tenant (its work queue serialises them). For G3, the API server's caches
+    (quota admission's, RBAC's) trail its storage by less than the pass takes from reading the
+    enforced quota to writing the RoleBindings; only an identity allowed to create pods in
+    every namespace (cluster admins, and controllers acting on what such identities created)
+    could be admitted against a stale view in that window. Such an identity can also put a
+    pod into the namespace in the instant before its quota exists, which the quota
+    controller's first count may miss (it counts from its own cache): that is the same
+    identity that may edit any quota, and outside what the invariant promises members.
 
 Algorithm (``allocate``)
     free = max(0, T − Σ used_i). Target_i = used_i + an equal share of free, rounding down to
@@ -51,7 +81,9 @@ Algorithm (``allocate``)
     unknown until the quota controller reports it. ``increases`` (phase 2) holds the final
     hards; before applying them the reconciler re-reads the quotas and passes them through
     ``cap_increases``, which caps each raise to the slack then available. Whatever is capped
-    is granted by a later reconcile, once the quota controller has caught up.
+    is granted by a later reconcile, once the quota controller has caught up. A namespace
+    the pass just created skips phase 1: ``first_hards`` gives it its share in the one write
+    that creates its quota (G3); phase 2 only raises it if the slack was short.
 
 Suspension
     A suspended tenant's quotas additionally get ``pods`` and ``count/pods`` = 0: admission
@@ -224,6 +256,40 @@ def cap_increases(
         if quota is None or not _same(hard, quota.hard):
             capped[name] = hard
     return capped
+
+
+def first_hards(
+    tenant_hard: Mapping[str, str],
+    observed: Mapping[str, ObservedQuota],
+    planned: Hards,
+    *,
+    namespaces: Iterable[str] = (),
+) -> dict[str, dict[str, str]]:
+    """The hards to create the quotas of brand-new namespaces with: their final share, at once.
+
+    ``planned`` holds the allocation's hards of the namespaces this pass just created;
+    ``observed`` is a fresh read of the tenant's quotas, taken after the namespaces were
+    created and before their quotas are (a namespace found with a quota is not new and is left
+    out). Each new namespace counts as committing nothing (empty: c = 0) and its planned hard
+    is capped, as a raise from 0, to the slack T − Σ c_i of the others, in name order.
+    Without slack (I broken, a commitment unknown) it gets 0 for every resource: phase 1.
+    The caller must then check that the namespace is empty (module docstring, G3).
+    """
+    new = {name: planned[name] for name in sorted(planned) if name not in observed}
+    empty = {name: _empty(hard) for name, hard in new.items()}
+    capped = cap_increases(tenant_hard, {**observed, **empty}, new, namespaces=namespaces)
+    return {name: capped.get(name, dict(empty[name].hard)) for name in new}
+
+
+def grants_any(hard: Mapping[str, str]) -> bool:
+    """Whether a quota admits anything at all (some hard above 0)."""
+    return any(quantity.parse(value) > 0 for value in hard.values())
+
+
+def _empty(hard: Mapping[str, str]) -> ObservedQuota:
+    """The quota of a namespace that holds nothing and is limited to 0: its commitment is 0."""
+    zero = dict.fromkeys(hard, "0")
+    return ObservedQuota(hard=zero, used=zero, status_hard=zero)
 
 
 def _ledger(

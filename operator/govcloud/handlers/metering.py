@@ -1,14 +1,13 @@
-"""Metering handlers: ResourceQuota events feed the usage cache; a timer on RateCard default ticks.
+"""Metering handlers: ResourceQuota events feed the usage cache; the scheduler ticks.
 
-The timer hangs on the one RateCard (`default`) so that kopf peering runs it on the active
-replica only, and it gets the card's body for free: a tick reads no more than two LISTs on
-the hub, plus one bounded LIST per sub-center that has tenants placed on it.
+Ticks run on the leading replica only, while RateCard `default` exists: a tick reads the card
+and the tenants from the hub's cache, one LIST of UsageReports, plus one bounded LIST per
+sub-center that has tenants placed on it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 import logging
 import time
 from datetime import UTC, datetime
@@ -20,14 +19,12 @@ from govcloud import constants, settings
 from govcloud.api.v1alpha1 import ratecard
 from govcloud.billing import usage
 from govcloud.handlers import startup
+from govcloud.k8s import client
 from govcloud.reconcile import metering
 
 log = logging.getLogger(__name__)
 
-MANAGED: dict[str, Any] = {
-    constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
-    constants.LABEL_TENANT: kopf.PRESENT,
-}
+KIND = "Metering"  # the scheduler's entry for the ticks
 CACHE = "usage_cache"
 SITES = "metering_sites"
 SITE_EXECUTOR = "metering_site_executor"
@@ -39,7 +36,7 @@ FIRST_TICK_MAX_DELAY = 10.0
 
 async def make_cache(memo: kopf.Memo, **_: Any) -> None:
     """One cache for the operator: kopf gives each object a shallow copy of this memo."""
-    memo[CACHE] = usage.UsageCache()
+    cache_of(memo)
     memo[UNREADABLE] = [()]
     # Sub-center reads get threads of their own: a site that does not answer holds one of
     # these (at most one per site), never a reconcile or probe thread.
@@ -57,34 +54,58 @@ async def stop_sites(memo: kopf.Memo, **_: Any) -> None:
 
 
 def cache_of(memo: kopf.Memo) -> usage.UsageCache:
-    found: usage.UsageCache = memo[CACHE]
+    """The usage cache, made by whichever comes first: start-up or the first quota event."""
+    found: usage.UsageCache = memo.setdefault(CACHE, usage.UsageCache())
     return found
 
 
-async def quota_changed(
-    event: kopf.RawEvent, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo, **_: Any
-) -> None:
-    """Every managed ResourceQuota event, stamped with the time it arrived."""
-    metadata = body.get("metadata") or {}
+def quota_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None:
+    """Every managed ResourceQuota event, stamped with the time it arrived (on a standby
+    too: the usage it holds is what a replica that takes over bills from)."""
+    metadata = obj.get("metadata") or {}
+    tenant = (metadata.get("labels") or {}).get(constants.LABEL_TENANT)
+    if not tenant:
+        return
     namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
     now = datetime.now(UTC)
-    if event["type"] == "DELETED":
+    if event_type == "DELETED":
         cache_of(memo).remove(namespace, name, now)
         return
-    status = body.get("status") or {}
+    status = obj.get("status") or {}
     cache_of(memo).observe(
         namespace,
         name,
-        str(labels.get(constants.LABEL_TENANT)),
-        dict(status.get("hard") or (body.get("spec") or {}).get("hard") or {}),
+        str(tenant),
+        dict(status.get("hard") or (obj.get("spec") or {}).get("hard") or {}),
         dict(status.get("used") or {}),
         now,
     )
 
 
-async def meter(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def _queue(memo: kopf.Memo) -> Any:
+    async def work(name: str) -> None:
+        await meter(name, memo)
+
+    return startup.queue_for(memo, KIND, work)
+
+
+def request(memo: kopf.Memo, name: str) -> None:
+    _queue(memo).request(name)
+
+
+async def meter(_name: str, memo: kopf.Memo) -> None:
+    """One tick, then the next one an interval later (none while RateCard default is gone)."""
+    card = await startup.run_in_executor(memo, default_card, memo.hub)
+    if card is None:
+        return  # RateCard default appearing schedules the next tick (card_changed)
+    try:
+        await tick(card, memo)
+    finally:
+        memo.scheduler.at((KIND, ratecard.DEFAULT_NAME), memo.config.metering_interval_seconds)
+
+
+async def tick(card: dict[str, Any], memo: kopf.Memo) -> None:
     recorder = memo.recorder.billing
-    card = copy.deepcopy(dict(body))
     with recorder.tick_seconds.time():
         result = await startup.run_in_executor(
             memo, metering.tick, memo.hub, cache_of(memo), card, memo.config, None, memo[SITES]
@@ -94,7 +115,7 @@ async def meter(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     for tenant, snapshot in result.usage.items():
         recorder.record_usage(tenant, snapshot)
     for target, event in result.events:
-        kopf.event(target, type=event.type, reason=event.reason, message=event.message)
+        startup.post(memo, target, event)
     for error in result.errors:
         log.warning("metering: %s", error)
     unreadable = tuple(result.unreadable_sites)
@@ -111,8 +132,25 @@ async def meter(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         log.info("metering: %d reports were written by someone else; skipped", result.conflicts)
 
 
-def _is_default(name: str, **_: Any) -> bool:
-    return name == ratecard.DEFAULT_NAME
+def default_card(hub: client.Cluster) -> dict[str, Any] | None:
+    """RateCard default; None while it, or its CRD, does not exist."""
+    try:
+        return hub.get(constants.API_VERSION, "RateCard", ratecard.DEFAULT_NAME)
+    except client.ApiError as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def card_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None:
+    """RateCard default appearing starts the ticks (soon, not a whole interval later)."""
+    if obj["metadata"]["name"] == ratecard.DEFAULT_NAME and event_type == "ADDED":
+        first_tick(memo)
+
+
+def first_tick(memo: kopf.Memo) -> None:
+    delay = min(memo.config.metering_interval_seconds, FIRST_TICK_MAX_DELAY)
+    memo.scheduler.at((KIND, ratecard.DEFAULT_NAME), delay, sooner_only=True)
 
 
 def _register() -> None:
@@ -121,16 +159,10 @@ def _register() -> None:
         return
     kopf.on.startup(id="metering-cache")(make_cache)
     kopf.on.cleanup(id="metering-sites")(stop_sites)
-    kopf.on.event("", "v1", "resourcequotas", labels=MANAGED, id="metering-quotas")(quota_changed)
-    kopf.timer(
-        constants.GROUP,
-        constants.VERSION,
-        "ratecards",
-        interval=config.metering_interval_seconds,
-        initial_delay=min(config.metering_interval_seconds, FIRST_TICK_MAX_DELAY),
-        when=_is_default,
-        id="metering",
-    )(meter)
+    startup.route("ResourceQuota", always=True)(quota_changed)
+    startup.route("RateCard")(card_changed)
+    startup.requester(KIND)(request)
+    startup.on_activate(first_tick)
 
 
 _register()

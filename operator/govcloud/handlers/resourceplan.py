@@ -13,7 +13,6 @@ from govcloud.reconcile import plan
 
 log = logging.getLogger(__name__)
 
-PLURAL = "resourceplans"
 KIND = plan.KIND
 
 
@@ -33,39 +32,42 @@ async def reconcile(name: str, memo: kopf.Memo) -> None:
         recorder.billing.record_plan(result.tenant, result.snapshot)
     if result.body is not None:
         for event in result.events:
-            kopf.event(result.body, type=event.type, reason=event.reason, message=event.message)
+            startup.post(memo, result.body, event)
     if result.tenant_affected and result.tenant:
         cloudtenant.request(memo, result.tenant)
+    if result.outcome == "deleted":
+        startup.forget(memo, KIND, name)
+    else:
+        startup.next_look(memo, KIND, name)
 
 
-async def plan_changed(
-    event: kopf.RawEvent, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> None:
-    if event["type"] == "DELETED":
-        tenant = (body.get("spec") or {}).get("tenant")
+def request(memo: kopf.Memo, name: str) -> None:
+    _queue(memo).request(name)
+
+
+def plan_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None:
+    name = obj["metadata"]["name"]
+    if event_type == "DELETED":
+        startup.forget(memo, KIND, name)
+        tenant = (obj.get("spec") or {}).get("tenant")
         if tenant:
             memo.recorder.billing.forget_plan(tenant)
             cloudtenant.request(memo, tenant)
         return
-    _queue(memo).request(name)
+    request(memo, name)
 
 
-async def plan_resync(name: str, memo: kopf.Memo, **_: Any) -> None:
-    _queue(memo).request(name)
+def look_at_every_plan(memo: kopf.Memo) -> None:
+    for item in startup.cached(memo, constants.API_VERSION, KIND):
+        request(memo, item["metadata"]["name"])
 
 
 def _register() -> None:
-    config = settings.load()
-    if not config.billing_enabled:
+    if not settings.load().billing_enabled:
         return
-    kopf.on.event(constants.GROUP, constants.VERSION, PLURAL, id="plan-changed")(plan_changed)
-    kopf.timer(
-        constants.GROUP,
-        constants.VERSION,
-        PLURAL,
-        interval=config.resync_seconds,
-        id="plan-resync",
-    )(plan_resync)
+    startup.requester(KIND)(request)
+    startup.route(KIND)(plan_changed)
+    startup.on_activate(look_at_every_plan)
 
 
 _register()

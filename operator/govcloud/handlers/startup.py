@@ -1,55 +1,106 @@
-"""Start-up and clean-up: settings, API clients, the metrics server and the resync loop."""
+"""Start-up and clean-up: settings, caches, the scheduler, leadership and the metrics server.
+
+Every kind the passes read is watched once per cluster into a cache (govcloud.k8s.cache); a
+watch event routes to the handler of its kind, which queues a pass. Only the replica holding
+the Lease acts: it routes events and runs the one scheduler that decides when each object is
+looked at again. kopf runs standalone; it gives the operator its loop, Events and probes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import contextvars
 import logging
-import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 import prometheus_client
 
 from govcloud import constants, logs, metrics, settings
-from govcloud.k8s import client, clusters
-from govcloud.reconcile import queue
+from govcloud.k8s import cache, client, clusters, lease, posting
+from govcloud.reconcile import events, queue, scheduler
 
 log = logging.getLogger(__name__)
 
-CRD_API_VERSION = "apiextensions.k8s.io/v1"
-PEERING_CRD = "clusterkopfpeerings.kopf.dev"
-PEERING_MISSING = (
-    "peering (high availability) is on, but the ClusterKopfPeering CRD is not installed, so"
-    " the operator waits and reconciles nothing: install it (kubectl apply --server-side -f"
-    " charts/govcloud-operator/crds/clusterkopfpeerings.kopf.dev.yaml), or run one replica"
-    " with --standalone (GOVCLOUD_STANDALONE=true)"
+RBAC = "rbac.authorization.k8s.io/v1"
+MANAGED_SELECTOR = f"{constants.LABEL_MANAGED_BY}={constants.MANAGED_BY}"
+# What a pass reads on the hub: the operator's own kinds whole, child kinds by its label.
+HUB_KINDS: tuple[tuple[str, str, str | None], ...] = (
+    (constants.API_VERSION, "CloudTenant", None),
+    (constants.API_VERSION, "SubCenter", None),
+    (constants.API_VERSION, "MigrationPlan", None),
+    (constants.API_VERSION, "ResourcePlan", None),
+    (constants.API_VERSION, "RateCard", None),
+    ("v1", "Namespace", None),
+    ("v1", "ResourceQuota", MANAGED_SELECTOR),
+    ("v1", "LimitRange", MANAGED_SELECTOR),
+    ("networking.k8s.io/v1", "NetworkPolicy", MANAGED_SELECTOR),
+    (RBAC, "RoleBinding", MANAGED_SELECTOR),
+    (RBAC, "ClusterRole", MANAGED_SELECTOR),
+    (RBAC, "ClusterRoleBinding", MANAGED_SELECTOR),
 )
+# What a pass reads on a sub-center: the tenants' namespaces and what the operator puts there.
+SITE_KINDS: tuple[tuple[str, str, str | None], ...] = (
+    ("v1", "Namespace", None),
+    ("v1", "ResourceQuota", MANAGED_SELECTOR),
+    ("v1", "LimitRange", MANAGED_SELECTOR),
+    ("networking.k8s.io/v1", "NetworkPolicy", MANAGED_SELECTOR),
+    (RBAC, "RoleBinding", MANAGED_SELECTOR),
+)
+SITE_EVENTS = "site"  # the route kind of every event from a sub-center's caches
+SYNC_TIMEOUT = 60.0
+
+Route = Callable[[kopf.Memo, str, dict[str, Any]], None]
+Requester = Callable[[kopf.Memo, str], None]
+Activation = Callable[[kopf.Memo], None]
+
+
+@dataclass(frozen=True)
+class _Route:
+    handler: Route
+    always: bool  # also on a replica that does not lead (feeding a cache, not acting)
+
+
+ROUTES: dict[str, list[_Route]] = {}
+REQUESTERS: dict[str, Requester] = {}
+ACTIVATIONS: list[Activation] = []
+
+
+def route(kind: str, *, always: bool = False) -> Callable[[Route], Route]:
+    """Register `handler(memo, event_type, object)` for watch events of `kind`."""
+
+    def register(handler: Route) -> Route:
+        ROUTES.setdefault(kind, []).append(_Route(handler, always))
+        return handler
+
+    return register
+
+
+def requester(kind: str) -> Callable[[Requester], Requester]:
+    """Register how a due scheduler entry of `kind` is served (usually: queue a pass)."""
+
+    def register(function: Requester) -> Requester:
+        REQUESTERS[kind] = function
+        return function
+
+    return register
+
+
+def on_activate(function: Activation) -> Activation:
+    """Register what to do when this replica starts to lead (look at everything once)."""
+    ACTIVATIONS.append(function)
+    return function
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = _load_settings()
-    settings.posting.reporting_component = constants.MANAGED_BY
-    settings.posting.level = logging.INFO
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    # kopf.run has already set `standalone` from the flag (which wins) or the setting.
-    standalone = settings.peering.standalone
-    settings.peering.mandatory = not standalone
-    # kopf pauses every peer that sees another live peer of the same or a higher priority, so
-    # equal priorities would pause all replicas: each draws its own and the highest one acts.
-    settings.peering.lifetime = config.peering_lifetime
-    settings.peering.priority = (
-        random.randint(1, 2**31 - 1)  # an ordering among replicas, not a secret
-        if config.peering_priority is None
-        else config.peering_priority
-    )
-    if not standalone:
-        log.info(
-            "peering priority %d, lifetime %ds", settings.peering.priority, config.peering_lifetime
-        )
+    settings.posting.enabled = False  # the operator posts its own Events (govcloud.k8s.posting)
     registry = prometheus_client.CollectorRegistry()
     recorder = metrics.Recorder(registry)
     memo.config = config
@@ -57,68 +108,193 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.executor = concurrent.futures.ThreadPoolExecutor(
         max_workers=config.workers, thread_name_prefix="reconcile"
     )
-    memo.hub = client.Cluster(
-        client.load_api_client(),
-        "hub",
-        on_write=lambda verb, kind: recorder.count_write("hub", verb, kind),
-    )
-    memo.clusters = clusters.ClusterRegistry(
-        memo.hub,
-        on_write=lambda verb, kind: recorder.count_write("subcenter", verb, kind),
-        secret_namespace=config.subcenter_secret_namespace or config.operator_namespace,
-    )
     # Probes get their own threads: a sub-center that does not answer holds one of these,
     # never a reconcile thread of the hub's tenants.
     memo.probe_executor = concurrent.futures.ThreadPoolExecutor(
         max_workers=config.probe_concurrency, thread_name_prefix="probe"
     )
-    memo.standalone = standalone
-    memo.peering_missing = not standalone and not peering_installed(memo.hub)
-    if memo.peering_missing:
-        log.error(PEERING_MISSING)
-    memo.peering_check = None
-    memo.due = {}
+    memo.active = False
     memo.failures = {}
     memo.queues = {}
-    memo.last_pass = {}
+    memo.scheduler = scheduler.Scheduler()
+    memo.scheduler_task = None
+    memo.lease_failing_since = None
+    memo.background = set()
+    dispatch = _dispatcher(memo)
+
+    def site_dispatch(event_type: str, _kind: str, obj: dict[str, Any]) -> None:
+        dispatch(event_type, SITE_EVENTS, obj)
+
+    direct = client.Cluster(
+        client.load_api_client(),
+        "hub",
+        on_write=lambda verb, kind: recorder.count_write("hub", verb, kind),
+        on_read=lambda verb, kind: recorder.count_read("hub", verb, kind),
+    )
+    memo.hub = cache.CachedCluster(direct, _informers(direct, HUB_KINDS, dispatch))
+    memo.poster = posting.Poster(
+        client.Cluster(direct.api, "hub"),
+        component=constants.MANAGED_BY,
+        instance=config.identity or lease.default_identity(),
+    )
+    memo.poster.start()
+    memo.clusters = clusters.ClusterRegistry(
+        memo.hub,
+        on_write=lambda verb, kind: recorder.count_write("subcenter", verb, kind),
+        on_read=lambda verb, kind: recorder.count_read("subcenter", verb, kind),
+        secret_namespace=config.subcenter_secret_namespace or config.operator_namespace,
+        wrap=lambda site: cache.CachedCluster(site, _informers(site, SITE_KINDS, site_dispatch)),
+    )
+    memo.hub.start()
+    recorder.watch_caches(lambda: cache_sizes(memo))
     if config.metrics_port:
-        prometheus_client.start_http_server(
-            config.metrics_port, addr=config.metrics_host, registry=registry
-        )
+        memo.metrics_server = metrics.serve(recorder, config.metrics_port, config.metrics_host)
         log.info("serving /metrics on %s:%s", config.metrics_host, config.metrics_port)
+    memo.standalone = config.standalone
+    # Lease renewals are not the operator's writes to its objects: a client that counts none.
+    memo.elector = None if config.standalone else _elector(memo, client.Cluster(direct.api, "hub"))
+    memo.leadership = asyncio.get_running_loop().create_task(_lead(memo))
 
 
-def peering_installed(hub: client.Cluster) -> bool:
-    """Whether the ClusterKopfPeering CRD exists (True when the API cannot tell); kopf pauses
-    every handler, silently, while peering is on and that CRD is missing."""
-    try:
-        return hub.get(CRD_API_VERSION, "CustomResourceDefinition", PEERING_CRD) is not None
-    except client.ApiError:
-        return True
+def cache_sizes(memo: kopf.Memo) -> list[metrics.CacheSize]:
+    """Objects and approximate bytes per cluster and kind, for /metrics."""
+    clusters_seen: list[tuple[str, Any]] = [("hub", memo.hub), *memo.clusters.built()]
+    return [
+        (name, informer.kind, len(informer.store), informer.store.approximate_bytes())
+        for name, cluster in clusters_seen
+        if isinstance(cluster, cache.CachedCluster)
+        for informer in cluster.informers
+    ]
 
 
-@kopf.on.probe(id="peering")
-async def peering_probe(memo: kopf.Memo, **_: Any) -> str:
-    """Health fails while peering is on without its CRD, instead of a silent pause. The check
-    runs in the background, so a slow API server never holds the probe up."""
-    if memo.standalone:
-        return "standalone"
-    if memo.peering_check is None or memo.peering_check.done():
-        memo.peering_check = asyncio.get_running_loop().run_in_executor(
-            memo.probe_executor, refresh_peering, memo
+def _informers(
+    cluster: client.Cluster,
+    kinds: tuple[tuple[str, str, str | None], ...],
+    dispatch: Callable[[str, str, dict[str, Any]], None],
+) -> list[cache.Informer]:
+    return [
+        cache.Informer(cluster, api_version, kind, label_selector=selector, on_event=dispatch)
+        for api_version, kind, selector in kinds
+    ]
+
+
+def _dispatcher(memo: kopf.Memo) -> Callable[[str, str, dict[str, Any]], None]:
+    """Hand each watch event from a cache's thread to the operator's loop, in kopf's context
+    (so that the passes it queues can post Events)."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+
+    def dispatch(event_type: str, kind: str, obj: dict[str, Any]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closing: the operator stops
+            loop.call_soon_threadsafe(deliver, memo, event_type, kind, obj, context=context)
+
+    return dispatch
+
+
+def deliver(memo: kopf.Memo, event_type: str, kind: str, obj: dict[str, Any]) -> None:
+    for entry in ROUTES.get(kind, ()):
+        if not (entry.always or memo.active):
+            continue
+        try:
+            entry.handler(memo, event_type, obj)
+        except Exception:  # one bad object must not stop the events of every other
+            log.exception("handling a %s event of %s failed", event_type, kind)
+
+
+# -- leadership ---------------------------------------------------------------------------
+
+
+def _elector(memo: kopf.Memo, direct: client.Cluster) -> lease.Elector:
+    config = memo.config
+    return lease.Elector(
+        direct,
+        config.lease_namespace or config.operator_namespace,
+        config.lease_name,
+        config.identity or lease.default_identity(),
+        duration=config.lease_duration_seconds,
+        renew_deadline=config.lease_renew_deadline_seconds,
+        retry_period=config.lease_retry_period_seconds,
+    )
+
+
+async def _lead(memo: kopf.Memo) -> None:
+    """Act while this replica leads (always, when standalone); stand by otherwise."""
+    await asyncio.get_running_loop().run_in_executor(
+        memo.executor, memo.hub.wait_synced, SYNC_TIMEOUT
+    )
+    elector: lease.Elector | None = memo.elector
+    if elector is None:
+        activate(memo)
+        return
+    config = memo.config
+    log.info("leader election on Lease %s", config.lease_name)
+    # Its own thread: slow sub-centers or a burst of passes must never delay a renewal.
+    memo.lease_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lease")
+    while True:
+        leading = await asyncio.get_running_loop().run_in_executor(
+            memo.lease_executor, elector.attempt
         )
-    if memo.peering_missing:
-        raise kopf.PermanentError(PEERING_MISSING)
-    return "peering"
+        memo.lease_failing_since = (
+            None if elector.error is None else memo.lease_failing_since or time.monotonic()
+        )
+        if leading and not memo.active:
+            log.info("leading (Lease %s): this replica acts", config.lease_name)
+            activate(memo)
+        elif not leading and memo.active:
+            log.warning("no longer leading (holder %s): this replica stands by", elector.holder)
+            deactivate(memo)
+        await asyncio.sleep(elector.retry_period)
 
 
-def refresh_peering(memo: kopf.Memo) -> None:
-    missing = not peering_installed(memo.hub)
-    if missing and not memo.peering_missing:
-        log.error(PEERING_MISSING)
-    elif memo.peering_missing and not missing:
-        log.info("the ClusterKopfPeering CRD is installed: peering resumes")
-    memo.peering_missing = missing
+def activate(memo: kopf.Memo) -> None:
+    memo.active = True
+    memo.active_since = time.monotonic()
+    for function in ACTIVATIONS:
+        function(memo)
+    memo.scheduler_task = asyncio.get_running_loop().create_task(
+        memo.scheduler.run(lambda key: fire(memo, key))
+    )
+
+
+def leading(memo: kopf.Memo) -> bool:
+    """Whether this replica may act now: it is active and (unless standalone) its Lease was
+    renewed within the renew deadline, checked again before every pass."""
+    elector: lease.Elector | None = memo.elector
+    return bool(memo.active) and (elector is None or elector.leading())
+
+
+def deactivate(memo: kopf.Memo) -> None:
+    memo.active = False
+    if memo.scheduler_task is not None:
+        memo.scheduler_task.cancel()
+        memo.scheduler_task = None
+    for pending in memo.queues.values():
+        pending.cancel_all()
+
+
+def fire(memo: kopf.Memo, key: scheduler.Key) -> None:
+    kind, name = key
+    serve = REQUESTERS.get(kind)
+    if serve is None:
+        log.warning("nothing serves scheduled %s %s", kind, name)
+        return
+    serve(memo, name)
+
+
+@kopf.on.probe(id="leadership")
+async def leadership_probe(memo: kopf.Memo, **_: Any) -> str:
+    """Health fails while the Lease cannot be read or written for a whole lease duration,
+    instead of a replica that silently never acts."""
+    elector: lease.Elector | None = getattr(memo, "elector", None)
+    if elector is None:
+        return "standalone"
+    if elector.leading():
+        return "leader"
+    since = getattr(memo, "lease_failing_since", None)
+    failing = since is not None and time.monotonic() - since >= memo.config.lease_duration_seconds
+    if elector.error and failing:
+        raise kopf.PermanentError(f"leader election fails: {elector.error}")
+    return f"standby (holder {elector.holder or 'none'})"
 
 
 def _load_settings() -> settings.Settings:
@@ -126,6 +302,9 @@ def _load_settings() -> settings.Settings:
         return settings.load()
     except ValueError as error:
         raise kopf.PermanentError(f"invalid GOVCLOUD_* setting: {error}") from error
+
+
+# -- work queues --------------------------------------------------------------------------
 
 
 def queue_for(memo: kopf.Memo, kind: str, work: Any) -> queue.Coalescer:
@@ -136,11 +315,23 @@ def queue_for(memo: kopf.Memo, kind: str, work: Any) -> queue.Coalescer:
     return queues[kind]
 
 
+def queue_for_probes(memo: kopf.Memo, kind: str, work: Any) -> queue.Coalescer:
+    """Like `queue_for`, bounded by the probe concurrency instead of the workers."""
+    queues: dict[str, queue.Coalescer] = memo.queues
+    if kind not in queues:
+        queues[kind] = queue.Coalescer(
+            guarded(memo, kind, work), concurrency=memo.config.probe_concurrency
+        )
+    return queues[kind]
+
+
 def guarded(memo: kopf.Memo, kind: str, work: Any) -> Any:
     """`work` whose failures are never silent: each is counted (`result="error"`), said in a
     Warning Event on the object, and retried with per-object exponential backoff."""
 
     async def run(key: str) -> None:
+        if not leading(memo):
+            return  # queued before this replica stopped leading
         try:
             await work(key)
         except asyncio.CancelledError:
@@ -165,8 +356,13 @@ def failed(memo: kopf.Memo, kind: str, key: str, error: Exception) -> None:
         f"the pass failed ({type(error).__name__}: {error}); retrying in {delay:.0f}s"
     )
     target: Any = reference(kind, key)
-    kopf.event(target, type="Warning", reason="ReconcileError", message=message[:1000])
-    call_later(memo, f"{kind}/{key}", delay, memo.queues[kind].request, key)
+    post(memo, target, events.Event("Warning", "ReconcileError", message[:1000]))
+    memo.scheduler.at((kind, key), delay)
+
+
+def post(memo: kopf.Memo, obj: Any, event: events.Event) -> None:
+    """Post a Kubernetes Event about `obj` (in the background; never fails the caller)."""
+    memo.poster.post(obj, event.type, event.reason, event.message)
 
 
 def reference(kind: str, key: str) -> dict[str, Any]:
@@ -176,9 +372,41 @@ def reference(kind: str, key: str) -> dict[str, Any]:
     return {"apiVersion": constants.API_VERSION, "kind": kind, "metadata": metadata}
 
 
+def next_look(memo: kopf.Memo, kind: str, key: str, delay: float | None = None) -> None:
+    """When to look at the object again: in `delay` seconds if that comes before the next
+    (jittered) resync, else at the resync: a far deadline never postpones the level-based look."""
+    resync = scheduler.jittered(memo.config.resync_seconds)
+    memo.scheduler.at((kind, key), resync if delay is None else min(delay, resync))
+
+
+def forget(memo: kopf.Memo, kind: str, key: str) -> None:
+    memo.scheduler.cancel((kind, key))
+    memo.failures.pop(f"{kind}/{key}", None)
+
+
+def cached(memo: kopf.Memo, api_version: str, kind: str) -> list[dict[str, Any]]:
+    """Every object of a kind the hub's cache holds (for activation: look at each once)."""
+    informer = memo.hub.informer(api_version, kind)
+    return informer.store.list() if informer is not None else []
+
+
 async def run_in_executor(memo: kopf.Memo, function: Any, *args: Any) -> Any:
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(memo.executor, function, *args)
+
+
+def in_background(memo: kopf.Memo, function: Any, *args: Any) -> None:
+    """Run `function(*args)` on a reconcile thread; a failure is logged, never raised."""
+
+    async def run() -> None:
+        try:
+            await run_in_executor(memo, function, *args)
+        except Exception:
+            log.exception("%s failed", getattr(function, "__name__", "background work"))
+
+    task = asyncio.get_running_loop().create_task(run())
+    memo.background.add(task)
+    task.add_done_callback(memo.background.discard)
 
 
 async def run_probe(memo: kopf.Memo, function: Any, *args: Any) -> Any:
@@ -186,47 +414,27 @@ async def run_probe(memo: kopf.Memo, function: Any, *args: Any) -> Any:
     return await loop.run_in_executor(memo.probe_executor, function, *args)
 
 
-def queue_for_probes(memo: kopf.Memo, kind: str, work: Any) -> queue.Coalescer:
-    """Like `queue_for`, bounded by the probe concurrency instead of the workers."""
-    queues: dict[str, queue.Coalescer] = memo.queues
-    if kind not in queues:
-        queues[kind] = queue.Coalescer(
-            guarded(memo, kind, work), concurrency=memo.config.probe_concurrency
-        )
-    return queues[kind]
-
-
-def call_later(memo: kopf.Memo, key: str, delay: float, callback: Any, *args: Any) -> None:
-    """Run `callback(*args)` once `delay` seconds have passed, replacing an earlier one for `key`.
-
-    Nothing here owns an asyncio timer: the kind's kopf timer calls `fire_due` for the object,
-    and kopf pauses its timers on a replica that is not the active peer, so a standby never
-    acts on an old schedule.
-    """
-    due: dict[str, tuple[float, Any, tuple[Any, ...]]] = memo.due
-    due[key] = (time.monotonic() + delay, callback, args)
-
-
-def cancel_timer(memo: kopf.Memo, key: str) -> None:
-    memo.due.pop(key, None)
-
-
-def fire_due(memo: kopf.Memo, key: str) -> bool:
-    """Run the callback scheduled for `key` if its time has come; whether one ran."""
-    entry = memo.due.get(key)
-    if entry is None or entry[0] > time.monotonic():
-        return False
-    memo.due.pop(key, None)
-    entry[1](*entry[2])
-    return True
-
-
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
-    for pending in getattr(memo, "queues", {}).values():
-        pending.cancel_all()
-    getattr(memo, "due", {}).clear()
-    for name in ("executor", "probe_executor"):
+    leadership = getattr(memo, "leadership", None)
+    if leadership is not None:
+        leadership.cancel()
+    if getattr(memo, "active", False):
+        deactivate(memo)
+    elector: lease.Elector | None = getattr(memo, "elector", None)
+    if elector is not None and elector.leading():
+        await asyncio.get_running_loop().run_in_executor(None, elector.release)
+    for caches in (
+        getattr(memo, "clusters", None),
+        getattr(memo, "hub", None),
+        getattr(memo, "poster", None),
+    ):
+        if caches is not None:
+            caches.stop()
+    server = getattr(memo, "metrics_server", None)
+    if server is not None:
+        server.shutdown()
+    for name in ("executor", "probe_executor", "lease_executor"):
         executor = getattr(memo, name, None)
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)

@@ -10,7 +10,6 @@ from govcloud import constants
 from govcloud.handlers import cloudtenant, startup
 from govcloud.reconcile import subcenter
 
-PLURAL = "subcenters"
 KIND = "SubCenter"
 RETRY_SECONDS = 10.0
 
@@ -32,28 +31,27 @@ async def probe(name: str, memo: kopf.Memo) -> None:
     except Exception:
         # A pass that fails (the hub briefly unreachable, a bug) must not end the site's probes.
         recorder.reconciles.labels(kind=KIND, result="exception").inc()
-        startup.call_later(memo, f"{KIND}/{name}", RETRY_SECONDS, _queue(memo).request, name)
+        memo.scheduler.at((KIND, name), RETRY_SECONDS)
         raise
     recorder.reconciles.labels(kind=KIND, result=result.outcome).inc()
     if result.snapshot is not None:
         recorder.record_subcenter(name, result.snapshot)
     if result.body is not None:
         for event in result.events:
-            kopf.event(result.body, type=event.type, reason=event.reason, message=event.message)
+            startup.post(memo, result.body, event)
     if result.outcome == "deleted":
         recorder.forget_subcenter(name)
-        startup.cancel_timer(memo, f"{KIND}/{name}")
+        startup.forget(memo, KIND, name)
         return
-    startup.call_later(memo, f"{KIND}/{name}", result.interval, _queue(memo).request, name)
-    # Drift in a sub-center raises no event on the hub: each probe resyncs its tenants.
+    memo.scheduler.at((KIND, name), result.interval)  # the site's own probe interval
+    # Drift in a sub-center the site's caches missed is healed by each probe's resync.
     for tenant in result.placed_tenants:
         cloudtenant.request(memo, tenant)
 
 
-@kopf.timer(constants.GROUP, constants.VERSION, PLURAL, interval=1.0)
-async def subcenter_tick(name: str, memo: kopf.Memo, **_: Any) -> None:
-    """Probes on each site's own interval, on kopf's timer so a standby replica stays idle."""
-    startup.fire_due(memo, f"{KIND}/{name}")
+@startup.requester(KIND)
+def request(memo: kopf.Memo, name: str) -> None:
+    _queue(memo).request(name)
 
 
 def _seen(memo: kopf.Memo) -> dict[str, tuple[Any, ...]]:
@@ -62,35 +60,41 @@ def _seen(memo: kopf.Memo) -> dict[str, tuple[Any, ...]]:
     return seen
 
 
-@kopf.on.event(constants.GROUP, constants.VERSION, PLURAL)
-async def subcenter_changed(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
+@startup.route(KIND)
+def subcenter_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None:
     """Probe at once a site seen for the first time, whose spec changed or whose deletion began.
 
     Every status patch of a probe is an event of the SubCenter too: probing again for it would
-    patch again, a loop. Those wait for the site's interval (`subcenter_tick`).
+    patch again, a loop. Those wait for the site's interval (the scheduler).
     """
-    if event["type"] == "DELETED":
+    name = obj["metadata"]["name"]
+    if event_type == "DELETED":
         memo.recorder.forget_subcenter(name)
         memo.clusters.forget(name)
-        startup.cancel_timer(memo, f"{KIND}/{name}")
+        startup.forget(memo, KIND, name)
         _seen(memo).pop(name, None)
         return
-    key = subcenter.wake_key(event["object"])
+    key = subcenter.wake_key(obj)
     if _seen(memo).get(name) == key:
         return
     _seen(memo)[name] = key
-    _queue(memo).request(name)
+    request(memo, name)
 
 
-@kopf.on.event(constants.GROUP, constants.VERSION, cloudtenant.PLURAL, id="subcenter-tenant-gone")
-async def tenant_gone(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """A tenant deleted from a site re-probes the site at once.
-
-    A SubCenter whose deletion waits for its tenants has nothing else to wake it: kopf stops
-    an object's timers once its deletion has begun, so `subcenter_tick` no longer runs for it.
-    """
-    if event["type"] != "DELETED":
+@startup.route(cloudtenant.KIND)
+def tenant_gone(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None:
+    """A tenant deleted from a site re-probes the site at once (a SubCenter whose deletion
+    waits for its tenants goes as soon as the last one has gone)."""
+    if event_type != "DELETED":
         return
-    site = ((event["object"].get("spec") or {}).get("placement") or {}).get("subCenter")
+    site = ((obj.get("spec") or {}).get("placement") or {}).get("subCenter")
     if site:
-        _queue(memo).request(str(site))
+        request(memo, str(site))
+
+
+@startup.on_activate
+def look_at_every_site(memo: kopf.Memo) -> None:
+    _seen(memo).clear()
+    for item in startup.cached(memo, constants.API_VERSION, KIND):
+        _seen(memo)[item["metadata"]["name"]] = subcenter.wake_key(item)
+        request(memo, item["metadata"]["name"])

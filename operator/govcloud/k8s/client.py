@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -63,8 +64,14 @@ def load_api_client(kubeconfig: str | None = None) -> k8s_client.ApiClient:
     return api_client_from(configuration)
 
 
+# Connections kept per API server: each watch of the caches holds one for good, and the
+# reconcile, probe and metering threads need theirs besides (else every call reconnects).
+CONNECTION_POOL = 64
+
+
 def api_client_from(configuration: k8s_client.Configuration) -> k8s_client.ApiClient:
     configuration.retries = False
+    configuration.connection_pool_maxsize = CONNECTION_POOL
     api = k8s_client.ApiClient(configuration)
     api.user_agent = USER_AGENT
     return api
@@ -74,28 +81,40 @@ class Cluster:
     """Typed-enough helpers over the dynamic client for one API server."""
 
     def __init__(
-        self, api: k8s_client.ApiClient, name: str = "hub", on_write: WriteHook | None = None
+        self,
+        api: k8s_client.ApiClient,
+        name: str = "hub",
+        on_write: WriteHook | None = None,
+        on_read: WriteHook | None = None,
     ):
         self.name = name
         self.api = api
         self._on_write = on_write
+        self._on_read = on_read
         self._dynamic: DynamicClient | None = None
+        # The discovery cache of the kubernetes client is not thread-safe: one thread
+        # invalidating it while another searches it fails the search (KeyError).
+        self._discovery = threading.RLock()
 
     @property
     def dynamic(self) -> DynamicClient:
-        if self._dynamic is None:
-            self._dynamic = self._retry("discovery", lambda: DynamicClient(self.api))
-        return self._dynamic
+        with self._discovery:
+            if self._dynamic is None:
+                self._dynamic = self._retry("discovery", lambda: DynamicClient(self.api))
+            return self._dynamic
 
     def resource(self, api_version: str, kind: str) -> Any:
-        try:
-            return self.dynamic.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
-            self.dynamic.resources.invalidate_cache()
-        try:
-            return self.dynamic.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError as error:
-            raise ApiError(f"{kind} ({api_version}) is not served by {self.name}", 404) from error
+        with self._discovery:
+            try:
+                return self.dynamic.resources.get(api_version=api_version, kind=kind)
+            except ResourceNotFoundError:
+                self.dynamic.resources.invalidate_cache()
+            try:
+                return self.dynamic.resources.get(api_version=api_version, kind=kind)
+            except ResourceNotFoundError as error:
+                raise ApiError(
+                    f"{kind} ({api_version}) is not served by {self.name}", 404
+                ) from error
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -103,6 +122,7 @@ class Cluster:
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> Manifest | None:
         resource = self.resource(api_version, kind)
+        self._counted_read("get", kind)
         try:
             found = self._retry("get", lambda: resource.get(name=name, namespace=namespace))
         except ApiError as error:
@@ -122,6 +142,7 @@ class Cluster:
     ) -> list[Manifest]:
         """Every object of the kind; transient failures are retried for `retry_deadline` s."""
         resource = self.resource(api_version, kind)
+        self._counted_read("list", kind)
         found = self._retry(
             "list",
             lambda: resource.get(namespace=namespace, label_selector=label_selector),
@@ -296,6 +317,10 @@ class Cluster:
     def _count(self, verb: str, kind: str) -> None:
         if self._on_write is not None:
             self._on_write(verb, kind)
+
+    def _counted_read(self, verb: str, kind: str) -> None:
+        if self._on_read is not None:
+            self._on_read(verb, kind)
 
     def _retry(
         self, what: str, call: Callable[[], Any], retry_deadline: float = RETRY_DEADLINE

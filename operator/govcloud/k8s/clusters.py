@@ -18,6 +18,7 @@ import ssl
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -29,7 +30,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.utils import parse_quantity
 
 from govcloud.desired import quantity
-from govcloud.k8s import client
+from govcloud.k8s import cache, client
 
 PROBE_OUTCOMES = ("Healthy", "Unreachable", "Unhealthy", "Unauthorized", "InvalidCredentials")
 # Every call to a sub-center is bounded (seconds to connect, seconds per read): a site that
@@ -137,17 +138,25 @@ def read_credentials(
 
 
 class ClusterRegistry:
-    """One `client.Cluster` per sub-center, rebuilt whenever its credentials change."""
+    """One `client.Cluster` per sub-center, rebuilt whenever its credentials change.
+
+    With `wrap`, each site's client is handed to it once built (the operator wraps it in the
+    site's watch-fed caches); a client replaced or forgotten is stopped if it can be.
+    """
 
     def __init__(
         self,
         hub: client.Cluster,
         on_write: client.WriteHook | None = None,
         secret_namespace: str | None = None,
+        wrap: Callable[[client.Cluster], Any] | None = None,
+        on_read: client.WriteHook | None = None,
     ) -> None:
         self.hub = hub
         self.secret_namespace = secret_namespace  # None: any (only unit tests build it so)
         self._on_write = on_write
+        self._wrap = wrap
+        self._on_read = on_read
         self._lock = threading.Lock()
         self._clusters: dict[str, tuple[str, client.Cluster]] = {}
         self._uids: dict[str, tuple[str, str]] = {}
@@ -167,10 +176,20 @@ class ClusterRegistry:
             raise CredentialsError(
                 "InvalidKubeconfig", f"the kubeconfig cannot be used: {type(error).__name__}"
             ) from None
-        built = SiteCluster(_bounded(api, REQUEST_TIMEOUT), name, on_write=self._on_write)
+        built: Any = SiteCluster(
+            _bounded(api, REQUEST_TIMEOUT), name, on_write=self._on_write, on_read=self._on_read
+        )
+        if self._wrap is not None:
+            built = self._wrap(built)
         with self._lock:
+            replaced = self._clusters.get(name)
             self._clusters[name] = (fingerprint, built)
-        return built
+        if isinstance(built, cache.CachedCluster):
+            built.start()
+        if replaced is not None:
+            _stop(replaced[1])
+        result: client.Cluster = built
+        return result
 
     def kube_system_uid(self, name: str, fingerprint: str, *, fresh: bool = False) -> str:
         """The UID of the kube-system namespace the site's client reaches (cached per
@@ -182,7 +201,7 @@ class ClusterRegistry:
             return cached[1]
         if built is None or built[0] != fingerprint:
             raise client.ApiError("no client for these credentials", 0)
-        namespace = built[1].get("v1", "Namespace", "kube-system")
+        namespace = cache.uncached(built[1]).get("v1", "Namespace", "kube-system")
         uid = str(((namespace or {}).get("metadata") or {}).get("uid") or "")
         if not uid:
             raise client.ApiError("the site has no kube-system namespace", 404)
@@ -195,10 +214,29 @@ class ClusterRegistry:
             found = self._clusters.get(name)
         return found[1] if found else None
 
+    def built(self) -> list[tuple[str, client.Cluster]]:
+        """Every site's client built so far, by SubCenter name."""
+        with self._lock:
+            return [(name, entry[1]) for name, entry in self._clusters.items()]
+
     def forget(self, name: str) -> None:
         with self._lock:
-            self._clusters.pop(name, None)
+            forgotten = self._clusters.pop(name, None)
             self._uids.pop(name, None)
+        if forgotten is not None:
+            _stop(forgotten[1])
+
+    def stop(self) -> None:
+        """Stop every site's caches (the operator is stopping)."""
+        with self._lock:
+            built = [entry[1] for entry in self._clusters.values()]
+        for cluster in built:
+            _stop(cluster)
+
+
+def _stop(cluster: Any) -> None:
+    if isinstance(cluster, cache.CachedCluster):
+        cluster.stop()
 
 
 class SiteCluster(client.Cluster):
@@ -237,7 +275,7 @@ def api_client_for(endpoint: Endpoint) -> k8s_client.ApiClient:
     api = client.api_client_from(configuration)
     api.rest_client.pool_manager = urllib3.PoolManager(
         num_pools=4,
-        maxsize=4,
+        maxsize=client.CONNECTION_POOL,
         cert_reqs=ssl.CERT_REQUIRED,
         ssl_context=tls_context(endpoint),
         retries=False,

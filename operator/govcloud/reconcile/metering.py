@@ -7,14 +7,23 @@ cost one LIST of ResourceQuotas per site (plus the GETs of its SubCenter and kub
 Secret), run on their own threads and bounded in time (`SiteReader`): a site that does not
 answer in time neither stalls the tick nor is billed (its tenants' usage is unknown until it
 answers). A tenant with neither this month's nor last month's report costs one LIST of its
-reports, once, to find what to catch up (`rollover`). Writes: one status patch per tenant
-report (plus a create at the start of a month, a close at its end).
+reports, once, to find what to catch up (`rollover`).
+
+Writes: only the reports that are due (`billing.checkpoint`): a charge or the total moved by
+a fen, a line, the tier or the Rated condition changed, the usage changed since the report's
+lastSampleTime, a price change or a rate card edit, a tenant being deleted, or the report was
+last written a checkpoint ago (`metering_checkpoint_seconds`, default 15 minutes; 0 writes
+every tick). So a tick over tenants whose usage holds still writes about tenants x interval /
+checkpoint reports, not one per tenant; plus a create at the start of a month and a close at
+its end, which are always written. A tenant gone since the last tick has its report written up
+to that tick, once.
 
 Nothing lost, nothing counted twice: the increment starts at the report's own
-lastSampleTime and every status patch carries the resourceVersion that was read, so a
-restarted operator continues where the report says, and of two replicas racing for the same
-interval only one patch succeeds (the other gets 409 and accrues nothing). A closed report
-is final; the CRD's status rule refuses any later change.
+lastSampleTime (a skipped write only makes the next one cover a longer interval; the usage
+timeline is trimmed only up to what was written) and every status patch carries the
+resourceVersion that was read, so a restarted operator continues where the report says, and
+of two replicas racing for the same interval only one patch succeeds (the other gets 409 and
+accrues nothing). A closed report is final; the CRD's status rule refuses any later change.
 """
 
 from __future__ import annotations
@@ -24,14 +33,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pydantic
 
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant, ratecard, subcenter, usagereport
-from govcloud.billing import accrual, periods, rating, rollover, usage
+from govcloud.billing import accrual, checkpoint, periods, rating, rollover, usage
+from govcloud.k8s import cache as caches
 from govcloud.k8s import client, clusters
 from govcloud.reconcile import conditions, events, placement
 
@@ -177,7 +187,9 @@ class SiteReader:
         target = placement.connect(self.hub, self.registry, site, spec)
         if target.cluster is None:
             raise SiteError(target.message)
-        return target.cluster.list(
+        # From the site itself, not its cache: what is billed must be what the site says now,
+        # and a site that does not answer is not billed (its usage is unknown meanwhile).
+        return caches.uncached(target.cluster).list(
             "v1", "ResourceQuota", label_selector=QUOTA_SELECTOR, retry_deadline=SITE_RETRY_SECONDS
         )
 
@@ -197,6 +209,29 @@ def feed_sites(
 
 
 # -- the tick --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every tenant's accrual in one tick shares."""
+
+    hub: client.Cluster
+    cache: usage.UsageCache
+    table: rating.RateTable
+    tz: Any
+    now: datetime
+    reports: Mapping[str, Manifest]
+    result: TickResult
+    every: timedelta  # the checkpoint interval
+    card_edited: bool  # the rate card changed since the last tick: every report is written
+
+
+@dataclass(frozen=True)
+class Metered:
+    """One tenant's current report after a tick: accrued, and as written (the same if written)."""
+
+    accrued: accrual.Report
+    written: accrual.Report
 
 
 def tick(
@@ -223,61 +258,70 @@ def tick(
     now = now or datetime.now(UTC)
     period = periods.period_of(now, tz)
     previous = period.previous()
-    reports_by_name = {
-        item["metadata"]["name"]: item
-        for item in hub.list(
-            constants.API_VERSION,
-            KIND,
-            label_selector=f"{LABEL_PERIOD} in ({period.name},{previous.name})",
-        )
-    }
+    context = Context(
+        hub=hub,
+        cache=cache,
+        table=table,
+        tz=tz,
+        now=now,
+        reports={
+            item["metadata"]["name"]: item
+            for item in hub.list(
+                constants.API_VERSION,
+                KIND,
+                label_selector=f"{LABEL_PERIOD} in ({period.name},{previous.name})",
+            )
+        },
+        result=result,
+        every=checkpoint_of(settings),
+        card_edited=card_edited(card),
+    )
     work = [tenant for tenant in tenants if cache.timeline(tenant["metadata"]["name"])]
     # Tenants are independent (each its own report, each patch guarded by its
-    # resourceVersion), so their writes go out side by side: at a thousand tenants a tick is
-    # a thousand patches, which one after the other would outlast the interval.
+    # resourceVersion), so their writes go out side by side.
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=max(1, min(concurrency_of(settings), len(work))),
         thread_name_prefix="govcloud-metering",
     ) as pool:
-        reports = list(
-            pool.map(
-                lambda tenant: meter_tenant(
-                    hub, cache, table, tz, now, tenant, reports_by_name, result
-                ),
-                work,
-            )
-        )
+        metered = list(pool.map(lambda tenant: meter_tenant(context, tenant), work))
+    listed = {str(tenant["metadata"]["name"]) for tenant in tenants}
+    for name, last_tick in sorted(cache.unlisted(listed).items()):
+        settle(context, name, last_tick)
     unrated: set[str] = set()
-    for report in reports:
+    for report in metered:
         if report is not None:
-            unrated.update(report.unrated)
+            unrated.update(report.accrued.unrated)
     _card_status(hub, card, sorted(unrated), now, result)
     return result
 
 
-def meter_tenant(
-    hub: client.Cluster,
-    cache: usage.UsageCache,
-    table: rating.RateTable,
-    tz: Any,
-    now: datetime,
-    tenant: Mapping[str, Any],
-    reports: Mapping[str, Manifest],
-    result: TickResult,
-) -> accrual.Report | None:
+def checkpoint_of(settings: Any) -> timedelta:
+    """How long a report may go unwritten while nothing billable changes (0: every tick)."""
+    seconds = getattr(settings, "metering_checkpoint_seconds", checkpoint.DEFAULT_SECONDS)
+    return timedelta(seconds=float(seconds))
+
+
+def card_edited(card: Mapping[str, Any]) -> bool:
+    """The card's spec changed since a tick last wrote its status (observedGeneration)."""
+    generation = (card.get("metadata") or {}).get("generation")
+    return generation != (card.get("status") or {}).get("observedGeneration")
+
+
+def meter_tenant(context: Context, tenant: Mapping[str, Any]) -> Metered | None:
     """Accrue one tenant (catching up any months an outage left open); None if it failed."""
     name = tenant["metadata"]["name"]
-    points = cache.timeline(name)
-    period = periods.period_of(now, tz)
+    points = context.cache.timeline(name)
+    period = periods.period_of(context.now, context.tz)
     previous = period.previous()
     tier = str(((tenant.get("spec") or {}).get("unit") or {}).get("tier") or "city")
-    meter = Meter(hub, table, tier, tz, now, result)
+    deleting = bool((tenant.get("metadata") or {}).get("deletionTimestamp"))
+    meter = Meter(context, tier, force=deleting or context.card_edited)
     try:
-        current = reports.get(usagereport.report_name(name, period.name))
-        old = reports.get(usagereport.report_name(name, previous.name))
+        current = context.reports.get(usagereport.report_name(name, period.name))
+        old = context.reports.get(usagereport.report_name(name, previous.name))
         earlier = {previous: old} if old is not None else {}
         if current is None and not earlier:
-            earlier = history(hub, name, period)  # new tenant, or down across month ends
+            earlier = history(context.hub, name, period)  # new tenant, or down across month ends
         backlog = rollover.catch_up(
             period,
             {
@@ -291,22 +335,50 @@ def meter_tenant(
             meter.fill(name, month, points)
         report = meter.accrue(name, current, period, points, continued=backlog.continued)
     except client.ApiError as error:
-        with result.lock:
-            if error.status == 409:
-                result.conflicts += 1  # someone else accrued this interval; next tick goes on
-            else:
-                result.errors.append(f"{name}: {error}")
+        conflict(context.result, name, error)
         return None
-    cache.trim(name, report.last_sample)
-    with result.lock:
-        result.usage[name] = metrics.UsageSnapshot(
-            tier=tier,
-            period=period.name,
-            charge=float(report.total),
-            requested_hours={k: float(v.requested_hours) for k, v in report.lines.items()},
-            allocated_hours={k: float(v.allocated_hours) for k, v in report.lines.items()},
-        )
+    # Only what was written is forgotten: a skipped interval is accrued by a later tick.
+    context.cache.trim(name, report.written.last_sample)
+    context.cache.metered(name, context.now)
+    with context.result.lock:
+        context.result.usage[name] = snapshot(report.written, tier, period)
     return report
+
+
+def conflict(result: TickResult, name: str, error: client.ApiError) -> None:
+    with result.lock:
+        if error.status == 409:
+            result.conflicts += 1  # someone else accrued this interval; next tick goes on
+        else:
+            result.errors.append(f"{name}: {error}")
+
+
+def snapshot(report: accrual.Report, tier: str, period: periods.Period) -> metrics.UsageSnapshot:
+    """The metrics of a report as written (metrics equal the reports)."""
+    return metrics.UsageSnapshot(
+        tier=tier,
+        period=period.name,
+        charge=float(report.total),
+        requested_hours={k: float(v.requested_hours) for k, v in report.lines.items()},
+        allocated_hours={k: float(v.allocated_hours) for k, v in report.lines.items()},
+    )
+
+
+def settle(context: Context, name: str, last_tick: datetime) -> None:
+    """A tenant gone since the last tick: its report is written up to that tick, as writing
+    every tick would have left it, once (its usage timeline stays, as for any tenant)."""
+    period = periods.period_of(last_tick, context.tz)
+    body = context.reports.get(usagereport.report_name(name, period.name))
+    if body is not None and not (body.get("status") or {}).get("closed"):
+        tier = str((body.get("status") or {}).get("tier") or "city")
+        meter = Meter(context, tier, force=True, end=last_tick)
+        try:
+            report = meter.accrue(name, body, period, context.cache.timeline(name), continued=True)
+        except client.ApiError as error:
+            conflict(context.result, name, error)
+            return
+        context.cache.trim(name, report.written.last_sample)
+    context.cache.settled(name)
 
 
 def concurrency_of(settings: Any) -> int:
@@ -331,16 +403,21 @@ def history(
     return found
 
 
-@dataclass
 class Meter:
     """Accrues and closes the reports of one tenant within a tick."""
 
-    hub: client.Cluster
-    table: rating.RateTable
-    tier: str
-    tz: Any
-    now: datetime
-    result: TickResult
+    def __init__(
+        self, context: Context, tier: str, *, force: bool = False, end: datetime | None = None
+    ) -> None:
+        self.context = context
+        self.hub = context.hub
+        self.table = context.table
+        self.tier = tier
+        self.tz = context.tz
+        self.now = context.now
+        self.end = end or context.now  # accrued up to here (a gone tenant: its last tick)
+        self.result = context.result
+        self.force = force
 
     def close(
         self,
@@ -356,7 +433,7 @@ class Meter:
                 body.get("status") or {}, default_start=period.start(self.tz)
             )
         state = accrual.accrue(state, points, end, self.table, self.tier)
-        self._write(body, state, period, closed_at=self.now)
+        self._write(body, self._status(body, state, period, closed_at=self.now))
         self.result.events.append(
             (
                 body,
@@ -405,30 +482,40 @@ class Meter:
         points: list[usage.Point],
         *,
         continued: bool,
-    ) -> accrual.Report:
+    ) -> Metered:
+        """Accrue the month's report up to `end`; written only when due (`checkpoint`)."""
         if body is None:
             # A month that follows a metered one starts at the month's start; a tenant
             # metered for the first time starts now (nothing before it is billed).
             start = period.start(self.tz) if continued else self.now
             body = self._create(tenant, period)
-            state = accrual.Report(last_sample=start)
+            written = accrual.Report(last_sample=start)
+            force = True
         else:
             status = body.get("status") or {}
+            written = accrual.from_status(status, default_start=self.now)
             if status.get("closed"):
-                return accrual.from_status(status, default_start=self.now)
-            state = accrual.from_status(status, default_start=self.now)
-        state = accrual.accrue(state, points, self.now, self.table, self.tier)
-        self._write(body, state, period)
-        return state
+                return Metered(written, written)
+            force = self.force
+        state = accrual.accrue(written, points, self.end, self.table, self.tier)
+        if state is written and not force:
+            return Metered(state, written)
+        new = self._status(body, state, period)
+        if not force and not checkpoint.reason(
+            body.get("status") or {}, new, written, points, self.table, self.end, self.context.every
+        ):
+            return Metered(state, written)
+        self._write(body, new)
+        return Metered(state, state)
 
-    def _write(
+    def _status(
         self,
         body: Manifest,
         state: accrual.Report,
         period: periods.Period,
         closed_at: datetime | None = None,
-    ) -> None:
-        old = body.get("status") or {}
+    ) -> dict[str, Any]:
+        """The whole status the operator owns, its Rated condition merged into the old ones."""
         status = accrual.to_status(
             state,
             tier=self.tier,
@@ -438,16 +525,25 @@ class Meter:
             closed_at=closed_at,
         )
         rated = conditions.Condition(RATED, *accrual.rated_condition(state.unrated))
-        status["conditions"] = conditions.merge(
-            old.get("conditions") or [], [rated], None, self.now
-        )
+        old = body.get("status") or {}
+        # Without the null observedGeneration (a report has no generation to observe): a
+        # merge patch deletes a null, and the status would never equal the stored one.
+        status["conditions"] = [
+            {key: value for key, value in item.items() if value is not None}
+            for item in conditions.merge(old.get("conditions") or [], [rated], None, self.now)
+        ]
+        return status
+
+    def _write(self, body: Manifest, status: dict[str, Any]) -> None:
+        old = body.get("status") or {}
         if all(old.get(key) == value for key, value in status.items()):
             return
-        if rated.status == conditions.FALSE and not any(
+        rated = next(item for item in status["conditions"] if item["type"] == RATED)
+        if rated["status"] == conditions.FALSE and not any(
             item.get("type") == RATED and item.get("status") == conditions.FALSE
             for item in old.get("conditions") or []
         ):
-            self.result.events.append((body, Event("Warning", "MissingRate", rated.message)))
+            self.result.events.append((body, Event("Warning", "MissingRate", rated["message"])))
         self.hub.patch_status(
             constants.API_VERSION,
             KIND,

@@ -35,9 +35,9 @@ import pydantic
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import migrationplan, subcenter
 from govcloud.api.v1alpha1.migrationplan import Phase
-from govcloud.k8s import client, clusters
+from govcloud.k8s import cache, client, clusters
 from govcloud.migration import machine, transform
-from govcloud.reconcile import conditions, events, placement
+from govcloud.reconcile import conditions, events, finalizers, placement
 
 log = logging.getLogger(__name__)
 
@@ -208,12 +208,15 @@ def own(hub: client.Cluster, body: Manifest) -> Manifest:
             return current
         try:
             return hub.add_finalizer(_typed(current), constants.FINALIZER)
-        except client.ApiError as error:  # kopf adds its own marker at the same moment
+        except client.ApiError as error:  # someone else moved the finalizer list meanwhile
             if error.status != 422:
                 raise
         metadata = body["metadata"]
         current = (
-            hub.get(constants.API_VERSION, KIND, metadata["name"], metadata["namespace"]) or body
+            cache.uncached(hub).get(
+                constants.API_VERSION, KIND, metadata["name"], metadata["namespace"]
+            )
+            or body
         )
     return hub.add_finalizer(_typed(current), constants.FINALIZER)
 
@@ -1242,8 +1245,8 @@ def finalizing(hub: client.Cluster, body: Manifest, message: str, settings: Any)
 
 
 def release(hub: client.Cluster, body: Manifest, said: list[Event]) -> Result:
-    """Remove the operator's finalizer. kopf removes its own marker at about the same time and
-    another pass may release too, so a failed test-and-remove (422) reads the plan again."""
+    """Remove the operator's finalizer. Someone else may edit the finalizers at the same time,
+    so a failed test-and-remove (422) reads the plan again, from the API server."""
     current: Manifest | None = body
     for _ in range(3):
         if current is None or constants.FINALIZER not in (
@@ -1251,13 +1254,15 @@ def release(hub: client.Cluster, body: Manifest, said: list[Event]) -> Result:
         ):
             break
         try:
-            hub.remove_finalizer(_typed(current), constants.FINALIZER)
+            finalizers.let_go(hub, _typed(current))
             break
         except client.ApiError as error:
             if error.status != 422:
                 raise
         metadata = body["metadata"]
-        current = hub.get(constants.API_VERSION, KIND, metadata["name"], metadata["namespace"])
+        current = cache.uncached(hub).get(
+            constants.API_VERSION, KIND, metadata["name"], metadata["namespace"]
+        )
     return Result(outcome="deleted", body=body, events=said)
 
 

@@ -12,6 +12,7 @@ import pydantic
 
 from govcloud import constants
 from govcloud.api.v1alpha1 import cloudtenant, subcenter
+from govcloud.federation import condition as federation_condition
 from govcloud.federation import credentials, identity, placement
 from govcloud.k8s import client, clusters
 
@@ -31,6 +32,7 @@ class Target:
     reason: str
     message: str
     grant: placement.Grant | None = None  # for a tenant on a sub-center: the quota it may have
+    unreachable: str = ""  # the site's probes say it does not answer: why (nothing is dialled)
 
     @property
     def placed(self) -> bool:
@@ -80,8 +82,19 @@ def resolve(
         return Target(site_name, None, verdict.reason, verdict.message)
     target = connect(hub, registry, site_name, site_spec, site)
     if target.placed:
-        target = dataclasses.replace(target, grant=grant(hub, site, body, spec))
+        target = dataclasses.replace(
+            target, grant=grant(hub, site, body, spec), unreachable=unreachable(site)
+        )
     return target
+
+
+def unreachable(site: Manifest) -> str:
+    """Why the site's probes hold it unreachable (its Reachable condition, after the failure
+    threshold), or "": a tenant's pass then reads no stale cache and dials nothing there."""
+    for item in (site.get("status") or {}).get("conditions") or []:
+        if item.get("type") == federation_condition.REACHABLE and item.get("status") == "False":
+            return str(item.get("message") or "the sub-center does not answer")
+    return ""
 
 
 def placed_on(body: Manifest, spec: cloudtenant.CloudTenantSpec) -> str:
@@ -99,7 +112,7 @@ def placed_on(body: Manifest, spec: cloudtenant.CloudTenantSpec) -> str:
 class Admissions:
     """Per site: a lock that makes placement decisions one at a time, and who it admitted.
 
-    Kopf peering keeps one replica active, so an in-process lock held across "count what the
+    The Lease keeps one replica active, so an in-process lock held across "count what the
     other tenants hold -> decide -> record" is enough to never over-commit a site. A tenant
     admitted here holds its place before its status says so; after a restart nothing is
     remembered and the CloudTenant statuses alone are the truth.

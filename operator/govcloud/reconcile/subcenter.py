@@ -24,7 +24,7 @@ from govcloud.desired import compare, quantity
 from govcloud.federation import condition as federation_condition
 from govcloud.federation import credentials, health, identity, placement, retirement
 from govcloud.k8s import client, clusters
-from govcloud.reconcile import conditions, events
+from govcloud.reconcile import conditions, events, finalizers
 from govcloud.reconcile import placement as tenant_placement
 
 log = logging.getLogger(__name__)
@@ -376,7 +376,7 @@ def finalize(
         )
         write_status(hub, body, status, now)
         return Result(outcome="blocked", body=body, interval=10.0, events=events)
-    hub.remove_finalizer(_typed(body), constants.FINALIZER)
+    finalizers.let_go(hub, _typed(body))
     registry.forget(name)
     return Result(
         outcome="deleted",

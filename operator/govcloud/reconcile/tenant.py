@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from govcloud.desired import compare, meta, protection, quantity, quotas, rbac
 from govcloud.desired import namespaces as desired_namespaces
 from govcloud.desired import tenant as desired_tenant
 from govcloud.federation import placement as federation_placement
-from govcloud.k8s import client, clusters
+from govcloud.k8s import cache, client, clusters
 from govcloud.reconcile import (
     conditions,
     events,
@@ -42,6 +43,10 @@ ACCESS_READY = "AccessReady"
 NETWORK_ISOLATED = "NetworkIsolated"
 QUOTA_GRANTED = "QuotaGranted"
 QUOTA_MISSING = "QuotaMissing"
+# How long a pass waits for the quota controller to enforce a new namespace's quota before it
+# grants access there (it usually takes well under a second), and how often it looks.
+ENFORCE_DEADLINE = 5.0
+ENFORCE_POLL = 0.05
 
 Manifest = dict[str, Any]
 
@@ -88,6 +93,8 @@ def reconcile_valid(
         return (
             finalize_unplaced(hub, body, target) if deleting else unplaced(hub, body, target, now)
         )
+    if target.unreachable and not deleting:
+        return site_unreachable(hub, body, target, target.unreachable, now)
     try:
         if deleting:
             return tenant_lifecycle.finalize(hub, target.cluster, body)
@@ -213,9 +220,8 @@ def converge(
     )
     result.events.extend(tenant_namespaces.refusal_events(observed.tenant, verdicts))
     usable = [verdict.name for verdict in verdicts if verdict.usable]
-    observed_quotas = quotas_of(observed, usable)
     try:
-        allocation = quotas.allocate(spec.quota, usable, observed_quotas, suspended=spec.suspended)
+        allocation = allocate(target, name, spec, usable, observed)
         # Build only for the namespaces the tenant may manage: a conflicting namespace gets no
         # quota share and must not appear in the members' self-view role either.
         wanted = desired_tenant.build(
@@ -239,16 +245,21 @@ def converge(
             )
             applied.ensure(tenant_lifecycle.mark_adopted(owned) if real in adopted else owned)
             tenant_lifecycle.thaw(applied, owned)
+    created = created_by_pass(observed, applied, usable)
     for namespace, hard in allocation.decreases.items():
-        applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
-    # Quota before access: a namespace whose quota is not in place gets no RoleBindings.
+        if namespace not in created:
+            applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
+    raced = onboard_quotas(target, name, spec, usable, created, allocation, applied)
+    # Quota before access: a namespace whose quota is not in place gets no RoleBindings, and
+    # one nobody has access to yet gets none before quota admission enforces its quota.
     unquoted = without_quota(applied, spec.quota, usable, errors)
+    waiting = {**not_enforced(applied, usable), **unquoted}
     for manifest in wanted.namespaced:
-        if manifest["metadata"]["namespace"] in usable and not withheld(manifest, unquoted):
+        if manifest["metadata"]["namespace"] in usable and not withheld(manifest, waiting):
             applied.ensure(manifest)
     for manifest in wanted.cluster_scoped:
         applied.ensure(manifest)
-    final_quotas = raise_quotas(target, name, spec, usable, allocation, applied)
+    final_quotas = raise_quotas(target, name, spec, usable, allocation, applied, held_back=raced)
     keep = {
         tenant_types.key_of(item)
         for item in (*wanted.namespaced, *wanted.cluster_scoped, *wanted.quotas)
@@ -271,15 +282,25 @@ def converge(
     within_plan += site_capacity
     within_plan += tenant_lifecycle.deletion_condition(observed.tenant, spec)
     status = tenant_status(
-        observed, spec, verdicts, final_quotas, allocation, errors, now, within_plan, unquoted
+        with_quotas_as_applied(observed, applied),
+        spec,
+        verdicts,
+        final_quotas,
+        allocation,
+        errors,
+        now,
+        within_plan,
+        waiting,
     )
     status["placement"] = {"cluster": where}
     write_status(hub, observed.tenant, status)
     result.snapshot = snapshot(spec, status)
     if errors:
         result.outcome, result.retry = "error", True
-    elif any(verdict.phase == "Pending" for verdict in verdicts) or allocation_pending(
-        allocation, final_quotas
+    elif (
+        any(verdict.phase == "Pending" for verdict in verdicts)
+        or allocation_pending(allocation, final_quotas)
+        or waiting
     ):
         result.retry = True
     return result
@@ -332,6 +353,31 @@ def said_before(tenant: Manifest, condition: conditions.Condition) -> bool:
     )
 
 
+def allocate(
+    target: client.Cluster,
+    name: str,
+    spec: cloudtenant.CloudTenantSpec,
+    usable: Sequence[str],
+    observed: tenant_types.Observed,
+) -> quotas.Allocation:
+    """The split of the tenant quota, from the cache; when that would write any quota, from a
+    fresh read instead. A split from usage the cache has not caught up with could lower a
+    quota below what already runs there, and the quota controller, recounting after such a
+    change from its own lagging cache, may then report less than runs: the invariant's c_i
+    would no longer bound the namespace's usage."""
+    cached = quotas.allocate(
+        spec.quota, usable, quotas_of(observed, usable), suspended=spec.suspended
+    )
+    if not (cached.decreases or cached.increases):
+        return cached  # a resync of a settled tenant reads nothing
+    fresh = {
+        namespace: quota
+        for namespace, quota in read_quotas(target, name).items()
+        if namespace in usable
+    }
+    return quotas.allocate(spec.quota, usable, fresh, suspended=spec.suspended)
+
+
 def quotas_of(
     observed: tenant_types.Observed, namespaces: Sequence[str]
 ) -> dict[str, quotas.ObservedQuota]:
@@ -371,6 +417,24 @@ def without_quota(
     return missing
 
 
+def not_enforced(applied: tenant_types.Applier, usable: Sequence[str]) -> dict[str, str]:
+    """Namespaces nobody has access to yet whose quota admission does not enforce yet, and why.
+
+    A quota is enforced once the quota controller has copied its hard into ``status.hard``; a
+    new one has no status. Access already granted is not withdrawn for that (a quota deleted
+    by hand and put back is enforced again a moment later).
+    """
+    waiting: dict[str, str] = {}
+    for namespace in usable:
+        quota = applied.current.get(_quota_key(namespace))
+        if quota is None or (quota.get("status") or {}).get("hard"):
+            continue
+        if any(key[0] == "RoleBinding" and key[1] == namespace for key in applied.current):
+            continue
+        waiting[namespace] = f"ResourceQuota {namespace}/{meta.QUOTA_NAME} is not enforced yet"
+    return waiting
+
+
 def withheld(manifest: Mapping[str, Any], unquoted: Mapping[str, str]) -> bool:
     """A RoleBinding in a namespace without its quota: access waits for the quota."""
     namespace = manifest["metadata"].get("namespace")
@@ -396,6 +460,137 @@ def _same_hard(left: Mapping[str, str], right: Mapping[str, str]) -> bool:
 # -- apply --------------------------------------------------------------------------------
 
 
+def onboard_quotas(
+    target: client.Cluster,
+    name: str,
+    spec: cloudtenant.CloudTenantSpec,
+    usable: Sequence[str],
+    created: Sequence[str],
+    allocation: quotas.Allocation,
+    applied: tenant_types.Applier,
+) -> frozenset[str]:
+    """Create the quota of each namespace this pass created at its final share, in one write.
+
+    The share comes out of the slack left by the tenant's other quotas, read afresh; then the
+    quota must be enforced and the namespace found empty before anyone gets access to it
+    (module docstring of ``desired.quotas``, Guarantee G3). A namespace where pods were found
+    falls back to phase 1: its quota is lowered to 0 and raised by a later pass; those are
+    returned. One whose quota is not enforced by the deadline waits (``not_enforced``).
+    """
+    planned = {
+        namespace: allocation.hard[namespace]
+        for namespace in created
+        if allocation.hard.get(namespace)
+    }
+    if not planned:
+        return frozenset()
+    first = quotas.first_hards(spec.quota, read_quotas(target, name), planned, namespaces=usable)
+    for namespace, hard in first.items():
+        applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
+    granted = [
+        namespace
+        for namespace, hard in first.items()
+        if quotas.grants_any(hard) and _quota_key(namespace) in applied.current
+    ]
+    if not granted:
+        return frozenset()
+    enforced = wait_enforced(target, name, granted, time.monotonic() + ENFORCE_DEADLINE)
+    for namespace, quota in enforced.items():
+        applied.current[_quota_key(namespace)] = {
+            **applied.current[_quota_key(namespace)],
+            "status": quota.get("status") or {},
+        }
+    raced = frozenset(
+        namespace for namespace, quota in enforced.items() if not found_empty(target, quota)
+    )
+    for namespace in sorted(raced):
+        log.warning(
+            "tenant %s: namespace %s was not empty when its quota was enforced; its quota is"
+            " lowered to 0 and raised once the quota controller has counted what runs there",
+            name,
+            namespace,
+        )
+        applied.ensure(
+            quotas.manifest(name, namespace, allocation.decreases[namespace]),
+            reason="QuotaRebalanced",
+        )
+    return raced
+
+
+def created_by_pass(
+    observed: tenant_types.Observed, applied: tenant_types.Applier, usable: Sequence[str]
+) -> list[str]:
+    """The namespaces this pass created: absent when it gathered, present once applied."""
+    return [
+        namespace
+        for namespace in usable
+        if namespace not in observed.namespaces and ("Namespace", "", namespace) in applied.current
+    ]
+
+
+def read_quotas(target: client.Cluster, name: str) -> dict[str, quotas.ObservedQuota]:
+    """The tenant's govcloud-quotas as the API server has them now (not as gathered)."""
+    return {
+        item["metadata"]["namespace"]: quotas.observed_from_manifest(item)
+        for item in cache.uncached(target).list(
+            "v1", "ResourceQuota", label_selector=meta.selector(name)
+        )
+        if item["metadata"]["name"] == meta.QUOTA_NAME
+    }
+
+
+def wait_enforced(
+    target: client.Cluster, name: str, namespaces: Sequence[str], deadline: float
+) -> dict[str, Manifest]:
+    """The quotas of ``namespaces`` once quota admission enforces them, polled until ``deadline``.
+
+    Admission enforces only what the quota controller copied to ``status.hard`` (a new quota
+    has no status), and refuses pods while ``status.used`` lacks a key of it.
+    """
+    enforced: dict[str, Manifest] = {}
+    fresh = cache.uncached(target)
+    while True:
+        for item in fresh.list("v1", "ResourceQuota", label_selector=meta.selector(name)):
+            namespace = item["metadata"]["namespace"]
+            wanted = namespace in namespaces and item["metadata"]["name"] == meta.QUOTA_NAME
+            if wanted and is_enforced(item):
+                enforced[namespace] = item
+        if len(enforced) == len(set(namespaces)) or time.monotonic() >= deadline:
+            return enforced
+        time.sleep(ENFORCE_POLL)
+
+
+def is_enforced(quota: Mapping[str, Any]) -> bool:
+    """Whether admission enforces the quota's spec: status.hard equals it, usage is counted."""
+    observed = quotas.observed_from_manifest(quota)
+    return _same_hard(observed.hard, observed.status_hard or {}) and set(observed.hard) <= set(
+        observed.used
+    )
+
+
+def found_empty(_target: client.Cluster, quota: Mapping[str, Any]) -> bool:
+    """Whether nothing counts against the enforced quota (the quota controller's count; the
+    operator may not list pods: least privilege)."""
+    used = quotas.observed_from_manifest(quota).used
+    return not any(quantity.parse(value) > 0 for value in used.values())
+
+
+def with_quotas_as_applied(
+    observed: tenant_types.Observed, applied: tenant_types.Applier
+) -> tenant_types.Observed:
+    """``observed`` with the quotas as last read or written by this pass.
+
+    The status then reports the usage a new namespace's enforced quota already shows, rather
+    than none, and the next pass has nothing to correct in it (one status write, not two).
+    """
+    latest = {key: item for key, item in applied.current.items() if key[0] == "ResourceQuota"}
+    return replace(observed, objects={**observed.objects, **latest})
+
+
+def _quota_key(namespace: str) -> tenant_types.ObjectKey:
+    return ("ResourceQuota", namespace, meta.QUOTA_NAME)
+
+
 def raise_quotas(
     hub: client.Cluster,
     name: str,
@@ -403,14 +598,19 @@ def raise_quotas(
     usable: Sequence[str],
     allocation: quotas.Allocation,
     applied: tenant_types.Applier,
+    held_back: frozenset[str] = frozenset(),
 ) -> dict[str, dict[str, str]]:
-    """Phase 2: re-read the quotas, cap each planned raise to the slack left, apply it."""
-    if allocation.increases:
-        fresh = {
-            item["metadata"]["namespace"]: quotas.observed_from_manifest(item)
-            for item in hub.list("v1", "ResourceQuota", label_selector=meta.selector(name))
-            if item["metadata"]["name"] == meta.QUOTA_NAME
-        }
+    """Phase 2: re-read the quotas, cap each planned raise to the slack left, apply it.
+
+    Namespaces ``held_back`` keep their lowered quota until a later pass.
+    """
+    planned = {
+        namespace: hard
+        for namespace, hard in allocation.increases.items()
+        if namespace not in held_back
+    }
+    if planned:
+        fresh = read_quotas(hub, name)
         for item_namespace, observed_quota in fresh.items():
             key = ("ResourceQuota", item_namespace, meta.QUOTA_NAME)
             if key in applied.current:
@@ -422,7 +622,7 @@ def raise_quotas(
                         "hard": dict(observed_quota.status_hard or {}),
                     },
                 }
-        capped = quotas.cap_increases(spec.quota, fresh, allocation.increases, namespaces=usable)
+        capped = quotas.cap_increases(spec.quota, fresh, planned, namespaces=usable)
         for namespace, hard in capped.items():
             applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
     final: dict[str, dict[str, str]] = {}

@@ -9,15 +9,15 @@ from govcloud import constants
 from govcloud.api.v1alpha1 import cloudtenant
 from govcloud.desired import meta, networkpolicies, quotas
 from govcloud.desired import namespaces as desired_namespaces
-from govcloud.k8s import client
-from govcloud.reconcile import conditions, events, tenant_types
+from govcloud.k8s import cache, client
+from govcloud.reconcile import conditions, events, finalizers, tenant_types
 
 API_NETWORK_POLICY = ("networking.k8s.io/v1", "NetworkPolicy")
 DELETION_CONFIRMED = "DeletionConfirmed"
 
 # kopf's own finalizer (its default), held while a timer runs on the object; kopf stops serving
 # a resource whose CRD is terminating, so only this operator's code can remove it then.
-KOPF_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
+KOPF_FINALIZER = finalizers.KOPF_FINALIZER
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
 CRD_NAME = f"{meta.CLOUDTENANT_PLURAL}.{constants.GROUP}"
 CRD_DELETED_MESSAGE = (
@@ -256,16 +256,18 @@ def finalize(hub: client.Cluster, target: client.Cluster, body: Manifest) -> ten
 
 
 def let_go(hub: client.Cluster, body: Manifest) -> None:
-    """Remove the operator's finalizer; once more from a fresh read if the list moved (kopf
-    takes its own finalizer off a deleted object meanwhile)."""
+    """Remove the operator's finalizer; once more from a fresh read if the list moved (someone
+    else edited the finalizers meanwhile)."""
     try:
-        hub.remove_finalizer(body, constants.FINALIZER)
+        finalizers.let_go(hub, body)
     except client.ApiError as error:
         if error.status not in (409, 422):
             raise
-        fresh = hub.get(constants.API_VERSION, tenant_types.KIND, body["metadata"]["name"])
+        fresh = cache.uncached(hub).get(
+            constants.API_VERSION, tenant_types.KIND, body["metadata"]["name"]
+        )
         if fresh is not None:
-            hub.remove_finalizer(fresh, constants.FINALIZER)
+            finalizers.let_go(hub, fresh)
 
 
 def crd_deleting(hub: client.Cluster) -> bool:

@@ -21,7 +21,7 @@ CARD = {
     }
 }
 NINE = Decimal("1e-9")
-SETTINGS = SimpleNamespace(billing_utc_offset_hours=8.0)
+SETTINGS = SimpleNamespace(billing_utc_offset_hours=8.0, metering_checkpoint_seconds=0)
 
 
 def month(year: int, number: int) -> periods.Period:

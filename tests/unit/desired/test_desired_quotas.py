@@ -19,6 +19,15 @@ def synced(hard: Mapping[str, str], used: Mapping[str, str] | None = None) -> Ob
     return Observed(hard=dict(hard), used=dict(used or dict.fromkeys(hard, "0")))
 
 
+def commitment(quota: Observed, resource: str) -> int | None:
+    """c_i = max(hard, status hard, used) in milli-units; None when hard or used is unknown."""
+    if resource not in quota.hard or resource not in quota.used:
+        return None
+    values = [quota.hard[resource], quota.used[resource]]
+    values += [(quota.status_hard or {}).get(resource, "0")]
+    return max(quantity.to_milli(value, round_up=True) for value in values)
+
+
 def total(values: Sequence[str]) -> int:
     return sum(quantity.to_milli(value) for value in values)
 
@@ -273,6 +282,94 @@ def test_resources_outside_the_tenant_quota_pass_through() -> None:
     assert quotas.cap_increases({PODS: "5"}, observed, planned) == {"t-a": {PODS: "5"}}
 
 
+# --- first_hards: a brand-new namespace's quota in one write -----------------------------------
+
+
+def test_new_namespaces_of_a_new_tenant_get_their_final_share_at_once() -> None:
+    allocation = quotas.allocate({PODS: "10", CPU: "1"}, ["t-a", "t-b"], {})
+    first = quotas.first_hards({PODS: "10", CPU: "1"}, {}, allocation.hard, namespaces=["t-a"])
+    assert first == {"t-a": {PODS: "5", CPU: "500m"}, "t-b": {PODS: "5", CPU: "500m"}}
+    assert first == allocation.hard
+
+
+def test_a_new_namespace_gets_no_more_than_the_slack_the_others_leave() -> None:
+    # t-old commits max(8, 8, 2) = 8 of 10: 2 are left, however much the allocation planned.
+    observed = {"t-old": synced({PODS: "8"}, {PODS: "2"})}
+    first = quotas.first_hards({PODS: "10"}, observed, {"t-new": {PODS: "4"}})
+    assert first == {"t-new": {PODS: "2"}}
+
+
+def test_the_others_commitment_counts_their_enforced_hard_and_usage() -> None:
+    # A decrease of t-old to 3 is not enforced yet (status.hard 9): only 1 is free.
+    lagging = Observed(hard={PODS: "3"}, used={PODS: "2"}, status_hard={PODS: "9"})
+    first = quotas.first_hards({PODS: "10"}, {"t-old": lagging}, {"t-new": {PODS: "4"}})
+    assert first == {"t-new": {PODS: "1"}}
+    # Usage above a lowered hard counts too.
+    grown = synced({PODS: "3"}, {PODS: "7"})
+    assert quotas.first_hards({PODS: "10"}, {"t-old": grown}, {"t-new": {PODS: "4"}}) == {
+        "t-new": {PODS: "3"}
+    }
+
+
+def test_new_namespaces_share_the_slack_in_name_order() -> None:
+    observed = {"t-old": synced({PODS: "6"})}
+    planned = {"t-c": {PODS: "3"}, "t-b": {PODS: "3"}}
+    assert quotas.first_hards({PODS: "10"}, observed, planned) == {
+        "t-b": {PODS: "3"},
+        "t-c": {PODS: "1"},
+    }
+
+
+def test_without_slack_a_new_namespace_starts_at_zero_as_in_phase_one() -> None:
+    planned = {"t-new": {PODS: "5", CPU: "1"}}
+    zero = {"t-new": {PODS: "0", CPU: "0"}}
+    unknown = {"t-old": Observed(hard={PODS: "5", CPU: "1"}, used={}, status_hard={})}
+    assert quotas.first_hards({PODS: "10", CPU: "2"}, unknown, planned) == zero
+    over = {"t-old": synced({PODS: "5", CPU: "1"}, {PODS: "12", CPU: "0"})}
+    assert quotas.first_hards({PODS: "10", CPU: "2"}, over, planned) == {
+        "t-new": {PODS: "0", CPU: "1"}
+    }
+    # An old namespace without a quota object has an unknown commitment.
+    assert quotas.first_hards({PODS: "10", CPU: "2"}, {}, planned, namespaces=["t-old"]) == zero
+
+
+def test_a_namespace_that_already_has_a_quota_is_not_new() -> None:
+    observed = {"t-a": synced({PODS: "1"})}
+    assert quotas.first_hards({PODS: "10"}, observed, {"t-a": {PODS: "5"}}) == {}
+
+
+def test_suspended_new_namespaces_keep_pods_at_zero() -> None:
+    allocation = quotas.allocate({CPU: "2"}, ["t-a"], {}, suspended=True)
+    first = quotas.first_hards({CPU: "2"}, {}, allocation.hard)
+    assert first == {"t-a": {CPU: "2", PODS: "0", "count/pods": "0"}}
+
+
+def test_a_quota_grants_something_when_a_hard_is_above_zero() -> None:
+    assert quotas.grants_any({PODS: "0", CPU: "1m"})
+    assert not quotas.grants_any({PODS: "0", CPU: "0"})
+    assert not quotas.grants_any({})
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_first_hards_stay_within_the_slack_and_the_plan(seed: int) -> None:
+    tenant, names, observed = random_case(random.Random(seed))
+    new = [name for name in names if name not in observed]
+    allocation = quotas.allocate(tenant, names, observed)
+    planned = {name: allocation.hard[name] for name in new}
+    first = quotas.first_hards(tenant, observed, planned)
+    assert set(first) == set(new)
+    for resource, limit in tenant.items():
+        others = [commitment(quota, resource) for quota in observed.values()]
+        given = sum(quantity.to_milli(first[name][resource]) for name in new)
+        if any(value is None for value in others):
+            assert given == 0
+            continue
+        taken = sum(value or 0 for value in others)
+        assert given <= max(0, quantity.to_milli(limit) - taken)
+        for name in new:
+            assert quantity.parse(first[name][resource]) <= quantity.parse(planned[name][resource])
+
+
 # --- manifests ----------------------------------------------------------------------------------
 
 
@@ -406,6 +503,7 @@ class SimulatedCluster:
     quotas: dict[str, SimulatedQuota]
     rng: random.Random
     bound: dict[str, int] = field(default_factory=dict)
+    writes: dict[str, int] = field(default_factory=dict)
 
     def commitment(self, resource: str) -> int:
         total_commitment = 0
@@ -441,6 +539,7 @@ class SimulatedCluster:
         }
 
     def write(self, name: str, hard: Mapping[str, str]) -> None:
+        self.writes[name] = self.writes.get(name, 0) + 1
         spec = {r: quantity.to_milli(v) for r, v in hard.items()}
         if name in self.quotas:
             self.quotas[name].spec = spec
@@ -484,6 +583,34 @@ class SimulatedCluster:
             self.churn(churn)
             self.write(name, hard)
         return len(allocation.decreases) + len(capped)
+
+    def onboard(self, names: Sequence[str], created: Sequence[str], churn: int) -> None:
+        """A pass that just created ``created``, as the reconciler runs it: phase 1 for the
+        others, then each new quota in one write from a fresh read, then phase 2.
+
+        The reconciler grants access to a new namespace only once its quota is enforced and
+        the namespace found empty; here that is the cluster's rule that usage grows only
+        within a synced quota's ``status.hard``.
+        """
+        tenant = {r: quantity.from_milli(v) for r, v in self.tenant.items()}
+        allocation = quotas.allocate(tenant, names, self.observe())
+        others = {name: hard for name, hard in allocation.decreases.items() if name not in created}
+        for name, hard in self.shuffled(others):
+            self.churn(churn)
+            self.write(name, hard)
+        self.churn(churn)
+        planned = {name: allocation.hard[name] for name in created}
+        first = quotas.first_hards(tenant, self.observe(), planned, namespaces=names)
+        for name, hard in self.shuffled(first):
+            self.churn(churn)
+            self.write(name, hard)
+        self.churn(churn)
+        capped = quotas.cap_increases(
+            tenant, self.observe(), allocation.increases, namespaces=names
+        )
+        for name, hard in self.shuffled(capped):
+            self.churn(churn)
+            self.write(name, hard)
 
     def shuffled(
         self, writes: Mapping[str, Mapping[str, str]]
@@ -536,3 +663,32 @@ def test_a_quiet_cluster_converges_then_makes_no_writes(seed: int) -> None:
     for resource, limit in cluster.tenant.items():
         if total_used[resource] <= limit:
             assert cluster.commitment(resource) <= limit
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_new_namespaces_quota_in_one_write_never_breaks_the_invariant(seed: int) -> None:
+    rng = random.Random(seed)
+    cluster, names = random_cluster(rng)
+    created = [name for name in names if name not in cluster.quotas]
+    cluster.onboard(names, created, churn=rng.randint(0, 4))
+    for _ in range(3):
+        cluster.reconcile(names, churn=rng.randint(0, 4))
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_a_new_tenant_writes_each_quota_once_at_its_final_hard(seed: int) -> None:
+    rng = random.Random(seed)
+    resources = rng.sample(RESOURCES, rng.randint(1, len(RESOURCES)))
+    names = [f"t-{index}" for index in range(rng.randint(1, 5))]
+    tenant = {r: random_amount(rng, r, 30) for r in resources}
+    cluster = SimulatedCluster(tenant=tenant, used={name: {} for name in names}, quotas={}, rng=rng)
+    cluster.reset_bounds()
+    cluster.onboard(names, names, churn=0)
+    assert cluster.writes == dict.fromkeys(names, 1)
+    final = quotas.allocate({r: quantity.from_milli(v) for r, v in tenant.items()}, names, {})
+    for name in names:
+        assert cluster.quotas[name].spec == {
+            r: quantity.to_milli(v) for r, v in final.hard[name].items()
+        }
+        cluster.sync(name)
+    assert cluster.reconcile(names, churn=0) == 0

@@ -1,0 +1,79 @@
+"""An in-memory stand-in for the hub's API, for metering logic only: reports with
+resourceVersions, every write recorded."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+REPORT_LABELS = ("govcloud.io/period", "govcloud.io/tenant")
+
+
+class Hub:
+    """Just enough of `client.Cluster` for a metering tick; `writes` lists (name, status)."""
+
+    def __init__(self, tenants: list[dict[str, Any]]) -> None:
+        self.tenants = tenants
+        self.reports: dict[str, dict[str, Any]] = {}
+        self.version = 0
+        self.writes: list[tuple[str, dict[str, Any]]] = []
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        if kind == "CloudTenant":
+            return copy.deepcopy(self.tenants)
+        return [copy.deepcopy(body) for body in self.reports.values()]
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        name = manifest["metadata"]["name"]
+        assert name not in self.reports, f"{name} created twice"
+        self.version += 1
+        body = copy.deepcopy(manifest)
+        body["metadata"]["resourceVersion"] = str(self.version)
+        self.reports[name] = body
+        return copy.deepcopy(body)
+
+    def patch_status(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        status: dict[str, Any],
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        if kind == "RateCard":
+            return {}
+        body = self.reports[name]
+        assert body["metadata"]["resourceVersion"] == resource_version
+        assert not (body.get("status") or {}).get("closed"), f"{name} changed after closing"
+        self.version += 1
+        body["status"] = {**(body.get("status") or {}), **without_nulls(status)}
+        body["metadata"]["resourceVersion"] = str(self.version)
+        self.writes.append((name, copy.deepcopy(body["status"])))
+        return copy.deepcopy(body)
+
+    def writes_of(self, name: str) -> list[dict[str, Any]]:
+        return [status for written, status in self.writes if written == name]
+
+
+def without_nulls(value: Any) -> Any:
+    """As the API server stores a status: a null field (not nullable in the CRD) is dropped."""
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value]
+    return value
+
+
+def tenant(name: str, tier: str = "city", deleting: bool = False) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if deleting:
+        metadata["deletionTimestamp"] = "2027-01-10T08:00:00Z"
+    return {"metadata": metadata, "spec": {"unit": {"tier": tier}}, "status": {}}
