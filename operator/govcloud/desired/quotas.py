@@ -38,7 +38,7 @@ Guarantee
          order (no slack, I broken or some c_j unknown: h = 0, which is phase 1). So Σ_j c_j +
          Σ_k h_k <= T. That c_k = h must be checked, not assumed: admission enforces only
          ``status.hard``, which a new quota lacks until the quota controller's first sync, and
-         the namespace existed before its quota. So the pass (1) waits, with a deadline, until
+         the namespace existed before its quota. So the pass (1) looks once (no wait) whether
          a fresh read shows status.hard = h with every key counted in status.used; (2) requires
          status.used to be all zero (the quota controller's count: the operator may not list
          pods, least privilege); and (3) no pass writes a RoleBinding into a namespace nobody
@@ -52,8 +52,11 @@ Guarantee
          to 0 and not raised in that pass: phase 1 exactly, whose raise waits for the reported
          usage; the log says so. If I breaks there, it was broken by pods admitted before any
          quota was enforced, which the two-phase path cannot prevent either (its 0 is not
-         enforced before the same sync), and G2 restores it. If (1) times out, access waits
-         (QuotaMissing) for a later pass to see the quota enforced; (2) is not repeated then.
+         enforced before the same sync), and G2 restores it. If (1) finds the quota not yet
+         enforced (the usual case: the controller syncs a moment later), access waits
+         (WaitingForQuota) for the pass its status write wakes; (2) is not repeated then, and
+         only (3) stands between members and the namespace, which is what the invariant
+         promises them (see the assumptions for cluster admins).
     Assumptions: only this operator raises the hards of a tenant's quotas, one pass at a time
     per tenant (its work queue serialises them). For G3, the API server's caches
     (quota admission's, RBAC's) trail its storage by less than the pass takes from reading the

@@ -18,8 +18,9 @@ PRUNABLE_CLUSTER_KINDS = ("ClusterRole", "ClusterRoleBinding")
 class DesiredTenant:
     """The objects a tenant should have, grouped in the order they are applied.
 
-    1. ``namespaces``; 2. quota phase 1 (``Allocation.decreases``), so a new namespace is
-    limited before anyone is granted access to it; 3. ``namespaced`` (LimitRanges,
+    1. ``namespaces``; 2. quota phase 1 (``Allocation.decreases``; a namespace the pass has
+    just created gets its final share in one write instead, G3 in ``quotas``), so a new
+    namespace is limited before anyone is granted access to it; 3. ``namespaced`` (LimitRanges,
     NetworkPolicies, then RoleBindings) and ``cluster_scoped``; 4. quota phase 2
     (``quotas.cap_increases`` over ``Allocation.increases``). ``quotas`` holds the final
     ResourceQuotas, for drift checks and pruning; they are written only through the phases.

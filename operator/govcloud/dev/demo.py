@@ -351,7 +351,11 @@ def main() -> int:
             kubectl.apply_crds()
             say("starting the operator")
             with testing.operator_running(
-                path, LOGS / "demo-operator.log", GOVCLOUD_METERING_INTERVAL_SECONDS="5"
+                path,
+                LOGS / "demo-operator.log",
+                GOVCLOUD_METERING_INTERVAL_SECONDS="5",
+                # A report written every 20 s at least, so the demo shows usage accruing.
+                GOVCLOUD_METERING_CHECKPOINT_SECONDS="20",
             ) as operator:
                 print(f"operator log: {operator.log_path}", flush=True)
                 install_platform_roles(kubectl)

@@ -114,7 +114,11 @@ class UsageReportStatus(Model):
     total: str | None = Field(
         default=None, max_length=DECIMAL_MAX_LENGTH, description="Sum of the charges, CNY."
     )
-    samples: int = Field(default=0, ge=0, description="Metering ticks accrued.")
+    samples: int = Field(
+        default=0,
+        ge=0,
+        description="Accruals written (ticks that changed nothing billable write none).",
+    )
     first_sample_time: datetime | None = Field(default=None, alias="firstSampleTime")
     last_sample_time: datetime | None = Field(
         default=None,
