@@ -31,32 +31,29 @@ Guarantee
          raised. Hence once I holds it holds for good; while it does not (the tenant's quota
          was shrunk below usage, a quota was deleted by hand) only decreases are written, and
          I is restored as usage drains below the lowered hards.
-    (G3) A namespace the pass itself created (absent when the pass gathered) gets its quota in
-         ONE write, at h = its share capped by ``first_hards``: from a fresh read of the
-         tenant's quotas, taken after the namespace was created, h is capped like a raise from
-         c = 0 to the slack S = T − Σ_j c_j of the other namespaces, new ones sharing S in name
-         order (no slack, I broken or some c_j unknown: h = 0, which is phase 1). So Σ_j c_j +
-         Σ_k h_k <= T. That c_k = h must be checked, not assumed: admission enforces only
-         ``status.hard``, which a new quota lacks until the quota controller's first sync, and
-         the namespace existed before its quota. So the pass (1) looks once (no wait) whether
-         a fresh read shows status.hard = h with every key counted in status.used; (2) requires
-         status.used to be all zero (the quota controller's count: the operator may not list
-         pods, least privilege); and (3) no pass writes a RoleBinding into a namespace nobody
-         has access to yet while its quota lacks status.hard, so no member can create anything
-         there before (1).
-         Passing (2), no pod was admitted outside quota admission, and every later one goes
-         through its compare-and-swap on status.used against h, so used_k <= h and c_k = max(h,
-         eff_k, used_k) = h until a raise, which goes through ``cap_increases`` and counts c_k.
-         Meanwhile the other c_j only fall (phase-1 writes, pods ending) or rise through
-         ``cap_increases``: I holds. Failing (2) (someone raced pods in), the quota is lowered
-         to 0 and not raised in that pass: phase 1 exactly, whose raise waits for the reported
-         usage; the log says so. If I breaks there, it was broken by pods admitted before any
-         quota was enforced, which the two-phase path cannot prevent either (its 0 is not
-         enforced before the same sync), and G2 restores it. If (1) finds the quota not yet
-         enforced (the usual case: the controller syncs a moment later), access waits
-         (WaitingForQuota) for the pass its status write wakes; (2) is not repeated then, and
-         only (3) stands between members and the namespace, which is what the invariant
-         promises them (see the assumptions for cluster admins).
+    (G3) A namespace the pass itself created (absent when the pass gathered) gets its quota in ONE
+         write, at h = its share capped by ``first_hards``: from a fresh read of the tenant's
+         quotas, taken after the namespace was created, h is capped like a raise from c = 0 to the
+         slack S = T − Σ_j c_j of the other namespaces, new ones sharing S in name order (no slack,
+         I broken or some c_j unknown: h = 0, which is phase 1). So Σ_j c_j + Σ_k h_k <= T. That c_k
+         = h must be checked, not assumed: admission enforces only ``status.hard``, which a new
+         quota lacks until the quota controller's first sync, and the namespace existed before its
+         quota. So the pass (1) waits, with a deadline, until the watch shows the controller's
+         status write: status.hard = h with every key counted in status.used (a status the API
+         server wrote; enforcement, once seen, holds); (2) requires status.used to be all zero (the
+         quota controller's count: the operator may not list pods, least privilege); and (3) no pass
+         writes a RoleBinding into a namespace nobody has access to yet while its quota lacks
+         status.hard, so no member can create anything there before (1). Passing (2), no pod was
+         admitted outside quota admission, and every later one goes through its compare-and-swap on
+         status.used against h, so used_k <= h and c_k = max(h, eff_k, used_k) = h until a raise,
+         which goes through ``cap_increases`` and counts c_k. Meanwhile the other c_j only fall
+         (phase-1 writes, pods ending) or rise through ``cap_increases``: I holds. Failing (2)
+         (someone raced pods in), the quota is lowered to 0 and not raised in that pass: phase 1
+         exactly, whose raise waits for the reported usage; the log says so. If I breaks there, it
+         was broken by pods admitted before any quota was enforced, which the two-phase path cannot
+         prevent either (its 0 is not enforced before the same sync), and G2 restores it. If (1)
+         times out, access waits (QuotaMissing) for a later pass to see the quota enforced; (2) is
+         not repeated then.
     Assumptions: only this operator raises the hards of a tenant's quotas, one pass at a time
     per tenant (its work queue serialises them). For G3, the API server's caches
     (quota admission's, RBAC's) trail its storage by less than the pass takes from reading the
