@@ -251,16 +251,15 @@ def converge(
     for namespace, hard in allocation.decreases.items():
         if namespace not in created:
             applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
-    raced = onboard_quotas(target, name, spec, usable, created, allocation, applied)
+    granted = write_first_quotas(target, name, spec, usable, created, allocation, applied)
+    # What grants no access goes out while the quota controller enforces the new quotas.
+    ensure_all(applied, wanted, usable, access=False)
+    raced = verify_first_quotas(target, name, granted, allocation, applied)
     # Quota before access: a namespace whose quota is not in place gets no RoleBindings, and
     # one nobody has access to yet gets none before quota admission enforces its quota.
     unquoted = without_quota(applied, spec.quota, usable, errors)
     waiting = {**not_enforced(applied, usable), **unquoted}
-    for manifest in wanted.namespaced:
-        if manifest["metadata"]["namespace"] in usable and not withheld(manifest, waiting):
-            applied.ensure(manifest)
-    for manifest in wanted.cluster_scoped:
-        applied.ensure(manifest)
+    ensure_all(applied, wanted, usable, access=True, waiting=waiting)
     final_quotas = raise_quotas(target, name, spec, usable, allocation, applied, held_back=raced)
     keep = {
         tenant_types.key_of(item)
@@ -394,6 +393,27 @@ def quotas_of(
 # -- decide -------------------------------------------------------------------------------
 
 
+def ensure_all(
+    applied: tenant_types.Applier,
+    wanted: desired_tenant.DesiredTenant,
+    usable: Sequence[str],
+    *,
+    access: bool,
+    waiting: Mapping[str, str] | None = None,
+) -> None:
+    """Apply the wanted RoleBindings (``access``, except where access waits), or else
+    everything else: LimitRanges, NetworkPolicies and the cluster-scoped objects."""
+    for manifest in wanted.namespaced:
+        granting = manifest["kind"] == "RoleBinding"
+        if manifest["metadata"]["namespace"] not in usable or granting != access:
+            continue
+        if not (access and withheld(manifest, waiting or {})):
+            applied.ensure(manifest)
+    if not access:
+        for manifest in wanted.cluster_scoped:
+            applied.ensure(manifest)
+
+
 def without_quota(
     applied: tenant_types.Applier,
     tenant_quota: Mapping[str, str],
@@ -471,13 +491,25 @@ def onboard_quotas(
     allocation: quotas.Allocation,
     applied: tenant_types.Applier,
 ) -> frozenset[str]:
-    """Create the quota of each namespace this pass created at its final share, in one write.
+    """``write_first_quotas`` then ``verify_first_quotas``, with nothing written between."""
+    granted = write_first_quotas(target, name, spec, usable, created, allocation, applied)
+    return verify_first_quotas(target, name, granted, allocation, applied)
 
-    The share comes out of the slack left by the tenant's other quotas, read afresh; then the
-    quota must be enforced and the namespace found empty before anyone gets access to it
-    (module docstring of ``desired.quotas``, Guarantee G3). A namespace where pods were found
-    falls back to phase 1: its quota is lowered to 0 and raised by a later pass; those are
-    returned. One whose quota is not enforced by the deadline waits (``not_enforced``).
+
+def write_first_quotas(
+    target: client.Cluster,
+    name: str,
+    spec: cloudtenant.CloudTenantSpec,
+    usable: Sequence[str],
+    created: Sequence[str],
+    allocation: quotas.Allocation,
+    applied: tenant_types.Applier,
+) -> list[str]:
+    """Create the quota of each namespace this pass created at its final share, in one write;
+    the namespaces whose quota grants something (to verify before anyone gets access).
+
+    The share comes out of the slack left by the tenant's other quotas, read afresh (module
+    docstring of ``desired.quotas``, Guarantee G3).
     """
     planned = {
         namespace: allocation.hard[namespace]
@@ -485,15 +517,28 @@ def onboard_quotas(
         if allocation.hard.get(namespace)
     }
     if not planned:
-        return frozenset()
+        return []
     first = quotas.first_hards(spec.quota, read_quotas(target, name), planned, namespaces=usable)
     for namespace, hard in first.items():
         applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
-    granted = [
+    return [
         namespace
         for namespace, hard in first.items()
         if quotas.grants_any(hard) and _quota_key(namespace) in applied.current
     ]
+
+
+def verify_first_quotas(
+    target: client.Cluster,
+    name: str,
+    granted: Sequence[str],
+    allocation: quotas.Allocation,
+    applied: tenant_types.Applier,
+) -> frozenset[str]:
+    """Wait until quota admission enforces the quotas of ``granted`` and check that they count
+    nothing (G3). A namespace found not empty falls back to phase 1: its quota is lowered to 0
+    and raised by a later pass; those are returned. One whose quota is not enforced by the
+    deadline waits (``not_enforced``)."""
     if not granted:
         return frozenset()
     enforced = wait_enforced(target, name, granted, time.monotonic() + ENFORCE_DEADLINE)
