@@ -57,9 +57,10 @@ def _run_foreground(plane: cluster.ControlPlane) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # Ctrl-C must stop the cluster even when the parent started us with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    plane.start()
-    print(f"export KUBECONFIG={plane.kubeconfig}   # Ctrl-C stops the cluster", flush=True)
     try:
+        plane.start()
+        # Inside the try: a Ctrl-C that comes right after this line still stops the cluster.
+        print(f"export KUBECONFIG={plane.kubeconfig}   # Ctrl-C stops the cluster", flush=True)
         stop.wait()
     except KeyboardInterrupt:
         pass
