@@ -31,6 +31,7 @@ class Scheduler:
         self._heap: list[tuple[float, int, Key]] = []
         self._order = itertools.count()
         self._changed: asyncio.Event | None = None
+        self.waiting = asyncio.Event()  # set while `run` waits for the next due time
 
     def at(self, key: Key, delay: float, *, sooner_only: bool = False) -> None:
         """Look at `key` again in `delay` seconds, replacing its due time (or only bringing
@@ -88,10 +89,13 @@ class Scheduler:
                         log.exception("scheduled work for %s/%s failed to start", *key)
                 wait = self.next_wait()
                 self._changed.clear()
+                self.waiting.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), timeout=wait)
+                self.waiting.clear()
         finally:
             self._changed = None
+            self.waiting.clear()
 
 
 def jittered(seconds: float, spread: float = 0.1) -> float:

@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from govcloud import constants
 from govcloud.desired import meta
+from govcloud.dev import testing
 from govcloud.k8s import cache, client
 
 Manifest = dict[str, Any]
@@ -337,10 +338,7 @@ def start(api: ScriptedApi, events: list[tuple[str, str, str]], **options: Any) 
 
 
 def settle(check: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+    testing.eventually(check, timeout=timeout, interval=0.01, what="the informer to settle")
 
 
 def test_a_410_relists_and_reports_only_the_differences(

@@ -80,14 +80,18 @@ def test_thousands_of_objects_cost_one_wait_not_one_timer_each() -> None:
 def test_run_fires_due_keys_and_wakes_for_an_earlier_one() -> None:
     async def scenario() -> list[scheduler.Key]:
         fired: list[scheduler.Key] = []
+        done = asyncio.Event()
+
+        def fire(key: scheduler.Key) -> None:
+            fired.append(key)
+            done.set()
+
         plan = scheduler.Scheduler()
         plan.at(("SubCenter", "far"), 3600)
-        task = asyncio.get_running_loop().create_task(plan.run(fired.append))
-        await asyncio.sleep(0)
+        task = asyncio.get_running_loop().create_task(plan.run(fire))
+        await asyncio.wait_for(plan.waiting.wait(), timeout=5)  # asleep until the far one
         plan.at(("SubCenter", "near"), 0.05)  # earlier than what the loop waits for
-        deadline = asyncio.get_running_loop().time() + 5
-        while not fired and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(done.wait(), timeout=5)
         task.cancel()
         return fired
 
@@ -97,19 +101,19 @@ def test_run_fires_due_keys_and_wakes_for_an_earlier_one() -> None:
 def test_a_failing_callback_does_not_stop_the_others() -> None:
     async def scenario() -> list[str]:
         fired: list[str] = []
+        done = asyncio.Event()
 
         def fire(key: scheduler.Key) -> None:
             if key[1] == "bad":
                 raise RuntimeError("boom")
             fired.append(key[1])
+            done.set()
 
         plan = scheduler.Scheduler()
         plan.at(("CloudTenant", "bad"), 0)
         plan.at(("CloudTenant", "good"), 0)
         task = asyncio.get_running_loop().create_task(plan.run(fire))
-        deadline = asyncio.get_running_loop().time() + 5
-        while not fired and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(done.wait(), timeout=5)
         task.cancel()
         return fired
 
