@@ -216,6 +216,28 @@ def labels_of(body: Manifest | None) -> dict[str, str]:
     return dict(((body or {}).get("metadata") or {}).get("labels") or {})
 
 
+def tenant_writes(
+    hub: Any, name: str, agents: tuple[str, ...], since: str = ""
+) -> list[dict[str, Any]]:
+    """Audited writes, by callers whose user agent starts with one of `agents` and received
+    after `since`, to the tenant `name`, its objects and its Events."""
+    found = []
+    for event in hub.audit_events():
+        if not str(event.get("userAgent", "")).startswith(agents):
+            continue
+        if since and str(event.get("requestReceivedTimestamp", "")) <= since:
+            continue
+        ref = event.get("objectRef") or {}
+        touched = (
+            str(ref.get("namespace", "")).startswith(f"{name}-")
+            or str(ref.get("name", "")).startswith(name)
+            or f":{name}:" in str(ref.get("name", ""))
+        )
+        if touched:
+            found.append(event)
+    return found
+
+
 def events_for(kubectl: testing.Kubectl, name: str, kind: str = "CloudTenant") -> list[Manifest]:
     """Every Event about the object `kind`/`name`, in any namespace."""
     found: list[Manifest] = kubectl.json(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import _tenant_helpers as helpers
 import pytest
 
 from govcloud.dev import testing
@@ -155,26 +156,6 @@ def test_spec_changes_converge_to_exactly_what_is_asked(tenants, kubectl) -> Non
     assert status["namespaceCount"] == 2
 
 
-def _tenant_writes(hub, name: str, since: str) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
-    """Writes by the operator (its client or kopf) to anything of tenant `name` after `since`."""
-    found = []
-    for event in hub.audit_events():
-        agent = str(event.get("userAgent", ""))
-        if not agent.startswith(("govcloud-operator", "kopf")):
-            continue
-        if str(event.get("requestReceivedTimestamp", "")) <= since:
-            continue
-        ref = event.get("objectRef") or {}
-        touched = (
-            str(ref.get("namespace", "")).startswith(f"{name}-")
-            or str(ref.get("name", "")).startswith(name)
-            or f":{name}:" in str(ref.get("name", ""))
-        )
-        if touched:
-            found.append(event)
-    return found
-
-
 def _events_about(kubectl: testing.Kubectl, name: str) -> list[str]:
     items = kubectl.json(
         "get", "events", "-n", "default", "--field-selector", f"involvedObject.name={name}"
@@ -209,7 +190,7 @@ def test_a_resync_of_an_unchanged_tenant_writes_nothing(tenants, hub, kubectl, o
         timeout=60,
         what="three resync passes over the unchanged tenant",
     )
-    writes = _tenant_writes(hub, name, since)
+    writes = helpers.tenant_writes(hub, name, ("govcloud-operator", "kopf"), since)
     assert writes == [], [(event.get("verb"), (event.get("objectRef") or {})) for event in writes]
     # kopf posts Events from a queue and stamps them when posted, so onboarding's own Events may
     # carry times inside the window. What a resync must not do is say anything again: every

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import _tenant_helpers as helpers
 import pytest
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
@@ -23,23 +24,6 @@ pytestmark = pytest.mark.integration
 
 OPERATOR_AGENT = "govcloud-operator/"
 KOPF_AGENT = "kopf/"
-
-
-def _writes_of(hub, name: str, agent: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    """Audited writes by user agent `agent` to the tenant, its objects and its Events."""
-    found = []
-    for event in hub.audit_events():
-        if not str(event.get("userAgent", "")).startswith(agent):
-            continue
-        ref = event.get("objectRef") or {}
-        touched = (
-            str(ref.get("namespace", "")).startswith(f"{name}-")
-            or str(ref.get("name", "")).startswith(name)
-            or f":{name}:" in str(ref.get("name", ""))
-        )
-        if touched:
-            found.append(event)
-    return found
 
 
 def _kinds(writes: list[dict[str, Any]]) -> collections.Counter[tuple[str, str]]:
@@ -83,7 +67,7 @@ def test_onboarding_writes_each_object_once_with_quotas_at_their_final_hard(
     testing.eventually(
         lambda: last_pass() > settled + 10, timeout=60, what="two resync passes after Ready"
     )
-    writes = _writes_of(hub, name, OPERATOR_AGENT)
+    writes = helpers.tenant_writes(hub, name, (OPERATOR_AGENT,))
     kinds = _kinds(writes)
     assert kinds == collections.Counter(
         {
@@ -116,7 +100,7 @@ def test_onboarding_writes_each_object_once_with_quotas_at_their_final_hard(
     assert all((item.get("count") or 1) == 1 for item in events), events
     # kopf serves no CloudTenant handler (one scheduler of the operator's own instead of
     # per-object kopf timers): it writes no finalizer and no progress annotations on one.
-    assert _kinds(_writes_of(hub, name, KOPF_AGENT)) == {}
+    assert _kinds(helpers.tenant_writes(hub, name, (KOPF_AGENT,))) == {}
 
 
 # -- the invariant under a race -----------------------------------------------------------

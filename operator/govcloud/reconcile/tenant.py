@@ -482,20 +482,6 @@ def _same_hard(left: Mapping[str, str], right: Mapping[str, str]) -> bool:
 # -- apply --------------------------------------------------------------------------------
 
 
-def onboard_quotas(
-    target: client.Cluster,
-    name: str,
-    spec: cloudtenant.CloudTenantSpec,
-    usable: Sequence[str],
-    created: Sequence[str],
-    allocation: quotas.Allocation,
-    applied: tenant_types.Applier,
-) -> frozenset[str]:
-    """``write_first_quotas`` then ``verify_first_quotas``, with nothing written between."""
-    granted = write_first_quotas(target, name, spec, usable, created, allocation, applied)
-    return verify_first_quotas(target, name, granted, allocation, applied)
-
-
 def write_first_quotas(
     target: client.Cluster,
     name: str,

@@ -4,6 +4,7 @@ resourceVersions, every write recorded."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 REPORT_LABELS = ("govcloud.io/period", "govcloud.io/tenant")
@@ -17,6 +18,7 @@ class Hub:
         self.reports: dict[str, dict[str, Any]] = {}
         self.version = 0
         self.writes: list[tuple[str, dict[str, Any]]] = []
+        self.lists: list[str | None] = []  # the label selector of each LIST of reports
 
     def list(
         self,
@@ -27,7 +29,12 @@ class Hub:
     ) -> list[dict[str, Any]]:
         if kind == "CloudTenant":
             return copy.deepcopy(self.tenants)
-        return [copy.deepcopy(body) for body in self.reports.values()]
+        self.lists.append(label_selector)
+        return [
+            copy.deepcopy(body)
+            for body in self.reports.values()
+            if selected(body["metadata"].get("labels") or {}, label_selector)
+        ]
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         name = manifest["metadata"]["name"]
@@ -61,6 +68,15 @@ class Hub:
 
     def writes_of(self, name: str) -> list[dict[str, Any]]:
         return [status for written, status in self.writes if written == name]
+
+
+def selected(labels: dict[str, str], selector: str | None) -> bool:
+    """The two selector forms metering sends: `key in (a,b)` and `key=value`."""
+    if listed := re.fullmatch(r"(\S+) in \((.*)\)", selector or ""):
+        return labels.get(listed[1]) in listed[2].split(",")
+    if equal := re.fullmatch(r"(\S+)=(\S+)", selector or ""):
+        return labels.get(equal[1]) == equal[2]
+    return True
 
 
 def without_nulls(value: Any) -> Any:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import copy
-import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
+
+from _metering_hub import Hub
 
 from govcloud.billing import periods, rollover, usage
 from govcloud.reconcile import metering
@@ -56,69 +56,6 @@ def test_months_between_crosses_years() -> None:
 
 
 # -- the tick, against an in-memory stand-in for the hub's API (logic only) -----------------
-
-
-class Hub:
-    """Just enough of `client.Cluster` for metering: reports with resourceVersions."""
-
-    def __init__(self, tenants: list[dict[str, Any]]) -> None:
-        self.tenants = tenants
-        self.reports: dict[str, dict[str, Any]] = {}
-        self.version = 0
-        self.lists: list[str | None] = []
-
-    def list(
-        self,
-        api_version: str,
-        kind: str,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-    ) -> list[dict[str, Any]]:
-        if kind == "CloudTenant":
-            return copy.deepcopy(self.tenants)
-        self.lists.append(label_selector)
-        found = []
-        for body in self.reports.values():
-            labels = body["metadata"]["labels"]
-            if (listed := re.fullmatch(r"(\S+) in \((.*)\)", label_selector or "")) and labels.get(
-                listed[1]
-            ) not in listed[2].split(","):
-                continue
-            if (equal := re.fullmatch(r"(\S+)=(\S+)", label_selector or "")) and labels.get(
-                equal[1]
-            ) != equal[2]:
-                continue
-            found.append(copy.deepcopy(body))
-        return found
-
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        name = manifest["metadata"]["name"]
-        assert name not in self.reports, f"{name} created twice"
-        self.version += 1
-        body = copy.deepcopy(manifest)
-        body["metadata"]["resourceVersion"] = str(self.version)
-        self.reports[name] = body
-        return copy.deepcopy(body)
-
-    def patch_status(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        status: dict[str, Any],
-        namespace: str | None = None,
-        *,
-        resource_version: str | None = None,
-    ) -> dict[str, Any]:
-        if kind == "RateCard":
-            return {}
-        body = self.reports[name]
-        assert body["metadata"]["resourceVersion"] == resource_version
-        assert not (body.get("status") or {}).get("closed"), f"{name} changed after closing"
-        self.version += 1
-        body["status"] = {**(body.get("status") or {}), **copy.deepcopy(status)}
-        body["metadata"]["resourceVersion"] = str(self.version)
-        return copy.deepcopy(body)
 
 
 def tenant(name: str) -> dict[str, Any]:

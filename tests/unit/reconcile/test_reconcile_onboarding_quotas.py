@@ -68,7 +68,10 @@ def onboard(
     observed = tenant_types.Observed(tenant={"metadata": {"name": "t1"}}, namespaces={}, objects={})
     applied = tenant_types.Applier(target, target, observed, [], [])  # type: ignore[arg-type]
     allocation = quotas.allocate(quota, NAMES, {})
-    raced = tenant.onboard_quotas(target, "t1", a_spec(quota), NAMES, NAMES, allocation, applied)
+    granted = tenant.write_first_quotas(
+        target, "t1", a_spec(quota), NAMES, NAMES, allocation, applied
+    )
+    raced = tenant.verify_first_quotas(target, "t1", granted, allocation, applied)
     return raced, applied
 
 
