@@ -167,7 +167,10 @@ def test_resyncs_of_a_completed_and_of_a_waiting_plan_write_nothing(
 
     namespaces = {f"{tenant}-apps", f"{tenant}-web", first, second}
     writes = operator_writes(hub, since, namespaces, tenant)
-    assert writes == [], [(event.get("verb"), event.get("objectRef")) for event in writes]
+    assert writes == [], [
+        (event.get("verb"), event.get("objectRef"), event.get("requestReceivedTimestamp"))
+        for event in writes
+    ]
     for namespace, name in ((f"{tenant}-apps", done), (f"{tenant}-web", waiting)):
         said = [
             f"{event['type']} {event['reason']}: {event['message']}"
