@@ -1,4 +1,4 @@
-"""Find or build the pinned upstream binaries (etcd, kube-apiserver, ..., kwok, helm)."""
+"""Find or build the pinned upstream binaries (etcd, kube-apiserver, ..., kwok, helm, cyclonus)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,12 @@ TOOLS: dict[str, Tool] = {
         Tool("etcd", "k8s", "go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/server/v3"),
         Tool("kwok", "kwok", "sigs.k8s.io/kwok/cmd/kwok", "sigs.k8s.io/kwok"),
         Tool("helm", "helm", "helm.sh/helm/v3/cmd/helm", "helm.sh/helm/v3"),
+        Tool(
+            "cyclonus",
+            "cyclonus",
+            "github.com/mattfenwick/cyclonus/cmd/cyclonus",
+            "github.com/mattfenwick/cyclonus",
+        ),
     )
 }
 
