@@ -8,7 +8,7 @@ export PYTHONUNBUFFERED := 1
 # Integration test files run in parallel, each worker with its own local control plane.
 WORKERS ?= 4
 
-.PHONY: all venv tools lint unit integration e2e test demo crds cluster-up cluster-down clean bench bench-smoke
+.PHONY: all venv tools lint unit integration e2e test soak demo crds cluster-up cluster-down clean bench bench-smoke
 
 all: test
 
@@ -49,6 +49,19 @@ e2e: tools
 
 ## test: every check — lint, types, layers, unit, integration and e2e on the real local control plane
 test: lint unit integration e2e
+
+## soak: the long fault run (not part of test; docs/reliability.md): 1,000 tenants and their
+## edits in bursts, more kill points and generated specs, every control-plane fault repeated,
+## a bigger frozen site, more flaps
+SOAK_KILLS ?= 100
+SOAK_EXAMPLES ?= 60
+soak: tools
+	GOVCLOUD_CRASH_KILLS=$(SOAK_KILLS) GOVCLOUD_GEN_EXAMPLES=$(SOAK_EXAMPLES) \
+	GOVCLOUD_FAULT_ROUNDS=3 GOVCLOUD_SOAK_SITE_TENANTS=40 GOVCLOUD_SOAK_FLAPS=8 \
+	$(VENV)/bin/pytest -q -rP -m '' -p no:randomly --timeout 5400 -n 2 --dist loadfile \
+	  tests/integration/test_overload.py tests/integration/test_crash_anywhere.py tests/integration/test_control_plane_faults.py \
+	  tests/integration/test_subcenter_faults.py tests/integration/test_generated_specs.py \
+	  tests/integration/test_fencing.py tests/unit/property
 
 ## demo: start a local control plane, run the operator, onboard the example departments
 demo: tools

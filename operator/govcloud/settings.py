@@ -80,6 +80,17 @@ class Settings(BaseSettings):
     probe_concurrency: int = Field(
         default=8, ge=1, le=64, description="Sub-center probes that run at once."
     )
+    site_calls: int = Field(
+        default=3,
+        ge=1,
+        le=64,
+        description="Calls to one sub-center in flight at once: all a dead site can hold.",
+    )
+    site_list_cap: int = Field(
+        default=10_000,
+        ge=1,
+        description="Objects of a kind one LIST of a sub-center may return; more: not read.",
+    )
     migration_at_risk_hours: float = Field(
         default=168.0,
         gt=0,

@@ -21,6 +21,9 @@ REPO_ROOT = testing.REPO_ROOT
 # The longest files first (measured with --durations), so that with `--dist loadfile
 # --no-loadscope-reorder` no worker picks one up last while the others sit idle.
 LONGEST_FIRST = (
+    "test_crash_anywhere.py",
+    "test_control_plane_faults.py",
+    "test_subcenter_faults.py",
     "test_migration.py",
     "test_subcenter.py",
     "test_subcenter_health.py",
@@ -31,6 +34,8 @@ LONGEST_FIRST = (
     "test_billing_subcenter.py",
     "test_cloudtenant_validation.py",
     "test_migration_restart.py",
+    "test_fencing.py",
+    "test_upgrade.py",
 )
 
 

@@ -14,6 +14,12 @@ held of that site (`sync_cluster`). A site that cannot be read marks its tenants
 *unknown* from that read on (`unreachable`), until the next successful read: unknown time is
 billed at nothing, and is counted in `unmeteredSeconds` instead (a gap that ends in unknown
 usage is unmetered too, not billed by the gap rule).
+
+Bounded memory: a timeline never holds more than `MAX_POINTS` points. Past that, its two
+oldest steps after the first are merged into one at their time-weighted mean (`merge`): the
+integral over the merged span is unchanged, only how it spreads inside that span (seconds
+at most, for thousands of steps within one tick) is lost; no usage is dropped. A tenant that
+is gone (not listed, no quota left, its report settled) is forgotten whole (`forget_gone`).
 """
 
 from __future__ import annotations
@@ -98,6 +104,47 @@ def _add(total: dict[str, Decimal], more: Amounts) -> None:
         total[resource] = total.get(resource, ZERO) + value
 
 
+def span_mean(first: Amounts, first_seconds: Decimal, second: Amounts, total: Decimal) -> Amounts:
+    """Per resource: `first` for `first_seconds` then `second` for the rest of `total`, as
+    one level with the same integral (a resource absent from a point is 0 there)."""
+    resources = set(first) | set(second)
+    return {
+        resource: (
+            first.get(resource, ZERO) * first_seconds
+            + second.get(resource, ZERO) * (total - first_seconds)
+        )
+        / total
+        for resource in resources
+    }
+
+
+def merge(timeline: list[Point]) -> bool:
+    """Merge the oldest two mergeable steps after the first into one of the same integral.
+
+    The first point is never merged: it is the level in force when the last written report
+    ends, and may start before it. Two steps merge when both are known (or both unknown)
+    and the second has a successor, which bounds the span. False when none can merge.
+    """
+    for index in range(1, len(timeline) - 2):
+        first, second, after = timeline[index], timeline[index + 1], timeline[index + 2]
+        if first.known != second.known:
+            continue
+        total = seconds(after.at - first.at)
+        if total <= 0:
+            continue
+        first_seconds = seconds(second.at - first.at)
+        timeline[index : index + 2] = [
+            Point(
+                first.at,
+                span_mean(first.hard, first_seconds, second.hard, total),
+                span_mean(first.used, first_seconds, second.used, total),
+                first.known,
+            )
+        ]
+        return True
+    return False
+
+
 @dataclass(frozen=True)
 class Quota:
     """One ResourceQuota as a LIST of a sub-center returned it."""
@@ -110,6 +157,7 @@ class Quota:
 
 
 HUB = ""  # the cluster key of the hub's quotas (fed by the watch)
+QuotaKey = tuple[str, str, str]  # (cluster, namespace, name)
 
 
 class UsageCache:
@@ -118,7 +166,8 @@ class UsageCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._quotas: dict[tuple[str, str, str], tuple[str, Amounts, Amounts]] = {}
+        self._quotas: dict[QuotaKey, tuple[str, Amounts, Amounts]] = {}
+        self._keys: dict[str, set[QuotaKey]] = {}  # tenant -> its quotas (a sum reads only them)
         self._timelines: dict[str, list[Point]] = {}
         self._unknown: set[str] = set()
         self._metered: dict[str, datetime] = {}  # tenant -> the last tick that metered it
@@ -135,15 +184,14 @@ class UsageCache:
     ) -> None:
         with self._lock:
             key = (cluster, namespace, name)
-            previous = self._quotas.get(key)
-            self._quotas[key] = (tenant, parse_amounts(hard), parse_amounts(used))
+            previous = self._put(key, (tenant, parse_amounts(hard), parse_amounts(used)))
             if previous is not None and previous[0] != tenant:
                 self._record(previous[0], at)
             self._record(tenant, at)
 
     def remove(self, namespace: str, name: str, at: datetime, cluster: str = HUB) -> None:
         with self._lock:
-            previous = self._quotas.pop((cluster, namespace, name), None)
+            previous = self._pop((cluster, namespace, name))
             if previous is not None:
                 self._record(previous[0], at)
 
@@ -158,12 +206,13 @@ class UsageCache:
         with self._lock:
             affected = set(tenants)
             for key in [key for key in self._quotas if key[0] == cluster]:
-                affected.add(self._quotas.pop(key)[0])
+                previous = self._pop(key)
+                if previous is not None:
+                    affected.add(previous[0])
             for quota in quotas:
-                self._quotas[(cluster, quota.namespace, quota.name)] = (
-                    quota.tenant,
-                    parse_amounts(quota.hard),
-                    parse_amounts(quota.used),
+                self._put(
+                    (cluster, quota.namespace, quota.name),
+                    (quota.tenant, parse_amounts(quota.hard), parse_amounts(quota.used)),
                 )
                 affected.add(quota.tenant)
             self._unknown -= affected
@@ -177,15 +226,32 @@ class UsageCache:
                 self._unknown.add(tenant)
                 self._record(tenant, at)
 
+    def _put(
+        self, key: QuotaKey, value: tuple[str, Amounts, Amounts]
+    ) -> tuple[str, Amounts, Amounts] | None:
+        previous = self._pop(key)
+        self._quotas[key] = value
+        self._keys.setdefault(value[0], set()).add(key)
+        return previous
+
+    def _pop(self, key: QuotaKey) -> tuple[str, Amounts, Amounts] | None:
+        previous = self._quotas.pop(key, None)
+        if previous is not None:
+            keys = self._keys.get(previous[0], set())
+            keys.discard(key)
+            if not keys:
+                self._keys.pop(previous[0], None)
+        return previous
+
     def _record(self, tenant: str, at: datetime) -> None:
         hard: dict[str, Decimal] = {}
         used: dict[str, Decimal] = {}
         known = tenant not in self._unknown
         if known:
-            for owner, quota_hard, quota_used in self._quotas.values():
-                if owner == tenant:
-                    _add(hard, quota_hard)
-                    _add(used, quota_used)
+            for key in self._keys.get(tenant, ()):
+                _, quota_hard, quota_used = self._quotas[key]
+                _add(hard, quota_hard)
+                _add(used, quota_used)
         timeline = self._timelines.setdefault(tenant, [])
         last = timeline[-1] if timeline else None
         if last is not None and (last.hard, last.used, last.known) == (hard, used, known):
@@ -195,8 +261,8 @@ class UsageCache:
             timeline[-1] = Point(last.at, hard, used, known)
         else:
             timeline.append(point)
-        if len(timeline) > MAX_POINTS:
-            del timeline[: len(timeline) - MAX_POINTS]
+        while len(timeline) > MAX_POINTS and merge(timeline):
+            pass
 
     def tenants(self) -> set[str]:
         with self._lock:
@@ -236,5 +302,35 @@ class UsageCache:
 
     def forget(self, tenant: str) -> None:
         with self._lock:
-            self._timelines.pop(tenant, None)
-            self._metered.pop(tenant, None)
+            self._forget(tenant)
+
+    def forget_gone(self, listed: Iterable[str]) -> list[str]:
+        """Forget every tenant that is not `listed`, holds no quota and is not waiting to be
+        settled (`unlisted`): its report no longer needs its timeline. The names forgotten."""
+        wanted = set(listed)
+        with self._lock:
+            gone = [
+                tenant
+                for tenant in self._timelines
+                if tenant not in wanted and tenant not in self._keys and tenant not in self._metered
+            ]
+            for tenant in gone:
+                self._forget(tenant)
+        return sorted(gone)
+
+    def _forget(self, tenant: str) -> None:
+        self._timelines.pop(tenant, None)
+        self._metered.pop(tenant, None)
+        self._unknown.discard(tenant)
+
+    def sizes(self) -> dict[str, int]:
+        """How much the cache holds (tenants, quotas, points): memory that must stay bounded."""
+        with self._lock:
+            return {
+                "tenants": len(self._timelines),
+                "quotas": len(self._quotas),
+                "indexed": len(self._keys),
+                "points": sum(len(timeline) for timeline in self._timelines.values()),
+                "metered": len(self._metered),
+                "unknown": len(self._unknown),
+            }

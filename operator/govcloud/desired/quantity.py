@@ -31,10 +31,20 @@ def to_string(value: Decimal, *, binary: bool = False) -> str:
     """Format exactly: ``2``, ``1500m``, ``250u``; whole multiples of 1024 as ``8Gi`` if ``binary``.
 
     Whole numbers are written in plain digits unless ``binary`` asks for the largest exact
-    binary suffix, so the result always parses back to the same value.
+    binary suffix, or the digits would be longer than a quantity may be (then ``5e70``), so
+    the result always parses back to the same value. Raises ``QuantityError`` for a value
+    finer than 1n, or one that no quantity of the grammar's length can write exactly.
     """
     if value == value.to_integral_value():
-        return _whole_to_string(int(value), binary=binary)
+        text = _whole_to_string(int(value), binary=binary)
+    else:
+        text = _fraction_to_string(value)
+    if len(text) > grammar.MAX_LENGTH:
+        raise QuantityError(f"{value} is too long to write as a Kubernetes quantity")
+    return text
+
+
+def _fraction_to_string(value: Decimal) -> str:
     for suffix, power in _FRACTION_SUFFIXES:
         scaled = value.scaleb(power, _EXACT)
         if scaled == scaled.to_integral_value():
@@ -46,9 +56,16 @@ def _whole_to_string(units: int, *, binary: bool) -> str:
     if binary and units != 0:
         for suffix, power in reversed(_BINARY_SUFFIXES.items()):
             factor = 1024**power
-            if units % factor == 0:
+            if units % factor == 0 and len(str(units // factor)) < grammar.MAX_LENGTH - 1:
                 return f"{units // factor}{suffix}"
-    return str(units)
+    digits = str(units)
+    if len(digits) <= grammar.MAX_LENGTH:
+        return digits
+    significant = digits.rstrip("0")
+    exponent = str(len(digits) - len(significant))
+    if len(exponent) > grammar.MAX_EXPONENT_DIGITS:
+        raise QuantityError(f"a {len(digits)}-digit amount is too large for a quantity")
+    return f"{significant}e{exponent}"
 
 
 def is_binary(resource: str) -> bool:

@@ -55,7 +55,13 @@ Guarantee
          times out, access waits (QuotaMissing) for a later pass to see the quota enforced; (2) is
          not repeated then.
     Assumptions: only this operator raises the hards of a tenant's quotas, one pass at a time
-    per tenant (its work queue serialises them). For G3, the API server's caches
+    per tenant (its work queue serialises them), and one replica at a time (the holder of the
+    Lease). The raises are fenced against a replica that lost the Lease while a pass was
+    running: the reconciler checks that it still leads right before it creates a new quota
+    or raises any (a standby takes over at the earliest lease duration − renew deadline
+    later), and each raise is a write conditional on the resourceVersion of the fresh read
+    it was capped from, so a raise of a quota someone else wrote since is refused (409) and
+    waits for a pass that reads again. For G3, the API server's caches
     (quota admission's, RBAC's) trail its storage by less than the pass takes from reading the
     enforced quota to writing the RoleBindings; only an identity allowed to create pods in
     every namespace (cluster admins, and controllers acting on what such identities created)
@@ -73,8 +79,21 @@ Algorithm (``allocate``)
     workloads are never touched; it is reported in ``Allocation.over_committed``.
 
     Hysteresis: a resource keeps its current hards (identical strings, so zero writes) when
-    every namespace already limits it, I holds, and every namespace still has headroom
-    hard_i − used_i >= half of its fair share free / n.
+    every namespace already limits it, I holds, every namespace still has headroom
+    hard_i − used_i >= half of its fair share free / n, and no room asked for is missing.
+
+    Room asked for (``wanted``): a request quota admission refused in a namespace, which a
+    controller records in a ``FailedCreate`` Event ("exceeded quota: govcloud-quota,
+    requested: requests.cpu=1, used: requests.cpu=3, ..."; see ``needed_by_refusal``): the
+    request needed hard_i >= need_i = used + requested. Equal slivers of the free quota fit no
+    request bigger than a sliver, and hysteresis keeps the slivers where they are, so a
+    namespace still short of its need, w_i = need_i − used_i > 0 now, gets w_i first:
+    target_i = used_i + w_i + its share of what is left, while Σ w_i fits in free (smallest
+    first, then name order; a w_i that does not fit in what is free is not granted at all, so
+    nothing is moved for it). Once the request is admitted, used_i reaches need_i and w_i is 0:
+    the room asked for is never counted twice. While some granted w_i is missing
+    (hard_i − used_i < w_i) the split is redone. Every target is still used_i plus a part of
+    free, so G1 and the two phases are unchanged: room only moves, it is never added.
 
     Writes come in two phases. ``decreases`` (phase 1) lowers each hard to min(current,
     target) — a resource not yet limited in a namespace is limited to 0, because its usage is
@@ -92,8 +111,10 @@ Suspension
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from govcloud.desired import meta, quantity
@@ -102,6 +123,11 @@ SUSPENDED_HARD = {"pods": "0", "count/pods": "0"}
 _MEBIBYTE = 1024 * 1024 * 1000  # in milli-units
 
 Hards = Mapping[str, Mapping[str, str]]
+# Quota admission's refusal ("exceeded quota: <quota>, requested: a=1,b=2, used: ..."), as
+# the API server words it and controllers repeat it in their FailedCreate Events.
+_REFUSAL = re.compile(
+    r"exceeded quota: (?P<quota>[^,\s]+), requested: (?P<requested>\S+), used: (?P<used>\S+),"
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +138,8 @@ class ObservedQuota:
     used: Mapping[str, str] = field(default_factory=dict)
     # None: status.hard was not read; assume the quota controller has caught up with spec.
     status_hard: Mapping[str, str] | None = None
+    # The version read, for a write conditional on it ("" when unknown).
+    resource_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +166,7 @@ class _Ledger:
     used: Mapping[str, int]
     hard: Mapping[str, int | None]
     commitment: Mapping[str, int | None]
+    wanted: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def total_used(self) -> int:
@@ -156,7 +185,37 @@ def observed_from_manifest(quota: Mapping[str, Any]) -> ObservedQuota:
         hard=dict(spec.get("hard") or {}),
         used=dict(status.get("used") or {}),
         status_hard=dict(status.get("hard") or {}),
+        resource_version=str((quota.get("metadata") or {}).get("resourceVersion") or ""),
     )
+
+
+def needed_by_refusal(message: str, quota_name: str = meta.QUOTA_NAME) -> dict[str, str]:
+    """The hards a request refused by quota ``quota_name`` needed (used + requested, per
+    resource it exceeded), from the refusal's message; {} for any other message."""
+    found = _REFUSAL.search(message)
+    if found is None or found["quota"] != quota_name:
+        return {}
+    try:
+        requested = _amounts(found["requested"])
+        used = _amounts(found["used"])
+    except quantity.QuantityError:
+        return {}
+    return {
+        resource: quantity.to_string(
+            amount + used.get(resource, 0), binary=quantity.is_binary(resource)
+        )
+        for resource, amount in requested.items()
+        if amount > 0
+    }
+
+
+def _amounts(text: str) -> dict[str, Decimal]:
+    """``a=1,b=2Gi`` as exact amounts."""
+    amounts: dict[str, Decimal] = {}
+    for item in text.split(","):
+        resource, _, amount = item.partition("=")
+        amounts[resource] = quantity.parse(amount)
+    return amounts
 
 
 def manifest(tenant: str, namespace: str, hard: Mapping[str, str]) -> meta.Manifest:
@@ -198,11 +257,13 @@ def allocate(
     observed: Mapping[str, ObservedQuota],
     *,
     suspended: bool = False,
+    wanted: Hards | None = None,
 ) -> Allocation:
     """Split ``tenant_hard`` over ``namespaces`` given their observed quotas (see module doc).
 
     ``observed`` entries for namespaces not in ``namespaces`` are ignored here; pass them to
     ``cap_increases`` so quotas of namespaces still being removed count until they are gone.
+    ``wanted``: per namespace and resource, the hard a recently refused request needed.
     Raises ``quantity.QuantityError`` for a malformed tenant quantity.
     """
     names = sorted(set(namespaces))
@@ -211,7 +272,7 @@ def allocate(
     targets: dict[str, dict[str, str]] = {name: {} for name in names}
     over_committed: dict[str, tuple[str, str]] = {}
     for resource in sorted(tenant_hard):
-        ledger = _ledger(resource, tenant_hard[resource], names, observed)
+        ledger = _ledger(resource, tenant_hard[resource], names, observed, wanted or {})
         for name, value in _resource_targets(ledger, observed).items():
             targets[name][resource] = value
         if ledger.total_used > ledger.tenant:
@@ -293,7 +354,11 @@ def _empty(hard: Mapping[str, str]) -> ObservedQuota:
 
 
 def _ledger(
-    resource: str, tenant_text: str, names: Sequence[str], observed: Mapping[str, ObservedQuota]
+    resource: str,
+    tenant_text: str,
+    names: Sequence[str],
+    observed: Mapping[str, ObservedQuota],
+    wanted: Hards,
 ) -> _Ledger:
     quotas = {name: observed.get(name) for name in names}
     return _Ledger(
@@ -302,7 +367,24 @@ def _ledger(
         used={name: _used(resource, quota) or 0 for name, quota in quotas.items()},
         hard={name: _hard(resource, quota) for name, quota in quotas.items()},
         commitment={name: _commitment(resource, quota) for name, quota in quotas.items()},
+        wanted=_wanted(resource, names, wanted, quotas),
     )
+
+
+def _wanted(
+    resource: str, names: Sequence[str], wanted: Hards, quotas: Mapping[str, ObservedQuota | None]
+) -> dict[str, int]:
+    """Room still asked for per namespace, need − used, in milli-units (rounded up: a
+    request must fit whole); 0 once the refused request got in."""
+    found: dict[str, int] = {}
+    for name in names:
+        text = (wanted.get(name) or {}).get(resource)
+        if text is None:
+            continue
+        short = quantity.to_milli(text, round_up=True) - (_used(resource, quotas[name]) or 0)
+        if short > 0:
+            found[name] = short
+    return found
 
 
 def _hard(resource: str, quota: ObservedQuota | None) -> int | None:
@@ -341,19 +423,40 @@ def _is_stable(ledger: _Ledger) -> bool:
     if sum(value or 0 for value in commitments) > ledger.tenant:
         return False
     count, free = len(commitments), ledger.free
-    return all(
+    return not _missing_room(ledger) and all(
         2 * count * ((ledger.hard[name] or 0) - used) >= free for name, used in ledger.used.items()
     )
+
+
+def _missing_room(ledger: _Ledger) -> bool:
+    """Whether a namespace lacks room it asked for that the free quota could give it."""
+    return any(
+        (ledger.hard[name] or 0) - ledger.used[name] < amount
+        for name, amount in _grants(ledger).items()
+    )
+
+
+def _grants(ledger: _Ledger) -> dict[str, int]:
+    """The room asked for that fits in the free quota: smallest requests first, name order."""
+    left = ledger.free
+    granted: dict[str, int] = {}
+    for name, amount in sorted(ledger.wanted.items(), key=lambda item: (item[1], item[0])):
+        if amount <= left:
+            granted[name] = amount
+            left -= amount
+    return granted
 
 
 def _split(ledger: _Ledger) -> dict[str, int]:
     if ledger.total_used > ledger.tenant:
         return _water_fill(ledger)
     names = sorted(ledger.used)
-    unit = _unit(ledger.resource, ledger.free, len(names))
-    base, extra = divmod(ledger.free // unit, len(names))
+    granted = _grants(ledger)
+    pool = ledger.free - sum(granted.values())
+    unit = _unit(ledger.resource, pool, len(names))
+    base, extra = divmod(pool // unit, len(names))
     return {
-        name: ledger.used[name] + (base + (1 if index < extra else 0)) * unit
+        name: ledger.used[name] + granted.get(name, 0) + (base + (1 if index < extra else 0)) * unit
         for index, name in enumerate(names)
     }
 

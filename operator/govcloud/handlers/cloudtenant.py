@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -37,11 +38,23 @@ def _queue(memo: kopf.Memo) -> Any:
     return startup.queue_for(memo, KIND, work)
 
 
+def demands(memo: kopf.Memo) -> tenant_types.Demands:
+    """Room asked for in tenants' namespaces (refused requests), made on first use."""
+    if getattr(memo, "demands", None) is None:
+        memo.demands = tenant_types.Demands()
+    found: tenant_types.Demands = memo.demands
+    return found
+
+
 async def reconcile(name: str, memo: kopf.Memo) -> tenant_types.Result:
     recorder = memo.recorder
+    context = tenant_types.QuotaContext(
+        wanted=demands(memo).of(name), leading=lambda: startup.leading(memo)
+    )
+    run = functools.partial(tenant.reconcile, context=context)
     with recorder.reconcile_seconds.labels(kind=KIND).time():
         result: tenant_types.Result = await startup.run_in_executor(
-            memo, tenant.reconcile, memo.hub, name, memo.config, None, memo.clusters
+            memo, run, memo.hub, name, memo.config, None, memo.clusters
         )
     recorder.reconciles.labels(kind=KIND, result=result.outcome).inc()
     if result.snapshot is not None:
@@ -70,9 +83,23 @@ def tenant_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> Non
     name = obj["metadata"]["name"]
     if event_type == "DELETED":
         memo.recorder.forget_tenant(name)
+        demands(memo).forget(name)
         startup.forget(memo, KIND, name)
         return
     request(memo, name)
+
+
+@startup.route("Event")
+def quota_refused(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None:
+    """A controller recorded a request that a tenant namespace's quota refused (FailedCreate):
+    hold room for it there and look at the tenant now."""
+    if event_type == "DELETED":
+        return
+    refused = tenant.refused_in(memo.hub, obj)
+    if refused is not None:
+        owner, namespace, requested = refused
+        demands(memo).record(owner, namespace, requested)
+        request(memo, owner)
 
 
 def child_changed(memo: kopf.Memo, _event_type: str, obj: dict[str, Any]) -> None:

@@ -1,8 +1,10 @@
 """Metering handlers: ResourceQuota events feed the usage cache; the scheduler ticks.
 
 Ticks run on the leading replica only, while RateCard `default` exists: a tick reads the card
-and the tenants from the hub's cache, one LIST of UsageReports, plus one bounded LIST per
-sub-center that has tenants placed on it.
+and the tenants from the hub's cache, the API server's time (one GET), one LIST of
+UsageReports, plus one bounded LIST per sub-center that has tenants placed on it. Usage is
+stamped with the API server's time too (the node's clock corrected by the offset the last
+reading showed), so a node clock that is wrong neither closes months nor shifts usage.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 KIND = "Metering"  # the scheduler's entry for the ticks
 CACHE = "usage_cache"
+CLOCK = "metering_clock"
 SITES = "metering_sites"
 SITE_EXECUTOR = "metering_site_executor"
 UNREADABLE = "metering_unreadable"
@@ -37,6 +39,7 @@ FIRST_TICK_MAX_DELAY = 10.0
 async def make_cache(memo: kopf.Memo, **_: Any) -> None:
     """One cache for the operator: kopf gives each object a shallow copy of this memo."""
     cache_of(memo)
+    clock = clock_of(memo)
     memo[UNREADABLE] = [()]
     # Sub-center reads get threads of their own: a site that does not answer holds one of
     # these (at most one per site), never a reconcile or probe thread.
@@ -44,7 +47,25 @@ async def make_cache(memo: kopf.Memo, **_: Any) -> None:
         max_workers=memo.config.probe_concurrency, thread_name_prefix="metering-site"
     )
     memo[SITE_EXECUTOR] = executor
-    memo[SITES] = metering.SiteReader(memo.hub, memo.clusters, executor)
+    memo[SITES] = metering.SiteReader(memo.hub, memo.clusters, executor, clock=clock.now)
+    await measure_clock(memo, clock)
+
+
+async def measure_clock(memo: kopf.Memo, clock: metering.ServerClock) -> None:
+    """Read the API server's time before the first quota event is stamped (a standby never
+    ticks); best effort: every tick reads it again."""
+    try:
+        offset = await startup.run_in_executor(memo, clock.measure, memo.hub)
+    except Exception as error:  # the tick reads it again, and fails loudly if it must
+        unexpected = not isinstance(error, metering.ClockError)
+        log.warning("metering: %s; the first tick reads it again", error, exc_info=unexpected)
+        return
+    if offset:
+        log.warning(
+            "metering: the API server's clock is %s ahead of this node's (negative: behind);"
+            " billing follows the API server's",
+            offset,
+        )
 
 
 async def stop_sites(memo: kopf.Memo, **_: Any) -> None:
@@ -59,6 +80,12 @@ def cache_of(memo: kopf.Memo) -> usage.UsageCache:
     return found
 
 
+def clock_of(memo: kopf.Memo) -> metering.ServerClock:
+    """The API server's time as this replica knows it (shared like the cache)."""
+    found: metering.ServerClock = memo.setdefault(CLOCK, metering.ServerClock())
+    return found
+
+
 def quota_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None:
     """Every managed ResourceQuota event, stamped with the time it arrived (on a standby
     too: the usage it holds is what a replica that takes over bills from)."""
@@ -67,7 +94,7 @@ def quota_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None
     if not tenant:
         return
     namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
-    now = datetime.now(UTC)
+    now = clock_of(memo).now()
     if event_type == "DELETED":
         cache_of(memo).remove(namespace, name, now)
         return
@@ -108,7 +135,15 @@ async def tick(card: dict[str, Any], memo: kopf.Memo) -> None:
     recorder = memo.recorder.billing
     with recorder.tick_seconds.time():
         result = await startup.run_in_executor(
-            memo, metering.tick, memo.hub, cache_of(memo), card, memo.config, None, memo[SITES]
+            memo,
+            metering.tick,
+            memo.hub,
+            cache_of(memo),
+            card,
+            memo.config,
+            None,
+            memo[SITES],
+            clock_of(memo),
         )
     recorder.ticks.labels(result="error" if result.errors else "success").inc()
     recorder.record_tick(time.time())

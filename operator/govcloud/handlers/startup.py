@@ -53,6 +53,8 @@ SITE_KINDS: tuple[tuple[str, str, str | None], ...] = (
     (RBAC, "RoleBinding", MANAGED_SELECTOR),
 )
 SITE_EVENTS = "site"  # the route kind of every event from a sub-center's caches
+# Quota refusals that controllers record (Events of this reason) wake the refused tenant.
+REFUSALS = "reason=FailedCreate"
 SYNC_TIMEOUT = 60.0
 
 Route = Callable[[kopf.Memo, str, dict[str, Any]], None]
@@ -146,6 +148,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         wrap=lambda site: cache.CachedCluster(site, _informers(site, SITE_KINDS, site_dispatch)),
     )
     memo.hub.start()
+    memo.refusals = FieldSelectedInformer(
+        direct, "v1", "Event", field_selector=REFUSALS, on_event=dispatch
+    )
+    memo.refusals.start()
     recorder.watch_caches(lambda: cache_sizes(memo))
     if config.metrics_port:
         memo.metrics_server = metrics.serve(recorder, config.metrics_port, config.metrics_host)
@@ -165,6 +171,18 @@ def cache_sizes(memo: kopf.Memo) -> list[metrics.CacheSize]:
         if isinstance(cluster, cache.CachedCluster)
         for informer in cluster.informers
     ]
+
+
+class FieldSelectedInformer(cache.Informer):
+    """An informer of the objects a field selector picks (the Events of one reason); kept out
+    of the hub's CachedCluster, whose reads it would answer with only those."""
+
+    def __init__(self, *args: Any, field_selector: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.field_selector = field_selector
+
+    def _call(self, path: str, query: list[tuple[str, Any]], read_timeout: float) -> Any:
+        return super()._call(path, [*query, ("fieldSelector", self.field_selector)], read_timeout)
 
 
 def _informers(
@@ -427,6 +445,7 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     for caches in (
         getattr(memo, "clusters", None),
         getattr(memo, "hub", None),
+        getattr(memo, "refusals", None),
         getattr(memo, "poster", None),
     ):
         if caches is not None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import kopf
 
 from govcloud import constants
 from govcloud.handlers import cloudtenant, startup
-from govcloud.reconcile import subcenter
+from govcloud.reconcile import placement, subcenter
 
 KIND = "SubCenter"
 RETRY_SECONDS = 10.0
@@ -44,9 +45,12 @@ async def probe(name: str, memo: kopf.Memo) -> None:
         startup.forget(memo, KIND, name)
         return
     memo.scheduler.at((KIND, name), result.interval)  # the site's own probe interval
-    # Drift in a sub-center the site's caches missed is healed by each probe's resync.
-    for tenant in result.placed_tenants:
-        cloudtenant.request(memo, tenant)
+    # Only a changed verdict on the site wakes its tenants (to report it, or to converge
+    # again): a probe of a dead site must not queue a pass per tenant every interval. Their
+    # own resync heals drift the site's caches missed.
+    if result.wake_tenants:
+        for tenant in result.placed_tenants:
+            cloudtenant.request(memo, tenant)
 
 
 @startup.requester(KIND)
@@ -70,7 +74,7 @@ def subcenter_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> 
     name = obj["metadata"]["name"]
     if event_type == "DELETED":
         memo.recorder.forget_subcenter(name)
-        memo.clusters.forget(name)
+        subcenter.forget(memo.clusters, name)
         startup.forget(memo, KIND, name)
         _seen(memo).pop(name, None)
         return
@@ -87,9 +91,18 @@ def tenant_gone(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None:
     waits for its tenants goes as soon as the last one has gone)."""
     if event_type != "DELETED":
         return
+    placement.ADMISSIONS.forget_tenant(placement.tenant_key(obj))
     site = ((obj.get("spec") or {}).get("placement") or {}).get("subCenter")
     if site:
         request(memo, str(site))
+
+
+@startup.on_activate
+def fence_admissions(memo: kopf.Memo) -> None:
+    """Site admissions are made only while this replica holds the Lease (checked under the
+    site's lock, right before each decision), with the sites' bulkhead and LIST cap set."""
+    placement.ADMISSIONS.fence = functools.partial(startup.leading, memo)
+    memo.clusters.configure(site_calls=memo.config.site_calls, list_cap=memo.config.site_list_cap)
 
 
 @startup.on_activate

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -29,6 +30,12 @@ log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 RETRY_DEADLINE = 30.0
+# Backoff between attempts: doubling from RETRY_BASE to RETRY_CAP, each delay drawn from its
+# upper half so that clients throttled at the same instant do not come back in step.
+RETRY_BASE, RETRY_CAP = 0.1, 2.0
+# A Retry-After (429 from API Priority and Fairness, 503 from a proxy) is honoured up to this:
+# a sub-center's API server is not trusted to park a pass for an hour.
+RETRY_AFTER_CAP = 10.0
 USER_AGENT = f"govcloud-operator/{__version__}"
 
 
@@ -325,9 +332,10 @@ class Cluster:
     def _retry(
         self, what: str, call: Callable[[], Any], retry_deadline: float = RETRY_DEADLINE
     ) -> Any:
-        """Retry throttling, 'storage is (re)initializing' and transient network failures."""
+        """Retry throttling (429), 5xx ('storage is (re)initializing', etcd down) and transient
+        network failures with jittered exponential backoff until `retry_deadline` s are spent."""
         deadline = time.monotonic() + retry_deadline
-        delay = 0.1
+        attempt = 0
         while True:
             try:
                 return call()
@@ -338,11 +346,36 @@ class Cluster:
                 status, message, reason = _message(error)
                 if status not in RETRYABLE_STATUS or time.monotonic() > deadline:
                     raise ApiError(f"{what} failed: {message}", status, reason) from error
+                delay = retry_delay(attempt, retry_after(error))
+                log.debug("%s on %s: HTTP %s, retrying in %.2fs", what, self.name, status, delay)
             except (urllib3.exceptions.HTTPError, OSError) as error:
                 if time.monotonic() > deadline:
                     raise ApiError(f"{what} failed: {self.name} unreachable: {error}") from error
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+                delay = retry_delay(attempt)
+            attempt += 1
+            # Never past the deadline (a Retry-After may ask for more): one last try there.
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic()) + 0.01))
+
+
+def retry_delay(attempt: int, server_hint: float | None = None) -> float:
+    """The wait before retry number `attempt` + 1: jittered exponential backoff, and never
+    sooner than the server asked (Retry-After, capped), jittered above it as well."""
+    ceiling = min(RETRY_CAP, RETRY_BASE * 2 ** min(attempt, 16))
+    delay = random.uniform(ceiling / 2, ceiling)
+    if server_hint is not None and server_hint > 0:
+        hint = min(server_hint, RETRY_AFTER_CAP)
+        delay = max(delay, random.uniform(hint, hint * 1.2))
+    return delay
+
+
+def retry_after(error: ApiException) -> float | None:
+    """The seconds of an answer's Retry-After header, if it has one in seconds."""
+    headers = getattr(error, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:  # an HTTP date: the backoff alone decides
+        return None
 
 
 def _to_dict(value: Any) -> Manifest:

@@ -10,6 +10,8 @@ from typing import Any
 TRUE = "True"
 FALSE = "False"
 UNKNOWN = "Unknown"
+# Condition types whose True is the bad news; for every other type it is False.
+BAD_WHEN_TRUE = frozenset({"CredentialExpiring", "Degraded", "Stalled"})
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,27 @@ def merge(
 
 def is_true(conditions: Sequence[Condition], type_: str) -> bool:
     return any(item.type == type_ and item.status == TRUE for item in conditions)
+
+
+def is_bad(condition: dict[str, Any], bad_when_true: frozenset[str] = BAD_WHEN_TRUE) -> bool:
+    """Whether a stored condition tells bad news: False, or True for a bad-news type."""
+    bad = TRUE if condition.get("type") in bad_when_true else FALSE
+    return condition.get("status") == bad
+
+
+def went_bad(
+    previous: Sequence[dict[str, Any]],
+    current: Sequence[dict[str, Any]],
+    bad_when_true: frozenset[str] = BAD_WHEN_TRUE,
+) -> list[dict[str, Any]]:
+    """The conditions of ``current`` that tell bad news ``previous`` did not: turned bad, or
+    bad for another reason. Stored once, so each such news is found once, not every pass."""
+    before = {item.get("type"): item for item in previous}
+    news = []
+    for item in current:
+        old = before.get(item.get("type"))
+        if not is_bad(item, bad_when_true):
+            continue
+        if old is None or not is_bad(old, bad_when_true) or old.get("reason") != item["reason"]:
+            news.append(item)
+    return news

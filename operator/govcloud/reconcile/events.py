@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pydantic
+
+from govcloud.reconcile import conditions
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,15 @@ def _joined(messages: Sequence[str], limit: int) -> str:
             return text + tail
         text = f"{text}; {message}"
     return text
+
+
+def bad_news(previous: Sequence[dict[str, Any]], current: Sequence[dict[str, Any]]) -> list[Event]:
+    """A Warning for each condition that went bad between two stored condition lists (once:
+    the next pass finds it already stored)."""
+    return [
+        Event("Warning", str(item["reason"]), str(item.get("message") or item["reason"]))
+        for item in conditions.went_bad(previous, current)
+    ]
 
 
 def validation_message(error: pydantic.ValidationError) -> str:

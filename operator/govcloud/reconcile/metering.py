@@ -24,11 +24,22 @@ timeline is trimmed only up to what was written) and every status patch carries 
 resourceVersion that was read, so a restarted operator continues where the report says, and
 of two replicas racing for the same interval only one patch succeeds (the other gets 409 and
 accrues nothing). A closed report is final; the CRD's status rule refuses any later change.
+
+Time is the API server's (`ServerClock`): a node clock that is wrong never closes a month
+that has not ended for the cluster. Reports are the tenant's by its UID (`spec.tenantUID`):
+a tenant deleted and created again under its name is a new tenant with a report of its own
+(`<tenant>-<period>-<uid>` when `<tenant>-<period>` is taken), metered from its own first
+tick; a report written by an earlier release (no tenantUID) stays the report of the tenant
+of that name that existed when it was created. A report whose tenant is gone is accrued up
+to the last tick that saw the tenant and closed. A report that exists where metering must
+create one (AlreadyExists: relabelled, or made by someone else) is an error: counted,
+logged and posted as a Warning Event on the tenant, every tick until it is resolved.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import email.utils
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -36,7 +47,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import kubernetes.client
 import pydantic
+import urllib3
+from kubernetes.client.exceptions import ApiException
 
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant, ratecard, subcenter, usagereport
@@ -72,6 +86,62 @@ class TickResult:
 
 def zone(settings: Any) -> Any:
     return periods.zone(getattr(settings, "billing_utc_offset_hours", 8.0))
+
+
+# -- the API server's time ------------------------------------------------------------------
+
+# The Date header has whole seconds: an offset this small is the header's rounding, not skew.
+CLOCK_TOLERANCE = timedelta(seconds=2)
+DATE_TIMEOUT = 10.0
+
+
+class ClockError(RuntimeError):
+    """The API server's time could not be read."""
+
+
+def server_date(hub: client.Cluster) -> datetime:
+    """The API server's time, from the `Date` header of a GET /version (one cheap request)."""
+    api = caches.uncached(hub).api
+    try:
+        _, _, headers = kubernetes.client.VersionApi(api).get_code_with_http_info(
+            _request_timeout=DATE_TIMEOUT
+        )
+    except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+        raise ClockError(f"the API server's time cannot be read: {error}") from error
+    date = (headers or {}).get("Date")
+    if not date:
+        raise ClockError("the API server's answer has no Date header")
+    return email.utils.parsedate_to_datetime(date).astimezone(UTC)
+
+
+class ServerClock:
+    """The node's clock corrected by its offset from the API server's, measured each tick.
+
+    Periods close by this time: a node clock a year fast would otherwise close (and fill)
+    months that have not begun for the cluster, and a closed report is final.
+    """
+
+    def __init__(
+        self,
+        local: Callable[[], datetime] = lambda: datetime.now(UTC),
+        read: Callable[[client.Cluster], datetime] = server_date,
+    ) -> None:
+        self.local = local
+        self.read = read
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return self.local() + self.offset
+
+    def measure(self, hub: client.Cluster) -> timedelta:
+        """Read the server's time once; the offset kept (0 within CLOCK_TOLERANCE)."""
+        before = self.local()
+        server = self.read(hub)
+        after = self.local()
+        # The header truncates to the second: the server's time was in [Date, Date + 1 s).
+        offset = server + timedelta(seconds=0.5) - (before + (after - before) / 2)
+        self.offset = offset if abs(offset) > CLOCK_TOLERANCE else timedelta(0)
+        return self.offset
 
 
 # -- sub-centers: one bounded LIST of ResourceQuotas per site per tick ----------------------
@@ -220,7 +290,8 @@ class Context:
     table: rating.RateTable
     tz: Any
     now: datetime
-    reports: Mapping[str, Manifest]
+    reports: Mapping[tuple[str, str], list[Manifest]]  # (spec.tenant, spec.period) -> reports
+    names: frozenset[str]  # every listed report's name (taken for a new report)
     result: TickResult
     every: timedelta  # the checkpoint interval
     card_edited: bool  # the rate card changed since the last tick: every report is written
@@ -234,6 +305,10 @@ class Metered:
     written: accrual.Report
 
 
+class ReportExistsError(RuntimeError):
+    """A report had to be created and its name was taken (AlreadyExists): never benign."""
+
+
 def tick(
     hub: client.Cluster,
     cache: usage.UsageCache,
@@ -241,8 +316,10 @@ def tick(
     settings: Any,
     now: datetime | None = None,
     sites: SiteReader | None = None,
+    clock: ServerClock | None = None,
 ) -> TickResult:
-    """Accrue every tenant up to `now`; roll over and close earlier months' reports."""
+    """Accrue every tenant up to `now` (default: the API server's time); roll over and close
+    earlier months' reports and the reports of tenants that are gone."""
     result = TickResult()
     tz = zone(settings)
     try:
@@ -250,28 +327,33 @@ def tick(
     except (pydantic.ValidationError, ValueError) as error:
         result.errors.append(f"RateCard default is invalid, nothing metered: {error}")
         return result
+    if now is None:
+        clock = clock or ServerClock()
+        try:
+            clock.measure(hub)
+        except ClockError as error:
+            result.errors.append(f"nothing metered: {error}")
+            return result
     tenants = hub.list(constants.API_VERSION, "CloudTenant")
     placed = placed_sites(tenants)
     if sites is not None and placed:
         for problem in feed_sites(cache, sites.read(placed), placed):
             result.unreadable_sites.append(problem)
-    now = now or datetime.now(UTC)
+    now = now or (clock or ServerClock()).now()
     period = periods.period_of(now, tz)
-    previous = period.previous()
+    listed_reports = hub.list(
+        constants.API_VERSION,
+        KIND,
+        label_selector=f"{LABEL_PERIOD} in ({period.name},{period.previous().name})",
+    )
     context = Context(
         hub=hub,
         cache=cache,
         table=table,
         tz=tz,
         now=now,
-        reports={
-            item["metadata"]["name"]: item
-            for item in hub.list(
-                constants.API_VERSION,
-                KIND,
-                label_selector=f"{LABEL_PERIOD} in ({period.name},{previous.name})",
-            )
-        },
+        reports=index_reports(listed_reports),
+        names=frozenset(str(item["metadata"]["name"]) for item in listed_reports),
         result=result,
         every=checkpoint_of(settings),
         card_edited=card_edited(card),
@@ -284,9 +366,8 @@ def tick(
         thread_name_prefix="govcloud-metering",
     ) as pool:
         metered = list(pool.map(lambda tenant: meter_tenant(context, tenant), work))
-    listed = {str(tenant["metadata"]["name"]) for tenant in tenants}
-    for name, last_tick in sorted(cache.unlisted(listed).items()):
-        settle(context, name, last_tick)
+    close_gone(context, tenants, listed_reports)
+    cache.forget_gone(str(tenant["metadata"]["name"]) for tenant in tenants)
     unrated: set[str] = set()
     for report in metered:
         if report is not None:
@@ -307,6 +388,53 @@ def card_edited(card: Mapping[str, Any]) -> bool:
     return generation != (card.get("status") or {}).get("observedGeneration")
 
 
+# -- whose report is it ----------------------------------------------------------------------
+
+
+def uid_of(tenant: Mapping[str, Any]) -> str:
+    return str((tenant.get("metadata") or {}).get("uid") or "")
+
+
+def owns(tenant: Mapping[str, Any], report: Mapping[str, Any]) -> bool:
+    """Whether `report` is this tenant's: by its tenantUID; a report from an earlier release
+    (none) is the tenant's of that name that existed when the report was created."""
+    spec = report.get("spec") or {}
+    metadata = tenant.get("metadata") or {}
+    if spec.get("tenant") != metadata.get("name"):
+        return False
+    if spec.get("tenantUID"):
+        return bool(spec["tenantUID"] == uid_of(tenant))
+    born = accrual.parse_time(metadata.get("creationTimestamp"))
+    written = accrual.parse_time((report.get("metadata") or {}).get("creationTimestamp"))
+    return born is None or written is None or born <= written
+
+
+def index_reports(items: Iterable[Manifest]) -> dict[tuple[str, str], list[Manifest]]:
+    found: dict[tuple[str, str], list[Manifest]] = {}
+    for item in items:
+        spec = item.get("spec") or {}
+        found.setdefault((str(spec.get("tenant")), str(spec.get("period"))), []).append(item)
+    return found
+
+
+def report_of(tenant: Mapping[str, Any], candidates: Iterable[Manifest] | None) -> Manifest | None:
+    """The tenant's report among `candidates`; one keyed by its UID before an older one."""
+    mine = [body for body in candidates or () if owns(tenant, body)]
+    mine.sort(key=lambda body: not (body.get("spec") or {}).get("tenantUID"))
+    return mine[0] if mine else None
+
+
+def new_report_name(tenant: Mapping[str, Any], period: periods.Period, taken: Iterable[str]) -> str:
+    """`<tenant>-<period>`, or with the tenant's UID when another tenant's report has it."""
+    name = str(tenant["metadata"]["name"])
+    plain = usagereport.report_name(name, period.name)
+    uid = uid_of(tenant)
+    return usagereport.report_name(name, period.name, uid) if plain in set(taken) and uid else plain
+
+
+# -- one tenant ------------------------------------------------------------------------------
+
+
 def meter_tenant(context: Context, tenant: Mapping[str, Any]) -> Metered | None:
     """Accrue one tenant (catching up any months an outage left open); None if it failed."""
     name = tenant["metadata"]["name"]
@@ -315,13 +443,15 @@ def meter_tenant(context: Context, tenant: Mapping[str, Any]) -> Metered | None:
     previous = period.previous()
     tier = str(((tenant.get("spec") or {}).get("unit") or {}).get("tier") or "city")
     deleting = bool((tenant.get("metadata") or {}).get("deletionTimestamp"))
-    meter = Meter(context, tier, force=deleting or context.card_edited)
+    meter = Meter(context, tier, tenant, force=deleting or context.card_edited)
     try:
-        current = context.reports.get(usagereport.report_name(name, period.name))
-        old = context.reports.get(usagereport.report_name(name, previous.name))
+        current = report_of(tenant, context.reports.get((name, period.name)))
+        old = report_of(tenant, context.reports.get((name, previous.name)))
         earlier = {previous: old} if old is not None else {}
         if current is None and not earlier:
-            earlier = history(context.hub, name, period)  # new tenant, or down across month ends
+            # A new tenant, or one down across month ends
+            earlier, taken = history(context.hub, tenant, period)
+            meter.taken.update(taken)
         backlog = rollover.catch_up(
             period,
             {
@@ -332,8 +462,11 @@ def meter_tenant(context: Context, tenant: Mapping[str, Any]) -> Metered | None:
         for month in backlog.close:
             meter.close(earlier[month], month, points)
         for month in backlog.fill:
-            meter.fill(name, month, points)
-        report = meter.accrue(name, current, period, points, continued=backlog.continued)
+            meter.fill(month, points)
+        report = meter.accrue(current, period, points, continued=backlog.continued)
+    except ReportExistsError as error:
+        refused(context.result, tenant, str(error))
+        return None
     except client.ApiError as error:
         conflict(context.result, name, error)
         return None
@@ -347,10 +480,17 @@ def meter_tenant(context: Context, tenant: Mapping[str, Any]) -> Metered | None:
 
 def conflict(result: TickResult, name: str, error: client.ApiError) -> None:
     with result.lock:
-        if error.status == 409:
+        if error.status == 409 and error.reason != "AlreadyExists":
             result.conflicts += 1  # someone else accrued this interval; next tick goes on
         else:
             result.errors.append(f"{name}: {error}")
+
+
+def refused(result: TickResult, tenant: Mapping[str, Any], message: str) -> None:
+    """A report could not be created: an error of the tick, and a Warning on the tenant."""
+    with result.lock:
+        result.errors.append(f"{tenant['metadata']['name']}: {message}")
+        result.events.append((dict(tenant), Event("Warning", "UsageReportExists", message)))
 
 
 def snapshot(report: accrual.Report, tier: str, period: periods.Period) -> metrics.UsageSnapshot:
@@ -364,21 +504,54 @@ def snapshot(report: accrual.Report, tier: str, period: periods.Period) -> metri
     )
 
 
-def settle(context: Context, name: str, last_tick: datetime) -> None:
-    """A tenant gone since the last tick: its report is written up to that tick, as writing
-    every tick would have left it, once (its usage timeline stays, as for any tenant)."""
-    period = periods.period_of(last_tick, context.tz)
-    body = context.reports.get(usagereport.report_name(name, period.name))
-    if body is not None and not (body.get("status") or {}).get("closed"):
-        tier = str((body.get("status") or {}).get("tier") or "city")
-        meter = Meter(context, tier, force=True, end=last_tick)
+# -- tenants that are gone -------------------------------------------------------------------
+
+
+def close_gone(
+    context: Context, tenants: Iterable[Mapping[str, Any]], reports: Iterable[Manifest]
+) -> None:
+    """Close every open report whose tenant is gone (deleted, or deleted and created again),
+    accrued up to the last tick that metered the tenant; then it is settled."""
+    by_name: dict[str, list[Mapping[str, Any]]] = {}
+    for tenant in tenants:
+        by_name.setdefault(str(tenant["metadata"]["name"]), []).append(tenant)
+    unlisted = context.cache.unlisted(by_name)
+    failed: set[str] = set()
+    for body in sorted(reports, key=lambda item: str(item["metadata"]["name"])):
+        name = str((body.get("spec") or {}).get("tenant"))
+        if (body.get("status") or {}).get("closed"):
+            continue
+        if any(owns(tenant, body) for tenant in by_name.get(name, ())):
+            continue
         try:
-            report = meter.accrue(name, body, period, context.cache.timeline(name), continued=True)
+            close_orphan(context, body, unlisted.get(name))
         except client.ApiError as error:
             conflict(context.result, name, error)
-            return
-        context.cache.trim(name, report.written.last_sample)
-    context.cache.settled(name)
+            failed.add(name)
+    for name in sorted(set(unlisted) - failed):
+        context.cache.settled(name)
+
+
+def close_orphan(context: Context, body: Manifest, last_tick: datetime | None) -> None:
+    """A gone tenant's report: accrued up to `last_tick` (when a tick of this run metered the
+    tenant; else as last written) and closed now."""
+    spec = body.get("spec") or {}
+    name = str(spec.get("tenant"))
+    period = periods.parse(str(spec.get("period")))
+    status = body.get("status") or {}
+    end = min(context.now, period.end(context.tz))
+    state = accrual.from_status(status, default_start=end)
+    if last_tick is not None:
+        state = accrual.accrue(
+            state,
+            context.cache.timeline(name),
+            min(last_tick, period.end(context.tz)),
+            context.table,
+            str(status.get("tier") or "city"),
+        )
+    meter = Meter(context, str(status.get("tier") or "city"), {"metadata": {"name": name}})
+    meter.write_closed(body, period, state, f"tenant {name} is gone")
+    context.cache.trim(name, state.last_sample)
 
 
 def concurrency_of(settings: Any) -> int:
@@ -386,38 +559,50 @@ def concurrency_of(settings: Any) -> int:
 
 
 def history(
-    hub: client.Cluster, tenant: str, before: periods.Period
-) -> dict[periods.Period, Manifest]:
-    """The tenant's reports of months before `before` (one LIST by the tenant label)."""
+    hub: client.Cluster, tenant: Mapping[str, Any], before: periods.Period
+) -> tuple[dict[periods.Period, Manifest], set[str]]:
+    """The tenant's reports of months before `before` (one LIST by the tenant label), and the
+    names of every report listed (another tenant of the same name may hold some)."""
+    name = str(tenant["metadata"]["name"])
     found: dict[periods.Period, Manifest] = {}
+    taken: set[str] = set()
     for body in hub.list(
-        constants.API_VERSION, KIND, label_selector=f"{constants.LABEL_TENANT}={tenant}"
+        constants.API_VERSION, KIND, label_selector=f"{constants.LABEL_TENANT}={name}"
     ):
+        taken.add(str(body["metadata"]["name"]))
         spec = body.get("spec") or {}
         try:
             month = periods.parse(str(spec.get("period")))
         except ValueError:
             continue
-        if spec.get("tenant") == tenant and month < before:
+        if owns(tenant, body) and month < before:
             found[month] = body
-    return found
+    return found, taken
 
 
 class Meter:
     """Accrues and closes the reports of one tenant within a tick."""
 
     def __init__(
-        self, context: Context, tier: str, *, force: bool = False, end: datetime | None = None
+        self,
+        context: Context,
+        tier: str,
+        tenant: Mapping[str, Any],
+        *,
+        force: bool = False,
+        end: datetime | None = None,
     ) -> None:
         self.context = context
         self.hub = context.hub
         self.table = context.table
         self.tier = tier
+        self.tenant = tenant
         self.tz = context.tz
         self.now = context.now
-        self.end = end or context.now  # accrued up to here (a gone tenant: its last tick)
+        self.end = end or context.now  # accrued up to here
         self.result = context.result
         self.force = force
+        self.taken = set(context.names)  # report names that exist (a new one must differ)
 
     def close(
         self,
@@ -433,42 +618,52 @@ class Meter:
                 body.get("status") or {}, default_start=period.start(self.tz)
             )
         state = accrual.accrue(state, points, end, self.table, self.tier)
-        self._write(body, self._status(body, state, period, closed_at=self.now))
-        self.result.events.append(
-            (
-                body,
-                Event(
-                    "Normal",
-                    "ReportClosed",
-                    f"period {period.name} closed: {accrual.money(state.total)}"
-                    f" {self.table.currency}",
-                ),
-            )
-        )
+        self.write_closed(body, period, state, f"period {period.name} closed")
         return state
 
-    def fill(self, tenant: str, period: periods.Period, points: list[usage.Point]) -> None:
+    def write_closed(
+        self, body: Manifest, period: periods.Period, state: accrual.Report, why: str
+    ) -> None:
+        self._write(body, self._status(body, state, period, closed_at=self.now))
+        total = f"{accrual.money(state.total)} {self.table.currency}"
+        self.result.events.append((body, Event("Normal", "ReportClosed", f"{why}: {total}")))
+
+    def fill(self, period: periods.Period, points: list[usage.Point]) -> None:
         """A month the operator never metered: opened, accrued whole (gap rule) and closed."""
-        body = self._create(tenant, period)
+        body = self._create(period)
         state = accrual.Report(last_sample=period.start(self.tz))
         self.close(body, period, points, state=state)
 
-    def _create(self, tenant: str, period: periods.Period) -> Manifest:
-        body = self.hub.create(
-            {
-                "apiVersion": constants.API_VERSION,
-                "kind": KIND,
-                "metadata": {
-                    "name": usagereport.report_name(tenant, period.name),
-                    "labels": {
-                        constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
-                        constants.LABEL_TENANT: tenant,
-                        LABEL_PERIOD: period.name,
-                    },
-                },
-                "spec": {"tenant": tenant, "period": period.name},
-            }
-        )
+    def _create(self, period: periods.Period) -> Manifest:
+        tenant = str(self.tenant["metadata"]["name"])
+        uid = uid_of(self.tenant)
+        name = new_report_name(self.tenant, period, self.taken)
+        labels = {
+            constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
+            constants.LABEL_TENANT: tenant,
+            LABEL_PERIOD: period.name,
+        }
+        spec = {"tenant": tenant, "period": period.name}
+        if uid:
+            labels[usagereport.LABEL_TENANT_UID] = uid
+            spec["tenantUID"] = uid
+        manifest = {
+            "apiVersion": constants.API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": name, "labels": labels},
+            "spec": spec,
+        }
+        try:
+            body = self.hub.create(manifest)
+        except client.ApiError as error:
+            if error.status == 409:
+                raise ReportExistsError(
+                    f"UsageReport {name} already exists but is not listed as {tenant}'s report"
+                    f" of {period.name} (relabelled, or created by someone else): {tenant} is"
+                    " not metered until the finance administrators resolve it"
+                ) from error
+            raise
+        self.taken.add(name)
         self.result.events.append(
             (body, Event("Normal", "ReportOpened", f"metering {tenant} for {period.name}"))
         )
@@ -476,7 +671,6 @@ class Meter:
 
     def accrue(
         self,
-        tenant: str,
         body: Manifest | None,
         period: periods.Period,
         points: list[usage.Point],
@@ -488,7 +682,7 @@ class Meter:
             # A month that follows a metered one starts at the month's start; a tenant
             # metered for the first time starts now (nothing before it is billed).
             start = period.start(self.tz) if continued else self.now
-            body = self._create(tenant, period)
+            body = self._create(period)
             written = accrual.Report(last_sample=start)
             force = True
         else:

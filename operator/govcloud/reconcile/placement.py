@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,22 @@ def resolve(
         )
     if deleting:
         return connect(hub, registry, site_name, site_spec, site)
+    held_unreachable = unreachable(site) if current_cluster(body) == site_name else ""
+    if held_unreachable and registry is not None:
+        return reported_unreachable(registry, site_name, site_spec, held_unreachable)
+    return admitted_target(hub, registry, site, body, spec, site_spec)
+
+
+def admitted_target(
+    hub: client.Cluster,
+    registry: clusters.ClusterRegistry | None,
+    site: Manifest,
+    body: Manifest,
+    spec: cloudtenant.CloudTenantSpec,
+    site_spec: subcenter.SubCenterSpec,
+) -> Target:
+    """The site, if it admits the tenant (and its identity is verified), with its grant."""
+    site_name = site["metadata"]["name"]
     verdict = admit(hub, site, body, spec, site_spec)
     if not verdict.placed:
         return Target(site_name, None, verdict.reason, verdict.message)
@@ -86,6 +102,33 @@ def resolve(
             target, grant=grant(hub, site, body, spec), unreachable=unreachable(site)
         )
     return target
+
+
+def reported_unreachable(
+    registry: clusters.ClusterRegistry,
+    site_name: str,
+    site_spec: subcenter.SubCenterSpec,
+    why: str,
+) -> Target:
+    """A tenant placed on a site its probes hold unreachable: the site's client (nothing is
+    dialled, not even to verify the site's identity) and why, for the pass to report it."""
+    registry.gate(site_name).observe(why)
+    try:
+        opened = open_site(registry, site_name, site_spec)
+    except clusters.CredentialsError as error:
+        return Target(
+            site_name,
+            None,
+            SUBCENTER_UNAVAILABLE,
+            f"cannot use the credentials of SubCenter {site_name}: {error.message}",
+        )
+    return Target(
+        site_name,
+        opened.cluster,
+        PLACED,
+        f"the tenant lives on SubCenter {site_name}",
+        unreachable=why,
+    )
 
 
 def unreachable(site: Manifest) -> str:
@@ -109,16 +152,24 @@ def placed_on(body: Manifest, spec: cloudtenant.CloudTenantSpec) -> str:
     )
 
 
+class NotLeadingError(RuntimeError):
+    """This replica does not hold the Lease (any more): it admits nothing to a site."""
+
+
 class Admissions:
     """Per site: a lock that makes placement decisions one at a time, and who it admitted.
 
     The Lease keeps one replica active, so an in-process lock held across "count what the
-    other tenants hold -> decide -> record" is enough to never over-commit a site. A tenant
-    admitted here holds its place before its status says so; after a restart nothing is
-    remembered and the CloudTenant statuses alone are the truth.
+    other tenants hold -> decide -> record" is enough to never over-commit a site. That is
+    fenced: `fence` (the operator sets it to "this replica's Lease was renewed within its
+    renew deadline") is checked under the lock before each admission or growth is decided, so
+    a replica that lost the Lease mid-pass admits nothing. A tenant admitted here holds its
+    place before its status says so; after a restart nothing is remembered and the
+    CloudTenant statuses alone are the truth.
     """
 
     def __init__(self) -> None:
+        self.fence: Callable[[], bool] = lambda: True
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._admitted: dict[str, frozenset[str]] = {}
@@ -127,6 +178,28 @@ class Admissions:
     def lock(self, site_name: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(site_name, threading.Lock())
+
+    def check_fence(self, site_name: str) -> None:
+        """NotLeadingError unless this replica may admit tenants now."""
+        if not self.fence():
+            raise NotLeadingError(
+                f"no admission to SubCenter {site_name}: this replica does not hold the Lease"
+            )
+
+    def forget_tenant(self, key: str) -> None:
+        """Drop the growth remembered of a tenant (it is gone): memory does not grow with churn."""
+        with self._guard:
+            for found in [found for found in self._grown if found[1] == key]:
+                del self._grown[found]
+            self._admitted = {site: admitted - {key} for site, admitted in self._admitted.items()}
+
+    def forget(self, site_name: str) -> None:
+        """Drop who was admitted to a site and their growth (it is gone); its lock stays, in
+        case a pass still holds it."""
+        with self._guard:
+            self._admitted.pop(site_name, None)
+            for key in [key for key in self._grown if key[0] == site_name]:
+                del self._grown[key]
 
     def admitted(self, site_name: str) -> frozenset[str]:
         with self._guard:
@@ -173,6 +246,7 @@ def admit(
         return _decide(spec, site_name, site_spec, site_facts(site, []), already_placed=True)
     key = tenant_key(body)
     with ADMISSIONS.lock(site_name):
+        ADMISSIONS.check_fence(site_name)
         tenants = hub.list(constants.API_VERSION, "CloudTenant")
         admitted = ADMISSIONS.admitted(site_name)
         others = holding_place(tenants, site_name, admitted, besides=key)
@@ -201,6 +275,7 @@ def grant(
         ADMISSIONS.record_growth(site_name, key, None)  # the status shows all it holds
         return placement.Grant(dict(spec.quota), [])
     with ADMISSIONS.lock(site_name):
+        ADMISSIONS.check_fence(site_name)
         tenants = hub.list(constants.API_VERSION, "CloudTenant")
         others = holding_place(tenants, site_name, ADMISSIONS.admitted(site_name), besides=key)
         decided = placement.grant(spec.quota, granted, site_facts(site, others))
@@ -308,13 +383,23 @@ class Site:
 
 
 def open_site(
-    registry: clusters.ClusterRegistry, site_name: str, site_spec: subcenter.SubCenterSpec
+    registry: clusters.ClusterRegistry,
+    site_name: str,
+    site_spec: subcenter.SubCenterSpec,
+    *,
+    fresh: bool = False,
 ) -> Site:
     """The site's client; CredentialsError (reason, message) if the Secret or kubeconfig is not
     usable. The Secret is read only from the registry's namespace, and nothing of the
-    kubeconfig but its server, CA, client certificate and key, and token is used."""
+    kubeconfig but its server, CA, client certificate and key, and token is used.
+
+    Only a probe reads the Secret (`fresh`); passes use what the site's last probe read (a
+    rotation takes effect on the next probe), so a tenant's pass costs no GET of it.
+    """
     ref = site_spec.kubeconfig_secret_ref
-    found = registry.read_credentials(clusters.SecretRef(ref.name, ref.namespace, ref.key))
+    found = registry.read_credentials(
+        clusters.SecretRef(ref.name, ref.namespace, ref.key), site=site_name, fresh=fresh
+    )
     try:
         endpoint = credentials.connection(found.kubeconfig)
     except credentials.KubeconfigError as error:
@@ -345,6 +430,7 @@ def connect(
             f"cannot use the credentials of SubCenter {site_name}: {error.message}",
         )
     body = site if site is not None else hub.get(constants.API_VERSION, "SubCenter", site_name)
+    registry.gate(site_name).observe(unreachable(body or {}))
     refused = unverified(registry, site_name, opened, body)
     if refused is not None:
         return Target(site_name, None, SUBCENTER_UNAVAILABLE, refused)

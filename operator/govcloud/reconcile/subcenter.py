@@ -51,6 +51,7 @@ class Result:
     body: Manifest | None = None
     interval: float = 10.0
     placed_tenants: list[str] = field(default_factory=list)
+    wake_tenants: bool = False  # the site's Ready or Reachable changed: its tenants look again
     events: list[Event] = field(default_factory=list)
     snapshot: metrics.SubCenterSnapshot | None = None
 
@@ -83,7 +84,7 @@ def reconcile(
     now = now or datetime.now(UTC)
     body = hub.get(constants.API_VERSION, KIND, name)
     if body is None:
-        registry.forget(name)
+        forget(registry, name)
         return Result(outcome="deleted")
     try:
         spec = subcenter.SubCenterSpec.model_validate(body.get("spec") or {})
@@ -103,6 +104,7 @@ def reconcile(
     )
     previous = health.from_status(_status_model(body))
     state = health.advance(previous, result, spec.probe.failure_threshold)
+    registry.gate(name).mark(result.message if state.reachable is False else "")
     wanted = [
         # Name what is wrong with the Secret or kubeconfig, not only that it cannot be used.
         dataclasses.replace(item, reason=unusable)
@@ -148,6 +150,7 @@ def reconcile(
         body=body,
         interval=float(spec.probe.interval_seconds),
         placed_tenants=[item["metadata"]["name"] for item in placed],
+        wake_tenants=verdict_changed(body, status),
         events=events,
         snapshot=snapshot(spec, state, result, status, expires_at),
     )
@@ -175,7 +178,7 @@ def probe_site(
     never raises for the site."""
     name = body["metadata"]["name"]
     try:
-        opened = tenant_placement.open_site(registry, name, spec)
+        opened = tenant_placement.open_site(registry, name, spec, fresh=True)
         credential = credentials.inspect(opened.secret.kubeconfig)
     except clusters.CredentialsError as error:
         return SiteProbe(_invalid(error.message, now), unusable=error.reason)
@@ -184,7 +187,11 @@ def probe_site(
     expiry = credentials.verdict(
         credential, now, timedelta(days=spec.credential_expiry_warning_days)
     )
-    raw = clusters.probe(opened.cluster, timeout=float(spec.probe.timeout_seconds))
+    raw = clusters.probe(
+        opened.cluster, timeout=float(spec.probe.timeout_seconds), node_cap=registry.list_cap
+    )
+    if health.Outcome(raw.outcome).answered:
+        registry.gate(name).mark("")  # it answers now: its identity may be read below
     expires_at = (
         credential.expires_at.astimezone(UTC).strftime(health.TIME_FORMAT)
         if credential.expires_at
@@ -377,7 +384,7 @@ def finalize(
         write_status(hub, body, status, now)
         return Result(outcome="blocked", body=body, interval=10.0, events=events)
     finalizers.let_go(hub, _typed(body))
-    registry.forget(name)
+    forget(registry, name)
     return Result(
         outcome="deleted",
         body=body,
@@ -389,6 +396,12 @@ def finalize(
             )
         ],
     )
+
+
+def forget(registry: clusters.ClusterRegistry, name: str) -> None:
+    """Drop the site's client, gate, credentials and admissions (the SubCenter is gone)."""
+    registry.forget(name)
+    tenant_placement.ADMISSIONS.forget(name)
 
 
 def _has_reason(body: Manifest, reason: str) -> bool:
@@ -429,6 +442,23 @@ def refuse(hub: client.Cluster, body: Manifest, message: str, now: datetime) -> 
 
 
 _validation_message = events.validation_message
+
+
+def verdict_changed(body: Manifest, status: Mapping[str, Any]) -> bool:
+    """Whether the site's Ready or Reachable status changed in this pass (or was not known):
+    what its tenants' passes act on. Every other probe leaves them alone."""
+    watched = (federation_condition.READY, federation_condition.REACHABLE)
+
+    def verdicts(conditions_: Any) -> dict[str, Any]:
+        return {
+            item.get("type"): item.get("status")
+            for item in conditions_ or []
+            if item.get("type") in watched
+        }
+
+    return verdicts((body.get("status") or {}).get("conditions")) != verdicts(
+        status.get("conditions")
+    )
 
 
 def transition_events(body: Manifest, status: Mapping[str, Any]) -> list[Event]:

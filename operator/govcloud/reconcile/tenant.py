@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -65,6 +65,8 @@ def reconcile(
     settings: Any,
     now: datetime | None = None,
     registry: clusters.ClusterRegistry | None = None,
+    *,
+    context: tenant_types.QuotaContext | None = None,
 ) -> tenant_types.Result:
     """One level-based pass over the CloudTenant `name`."""
     now = now or datetime.now(UTC)
@@ -77,7 +79,7 @@ def reconcile(
         if body["metadata"].get("deletionTimestamp"):
             return tenant_lifecycle.finalize(hub, hub, body)
         return refuse(hub, body, _validation_message(error), now)
-    return reconcile_valid(hub, registry, body, spec, settings, now)
+    return reconcile_valid(hub, registry, body, spec, settings, now, context)
 
 
 def reconcile_valid(
@@ -87,6 +89,7 @@ def reconcile_valid(
     spec: cloudtenant.CloudTenantSpec,
     settings: Any,
     now: datetime,
+    context: tenant_types.QuotaContext | None = None,
 ) -> tenant_types.Result:
     """The pass once the spec is valid: find the tenant's cluster, then converge or finalize."""
     deleting = bool(body["metadata"].get("deletionTimestamp"))
@@ -108,7 +111,15 @@ def reconcile_valid(
             body = add_finalizer(hub, body)
         observed = tenant_types.gather(hub, target.cluster, body, spec)
         return converge(
-            hub, target.cluster, observed, spec, settings, now, target.name, target.grant
+            hub,
+            target.cluster,
+            observed,
+            spec,
+            settings,
+            now,
+            target.name,
+            target.grant,
+            context=context,
         )
     except client.ApiError as error:
         if target.cluster is hub:
@@ -138,13 +149,8 @@ def unplaced(
     }
     if not status["placement"]["cluster"]:
         status["placement"].pop("cluster")
-    changed = (body.get("status") or {}).get("conditions") != status["conditions"]
-    write_status(hub, body, status)
     return tenant_types.Result(
-        outcome="unplaced",
-        body=body,
-        events=[Event("Warning", target.reason, target.message)] if changed else [],
-        retry=True,
+        outcome="unplaced", body=body, events=write_status(hub, body, status), retry=True
     )
 
 
@@ -174,8 +180,8 @@ def site_unreachable(
             now,
         ),
     }
-    write_status(hub, body, status)
-    return tenant_types.Result(outcome="error", body=body, retry=True)
+    said = write_status(hub, body, status)
+    return tenant_types.Result(outcome="error", body=body, events=said, retry=True)
 
 
 def finalize_unplaced(
@@ -208,8 +214,11 @@ def converge(
     now: datetime,
     where: str = cloudtenant.HUB_CLUSTER,
     grant: federation_placement.Grant | None = None,
+    *,
+    context: tenant_types.QuotaContext | None = None,
 ) -> tenant_types.Result:
     name = observed.tenant["metadata"]["name"]
+    context = context or tenant_types.QuotaContext()
     result = tenant_types.Result(outcome="success", body=observed.tenant)
     spec, site_capacity = apply_grant(observed.tenant, spec, where, grant, result.events)
     # With requireApprovedPlan, the approved ResourcePlan (or the starter allowance) caps the
@@ -223,7 +232,7 @@ def converge(
     result.events.extend(tenant_namespaces.refusal_events(observed.tenant, verdicts))
     usable = [verdict.name for verdict in verdicts if verdict.usable]
     try:
-        allocation = allocate(target, name, spec, usable, observed)
+        allocation = allocate(target, name, spec, usable, observed, context.wanted)
         # Build only for the namespaces the tenant may manage: a conflicting namespace gets no
         # quota share and must not appear in the members' self-view role either.
         wanted = desired_tenant.build(
@@ -251,7 +260,9 @@ def converge(
     for namespace, hard in allocation.decreases.items():
         if namespace not in created:
             applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
-    granted = write_first_quotas(target, name, spec, usable, created, allocation, applied)
+    granted = write_first_quotas(
+        target, name, spec, usable, created, allocation, applied, context.leading
+    )
     # What grants no access goes out while the quota controller enforces the new quotas.
     ensure_all(applied, wanted, usable, access=False)
     raced = verify_first_quotas(target, name, granted, allocation, applied)
@@ -260,7 +271,9 @@ def converge(
     unquoted = without_quota(applied, spec.quota, usable, errors)
     waiting = {**not_enforced(applied, usable), **unquoted}
     ensure_all(applied, wanted, usable, access=True, waiting=waiting)
-    final_quotas = raise_quotas(target, name, spec, usable, allocation, applied, held_back=raced)
+    final_quotas = raise_quotas(
+        target, name, spec, usable, allocation, applied, held_back=raced, leading=context.leading
+    )
     keep = {
         tenant_types.key_of(item)
         for item in (*wanted.namespaced, *wanted.cluster_scoped, *wanted.quotas)
@@ -294,7 +307,7 @@ def converge(
         waiting,
     )
     status["placement"] = {"cluster": where}
-    write_status(hub, observed.tenant, status)
+    result.events.extend(write_status(hub, observed.tenant, status))
     result.snapshot = snapshot(spec, status)
     if errors:
         result.outcome, result.retry = "error", True
@@ -302,12 +315,26 @@ def converge(
         any(verdict.phase == "Pending" for verdict in verdicts)
         or allocation_pending(allocation, final_quotas)
         or waiting
+        or applied.conflicts
     ):
         result.retry = True
     return result
 
 
 # -- gather -------------------------------------------------------------------------------
+
+
+def refused_in(hub: client.Cluster, event: Manifest) -> tuple[str, str, dict[str, str]] | None:
+    """(tenant, namespace, hards needed) of an Event recording a request refused by a tenant
+    namespace's govcloud-quota; None for any other Event. The tenant is the one the namespace
+    is labelled for (a label only the operator and cluster admins can set)."""
+    needed = quotas.needed_by_refusal(str(event.get("message") or ""))
+    namespace = (event.get("metadata") or {}).get("namespace")
+    if not needed or not namespace:
+        return None
+    found = hub.get("v1", "Namespace", namespace) or {}
+    owner = ((found.get("metadata") or {}).get("labels") or {}).get(constants.LABEL_TENANT)
+    return (owner, namespace, needed) if owner else None
 
 
 def apply_grant(
@@ -360,14 +387,15 @@ def allocate(
     spec: cloudtenant.CloudTenantSpec,
     usable: Sequence[str],
     observed: tenant_types.Observed,
+    wanted: quotas.Hards | None = None,
 ) -> quotas.Allocation:
     """The split of the tenant quota, from the cache; when that would write any quota, from a
     fresh read instead. A split from usage the cache has not caught up with could lower a
     quota below what already runs there, and the quota controller, recounting after such a
     change from its own lagging cache, may then report less than runs: the invariant's c_i
-    would no longer bound the namespace's usage."""
+    would no longer bound the namespace's usage. ``wanted``: room asked for per namespace."""
     cached = quotas.allocate(
-        spec.quota, usable, quotas_of(observed, usable), suspended=spec.suspended
+        spec.quota, usable, quotas_of(observed, usable), suspended=spec.suspended, wanted=wanted
     )
     if not (cached.decreases or cached.increases):
         return cached  # a resync of a settled tenant reads nothing
@@ -376,7 +404,7 @@ def allocate(
         for namespace, quota in read_quotas(target, name).items()
         if namespace in usable
     }
-    return quotas.allocate(spec.quota, usable, fresh, suspended=spec.suspended)
+    return quotas.allocate(spec.quota, usable, fresh, suspended=spec.suspended, wanted=wanted)
 
 
 def quotas_of(
@@ -490,12 +518,14 @@ def write_first_quotas(
     created: Sequence[str],
     allocation: quotas.Allocation,
     applied: tenant_types.Applier,
+    leading: Callable[[], bool] = tenant_types.always_leading,
 ) -> list[str]:
     """Create the quota of each namespace this pass created at its final share, in one write;
     the namespaces whose quota grants something (to verify before anyone gets access).
 
     The share comes out of the slack left by the tenant's other quotas, read afresh (module
-    docstring of ``desired.quotas``, Guarantee G3).
+    docstring of ``desired.quotas``, Guarantee G3). A replica that no longer leads creates
+    none: the namespaces stay without quota, so without access, until a leader's pass.
     """
     planned = {
         namespace: allocation.hard[namespace]
@@ -503,6 +533,9 @@ def write_first_quotas(
         if allocation.hard.get(namespace)
     }
     if not planned:
+        return []
+    if not leading():
+        log.warning("tenant %s: no longer leading; new quotas wait for the leader", name)
         return []
     first = quotas.first_hards(spec.quota, read_quotas(target, name), planned, namespaces=usable)
     for namespace, hard in first.items():
@@ -633,10 +666,13 @@ def raise_quotas(
     allocation: quotas.Allocation,
     applied: tenant_types.Applier,
     held_back: frozenset[str] = frozenset(),
+    leading: Callable[[], bool] = tenant_types.always_leading,
 ) -> dict[str, dict[str, str]]:
     """Phase 2: re-read the quotas, cap each planned raise to the slack left, apply it.
 
-    Namespaces ``held_back`` keep their lowered quota until a later pass.
+    Namespaces ``held_back`` keep their lowered quota until a later pass. The raises are
+    fenced: none while this replica does not lead (checked after the re-read, right before
+    the writes), and each is conditional on the resourceVersion it was capped from.
     """
     planned = {
         namespace: hard
@@ -657,8 +693,16 @@ def raise_quotas(
                     },
                 }
         capped = quotas.cap_increases(spec.quota, fresh, planned, namespaces=usable)
+        if capped and not leading():
+            log.warning("tenant %s: no longer leading; quota raises wait for the leader", name)
+            capped = {}
         for namespace, hard in capped.items():
-            applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
+            read = fresh.get(namespace)
+            applied.ensure(
+                quotas.manifest(name, namespace, hard),
+                reason="QuotaRebalanced",
+                resource_version=read.resource_version if read is not None else "",
+            )
     final: dict[str, dict[str, str]] = {}
     for namespace in usable:
         quota = applied.current.get(("ResourceQuota", namespace, meta.QUOTA_NAME))
@@ -691,12 +735,11 @@ def refuse(hub: client.Cluster, body: Manifest, message: str, now: datetime) -> 
         "conditions": conditions.merge(previous, wanted, generation, now),
     }
     withdrawn = withdraw_forbidden_members(hub, body)
-    write_status(hub, body, status)
-    return tenant_types.Result(
-        outcome="invalid",
-        body=body,
-        events=[Event("Warning", "InvalidSpec", message), *withdrawn],
-    )
+    said = write_status(hub, body, status)
+    # A new refusal of the same kind (another field to fix) is news too.
+    if not said and not said_before(body, wanted[0]):
+        said = [Event("Warning", "InvalidSpec", message)]
+    return tenant_types.Result(outcome="invalid", body=body, events=[*said, *withdrawn])
 
 
 def withdraw_forbidden_members(hub: client.Cluster, body: Manifest) -> list[Event]:
@@ -965,15 +1008,17 @@ def decide_phase(spec: cloudtenant.CloudTenantSpec, wanted: Sequence[conditions.
     return cloudtenant.Phase.SUSPENDED.value if spec.suspended else cloudtenant.Phase.ACTIVE.value
 
 
-def write_status(hub: client.Cluster, body: Manifest, status: Manifest) -> None:
-    """Patch the status only when it differs from what is stored."""
+def write_status(hub: client.Cluster, body: Manifest, status: Manifest) -> list[Event]:
+    """Patch the status only when it differs from what is stored; a Warning for each condition
+    whose news turned bad (each once: the next pass finds it stored)."""
     current = body.get("status") or {}
     if all(current.get(key) == value for key, value in status.items()):
-        return
+        return []
     patch = compare.merge_patch(current, status)
     # status.migrations is written by the MigrationPlan reconciler; it is never cleared here.
     patch.pop("migrations", None)
     hub.patch_status(constants.API_VERSION, tenant_types.KIND, body["metadata"]["name"], patch)
+    return events.bad_news(current.get("conditions") or [], status.get("conditions") or [])
 
 
 def snapshot(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,10 @@ API_VERSIONS = {kind: api_version for api_version, kind in NAMESPACED_KINDS + CL
 CLUSTER_KIND_NAMES = frozenset(kind for _, kind in CLUSTER_KINDS)
 
 READY = "Ready"
+# How long the need of a refused request is held for its namespace. A controller retries a
+# refused pod with growing backoff and records each refusal again, which renews the hold; once
+# the pod is in, the need is met and holds nothing (desired.quotas, room asked for).
+DEMAND_SECONDS = 60.0
 
 Manifest = dict[str, Any]
 ObjectKey = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), name
@@ -51,6 +57,70 @@ class Observed:
     tenant: Manifest
     namespaces: Mapping[str, Manifest]
     objects: Mapping[ObjectKey, Manifest]
+
+
+def always_leading() -> bool:
+    """A replica that runs alone (tests, standalone) always leads."""
+    return True
+
+
+@dataclass(frozen=True)
+class QuotaContext:
+    """What a pass is told from outside about quota: the hards recently refused requests
+    needed in its namespaces (namespace -> resource -> amount), and whether this replica
+    still leads (checked right before any quota is created or raised: the fence of the
+    single-writer assumption)."""
+
+    wanted: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    leading: Callable[[], bool] = always_leading
+
+
+class Demands:
+    """Hards that recently refused requests needed: tenant -> namespace -> resource -> amount.
+
+    Fed by quota refusals that controllers record (FailedCreate Events), read by the tenant's
+    pass. Held DEMAND_SECONDS on our own monotonic clock, so no other node's clock matters.
+    Thread-safe: recorded on the event loop, read on reconcile threads.
+    """
+
+    def __init__(
+        self, seconds: float = DEMAND_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._held: dict[str, dict[tuple[str, str], tuple[str, float]]] = {}
+
+    def record(self, tenant: str, namespace: str, needed: Mapping[str, str]) -> None:
+        """A request that needed hards ``needed`` was refused in ``namespace``: hold them."""
+        until = self._clock() + self._seconds
+        with self._lock:
+            held = self._held.setdefault(tenant, {})
+            for resource, amount in needed.items():
+                held[(namespace, resource)] = (amount, until)
+
+    def of(self, tenant: str) -> dict[str, dict[str, str]]:
+        """The needs still held for ``tenant``'s namespaces (expired holds are dropped)."""
+        now = self._clock()
+        wanted: dict[str, dict[str, str]] = {}
+        with self._lock:
+            held = self._held.get(tenant, {})
+            for key, (amount, until) in list(held.items()):
+                if until <= now:
+                    del held[key]
+                    continue
+                wanted.setdefault(key[0], {})[key[1]] = amount
+            if not held:
+                self._held.pop(tenant, None)
+        return wanted
+
+    def forget(self, tenant: str) -> None:
+        with self._lock:
+            self._held.pop(tenant, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(held) for held in self._held.values())
 
 
 def key_of(manifest: Mapping[str, Any]) -> ObjectKey:
@@ -107,6 +177,8 @@ class Applier:
         self.observed = observed
         self.events = events
         self.errors = errors
+        # Conditional writes refused because the object changed since it was read (409).
+        self.conflicts: list[str] = []
         self.current: dict[ObjectKey, Manifest] = dict(observed.objects)
         for namespace in observed.namespaces.values():
             self.current[key_of({**namespace, "kind": "Namespace"})] = namespace
@@ -115,18 +187,28 @@ class Applier:
         """Cluster-scoped RBAC (the self-view of the CloudTenant) lives on the hub."""
         return self.hub if kind in CLUSTER_KIND_NAMES else self.target
 
-    def ensure(self, manifest: Manifest, reason: str | None = None) -> None:
+    def ensure(
+        self, manifest: Manifest, reason: str | None = None, *, resource_version: str = ""
+    ) -> None:
+        """Write ``manifest`` if the object differs; with ``resource_version``, only if the
+        object is still at that version (else the write is refused and noted in conflicts)."""
         key = key_of(manifest)
         existing = self.current.get(key)
         if not compare.needs_update(manifest, existing):
             return
         cluster = self.cluster_for(key[0])
+        if resource_version:
+            metadata = {**manifest["metadata"], "resourceVersion": resource_version}
+            manifest = {**manifest, "metadata": metadata}
         try:
             if compare.needs_replace(manifest, existing):
                 cluster.delete(manifest["apiVersion"], manifest["kind"], key[2], key[1] or None)
             self.current[key] = cluster.apply(manifest)
         except client.ApiError as error:
-            self.errors.append(f"{describe(key)}: {error}")
+            if resource_version and error.status == 409:
+                self.conflicts.append(describe(key))
+            else:
+                self.errors.append(f"{describe(key)}: {error}")
             return
         self.events.append(Event("Normal", *self._why(key, existing, reason)))
 

@@ -7,6 +7,8 @@ import copy
 import re
 from typing import Any
 
+from govcloud.k8s import client
+
 REPORT_LABELS = ("govcloud.io/period", "govcloud.io/tenant")
 
 
@@ -38,7 +40,8 @@ class Hub:
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         name = manifest["metadata"]["name"]
-        assert name not in self.reports, f"{name} created twice"
+        if name in self.reports:
+            raise client.ApiError(f'usagereports "{name}" already exists', 409, "AlreadyExists")
         self.version += 1
         body = copy.deepcopy(manifest)
         body["metadata"]["resourceVersion"] = str(self.version)
@@ -88,8 +91,14 @@ def without_nulls(value: Any) -> Any:
     return value
 
 
-def tenant(name: str, tier: str = "city", deleting: bool = False) -> dict[str, Any]:
+def tenant(
+    name: str, tier: str = "city", deleting: bool = False, uid: str = "", created: str = ""
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name}
+    if uid:
+        metadata["uid"] = uid
+    if created:
+        metadata["creationTimestamp"] = created
     if deleting:
         metadata["deletionTimestamp"] = "2027-01-10T08:00:00Z"
     return {"metadata": metadata, "spec": {"unit": {"tier": tier}}, "status": {}}

@@ -504,6 +504,7 @@ class SimulatedCluster:
     rng: random.Random
     bound: dict[str, int] = field(default_factory=dict)
     writes: dict[str, int] = field(default_factory=dict)
+    wanted: dict[str, dict[str, str]] = field(default_factory=dict)  # room asked for
 
     def commitment(self, resource: str) -> int:
         total_commitment = 0
@@ -571,7 +572,7 @@ class SimulatedCluster:
     def reconcile(self, names: Sequence[str], churn: int) -> int:
         """One reconcile pass as the reconciler runs it; returns the number of writes."""
         tenant = {r: quantity.from_milli(v) for r, v in self.tenant.items()}
-        allocation = quotas.allocate(tenant, names, self.observe())
+        allocation = quotas.allocate(tenant, names, self.observe(), wanted=self.wanted)
         for name, hard in self.shuffled(allocation.decreases):
             self.churn(churn)
             self.write(name, hard)
@@ -692,3 +693,155 @@ def test_a_new_tenant_writes_each_quota_once_at_its_final_hard(seed: int) -> Non
         }
         cluster.sync(name)
     assert cluster.reconcile(names, churn=0) == 0
+
+
+# --- room asked for: requests quota admission refused ---------------------------------------
+
+THREE = ["t-a", "t-b", "t-c"]
+REFUSAL = (
+    'Error creating: pods "web-7d4b9c-x2x9z" is forbidden: exceeded quota: govcloud-quota,'
+    " requested: requests.cpu=1, used: requests.cpu=3, limited: requests.cpu=3333m"
+)
+
+
+def slivers() -> dict[str, Observed]:
+    """The issue's tenant: 10 CPU over three namespaces, each using 3 of ~3.33."""
+    hards = {"t-a": "3334m", "t-b": "3333m", "t-c": "3333m"}
+    return {name: synced({CPU: hard}, {CPU: "3"}) for name, hard in hards.items()}
+
+
+def test_a_refusal_message_says_what_the_request_needed() -> None:
+    assert quotas.needed_by_refusal(REFUSAL) == {CPU: "4"}  # used 3 + requested 1
+
+
+def test_a_refusal_of_several_resources_names_each() -> None:
+    message = (
+        '(combined from similar events): Error creating: pods "p" is forbidden: exceeded'
+        " quota: govcloud-quota, requested: pods=1,requests.memory=2Gi, used: pods=9,"
+        "requests.memory=1Gi, limited: pods=9,requests.memory=2Gi"
+    )
+    assert quotas.needed_by_refusal(message) == {PODS: "10", MEMORY: "3Gi"}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        REFUSAL.replace("govcloud-quota", "someone-elses"),
+        'pods "p" is forbidden: failed quota: govcloud-quota: must specify requests.cpu',
+        "Error creating: pods is forbidden: error looking up service account",
+        "exceeded quota: govcloud-quota, requested: requests.cpu=lots, used: x",
+        "",
+    ],
+)
+def test_anything_else_asks_for_nothing(message: str) -> None:
+    assert quotas.needed_by_refusal(message) == {}
+
+
+def test_slivers_of_the_free_quota_are_kept_without_a_request() -> None:
+    assert not quotas.allocate({CPU: "10"}, THREE, slivers()).changed
+
+
+def test_a_refused_request_that_fits_the_free_quota_gets_room_in_its_namespace() -> None:
+    allocation = quotas.allocate({CPU: "10"}, THREE, slivers(), wanted={"t-b": {CPU: "4"}})
+
+    assert allocation.hard == {"t-a": {CPU: "3"}, "t-b": {CPU: "4"}, "t-c": {CPU: "3"}}
+    assert allocation.decreases == {"t-a": {CPU: "3"}, "t-c": {CPU: "3"}}
+    assert allocation.increases == {"t-b": {CPU: "4"}}
+
+
+def test_room_already_given_is_kept_while_it_is_asked_for() -> None:
+    given = {
+        "t-a": synced({CPU: "3"}, {CPU: "3"}),
+        "t-b": synced({CPU: "4"}, {CPU: "3"}),
+        "t-c": synced({CPU: "3"}, {CPU: "3"}),
+    }
+    assert not quotas.allocate({CPU: "10"}, THREE, given, wanted={"t-b": {CPU: "4"}}).changed
+    # Nobody asks any more (the pod never came): the room goes back to an even split.
+    even = quotas.allocate({CPU: "10"}, THREE, given)
+    assert even.hard == {"t-a": {CPU: "3334m"}, "t-b": {CPU: "3333m"}, "t-c": {CPU: "3333m"}}
+
+
+def test_a_need_met_holds_no_more_room() -> None:
+    # The refused pod got in: t-b uses the 4 it needed, and no more is kept for it.
+    met = {
+        "t-a": synced({CPU: "3"}, {CPU: "3"}),
+        "t-b": synced({CPU: "4"}, {CPU: "4"}),
+        "t-c": synced({CPU: "3"}, {CPU: "3"}),
+    }
+    allocation = quotas.allocate({CPU: "11"}, THREE, met, wanted={"t-b": {CPU: "4"}})
+    assert allocation.hard == {"t-a": {CPU: "3334m"}, "t-b": {CPU: "4333m"}, "t-c": {CPU: "3333m"}}
+
+
+def test_a_request_bigger_than_the_free_quota_moves_nothing() -> None:
+    wanted = {"t-b": {CPU: "4500m"}}
+    assert not quotas.allocate({CPU: "10"}, THREE, slivers(), wanted=wanted).changed
+
+
+def test_a_request_the_headroom_already_covers_moves_nothing() -> None:
+    wanted = {"t-b": {CPU: "3300m"}}
+    assert not quotas.allocate({CPU: "10"}, THREE, slivers(), wanted=wanted).changed
+
+
+def test_the_smallest_requests_are_served_first_and_the_rest_is_shared() -> None:
+    observed = {name: synced({CPU: "3"}, {CPU: "3"}) for name in THREE}
+    wanted = {"t-a": {CPU: "5"}, "t-b": {CPU: "3500m"}, "t-c": {CPU: "4"}}
+
+    allocation = quotas.allocate({CPU: "11"}, THREE, observed, wanted=wanted)
+
+    # free 2: t-b's 500m and t-c's 1 fit, t-a's 2 does not; 500m left, shared evenly.
+    assert allocation.hard == {
+        "t-a": {CPU: "3167m"},
+        "t-b": {CPU: "3667m"},
+        "t-c": {CPU: "4166m"},
+    }
+
+
+def random_wanted(rng: random.Random, tenant: Mapping[str, str], names: Sequence[str]) -> Hards:
+    """Hards refused requests needed: up to a little above what the namespace may use."""
+    return {
+        name: {r: quantity.from_milli(random_amount(rng, r, 16) + 1) for r in tenant}
+        for name in names
+        if rng.random() < 0.5
+    }
+
+
+Hards = dict[str, dict[str, str]]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_room_asked_for_never_lets_final_hards_exceed_the_tenant(seed: int) -> None:
+    rng = random.Random(seed)
+    tenant, names, observed = random_case(rng)
+    allocation = quotas.allocate(tenant, names, observed, wanted=random_wanted(rng, tenant, names))
+    for resource, limit in tenant.items():
+        hards = {name: quantity.to_milli(allocation.hard[name][resource]) for name in names}
+        used = {name: used_milli(observed, name, resource) for name in names}
+        assert sum(hards.values()) <= quantity.to_milli(limit)
+        if sum(used.values()) <= quantity.to_milli(limit):
+            assert all(hards[name] >= used[name] for name in names)
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_room_asked_for_is_a_fixed_point(seed: int) -> None:
+    rng = random.Random(seed)
+    tenant, names, observed = random_case(rng)
+    wanted = random_wanted(rng, tenant, names)
+    first = quotas.allocate(tenant, names, observed, wanted=wanted)
+    applied = {
+        name: Observed(
+            hard=first.hard[name],
+            used={r: (observed[name].used if name in observed else {}).get(r, "0") for r in tenant},
+        )
+        for name in names
+    }
+    assert not quotas.allocate(tenant, names, applied, wanted=wanted).changed
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_room_asked_for_keeps_the_invariant_under_any_interleaving(seed: int) -> None:
+    rng = random.Random(seed)
+    cluster, names = random_cluster(rng)
+    tenant = {r: quantity.from_milli(v) for r, v in cluster.tenant.items()}
+    for _ in range(4):
+        cluster.wanted = random_wanted(rng, tenant, names)
+        cluster.reconcile(names, churn=rng.randint(0, 4))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from govcloud.api import cel, quantity
 
@@ -21,6 +22,13 @@ QUANTITY_FORMAT = cel.Rule(
     # The pattern as well: it bounds the exponent (1e1000 is a quantity to the API server).
     rule=f"type(self) != string || (isQuantity(self) && self.matches(r'{QUANTITY_PATTERN}'))",
     message="must be a Kubernetes quantity such as 4, 500m, 1.5 or 8Gi",
+)
+QUANTITY_BOUNDED = cel.Rule(
+    rule=(
+        f"type(self) == string ? !isQuantity(self) || !quantity(self).isGreaterThan("
+        f"quantity('{quantity.MAX_VALUE_TEXT}')) : self <= {quantity.MAX_VALUE_TEXT}"
+    ),
+    message=f"quantities must be at most {quantity.MAX_VALUE_TEXT} (about 8Pi)",
 )
 QUANTITY_NOT_NEGATIVE = cel.Rule(
     rule=(
@@ -59,12 +67,16 @@ def _as_quantity(value: object) -> object:
     if isinstance(value, int):
         if value < 0:
             raise ValueError(QUANTITY_NOT_NEGATIVE.message)
+        if not quantity.within_bounds(Decimal(value)):
+            raise ValueError(QUANTITY_BOUNDED.message)
         return str(value)
     if isinstance(value, str):
         if value.startswith("-") and QUANTITY_RE.match(value[1:]):
             raise ValueError(QUANTITY_NOT_NEGATIVE.message)
         if len(value) > QUANTITY_MAX_LENGTH or not QUANTITY_RE.match(value):
             raise ValueError(QUANTITY_FORMAT.message)
+        if not quantity.within_bounds(quantity.parse(value)):
+            raise ValueError(QUANTITY_BOUNDED.message)
     return value
 
 
@@ -81,12 +93,35 @@ QUANTITY_SCHEMA: dict[str, Any] = {
     # otherwise costed as if it were as long as a whole request.
     "maxLength": QUANTITY_MAX_LENGTH,
     "pattern": QUANTITY_PATTERN,
-    **cel.validations(QUANTITY_FORMAT, QUANTITY_NOT_NEGATIVE),
+    **cel.validations(QUANTITY_FORMAT, QUANTITY_BOUNDED, QUANTITY_NOT_NEGATIVE),
 }
 
 Quantity = Annotated[str, BeforeValidator(_as_quantity), WithJsonSchema(QUANTITY_SCHEMA)]
 
 LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]
+
+
+# The API server's date-time format: RFC 3339 with seconds and a zone, nothing looser.
+RFC3339_RE = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+RFC3339_MESSAGE = "times are RFC 3339 with seconds and a zone, e.g. 2027-06-30T18:00:00+08:00"
+
+
+def _rfc3339(value: object) -> object:
+    """Refuses the looser times pydantic would read (no zone, no seconds, a space) as the API
+    server does: a time without a zone would later be compared with an aware one and raise."""
+    if isinstance(value, str) and not RFC3339_RE.match(value):
+        raise ValueError(RFC3339_MESSAGE)
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    """A datetime handed over in Python without a zone is taken as UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_aware)]
 
 
 def check_label_keys(labels: dict[str, str]) -> dict[str, str]:

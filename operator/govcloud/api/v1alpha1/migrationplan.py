@@ -14,7 +14,13 @@ from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_v
 
 from govcloud.api import cel
 from govcloud.api.v1alpha1 import _base
-from govcloud.api.v1alpha1._base import DNS_LABEL_PATTERN, Condition, LabelValue, Model
+from govcloud.api.v1alpha1._base import (
+    DNS_LABEL_PATTERN,
+    Condition,
+    LabelValue,
+    Model,
+    Timestamp,
+)
 
 MAX_KINDS = 12
 MAX_SELECTOR_LABELS = 16
@@ -329,8 +335,8 @@ class MigrationPlanSpec(Model):
         description="A namespace of the plan's own tenant on the hub, e.g. transport-apps.",
         json_schema_extra=cel.validations(NAMESPACE_FORMAT),
     )
-    deadline: datetime = Field(description="When the app must run on the cloud (RFC 3339).")
-    not_before: datetime | None = Field(
+    deadline: Timestamp = Field(description="When the app must run on the cloud (RFC 3339).")
+    not_before: Timestamp | None = Field(
         default=None,
         alias="notBefore",
         description="Copying starts no earlier than this (the maintenance window).",

@@ -30,20 +30,36 @@ CLOSED_IS_FINAL = cel.Rule(
     message="a closed UsageReport never changes: it is the statement of a finished period",
 )
 NAME_IS_TENANT_PERIOD = cel.Rule(
-    rule="oldSelf.hasValue() || self.metadata.name == self.spec.tenant + '-' + self.spec.period",
+    rule=(
+        "oldSelf.hasValue() || self.metadata.name == self.spec.tenant + '-' + self.spec.period"
+        " || (has(self.spec.tenantUID) && self.metadata.name == self.spec.tenant + '-'"
+        " + self.spec.period + '-' + self.spec.tenantUID)"
+    ),
     optional_old_self=True,
-    message="a usage report is named <tenant>-<YYYY-MM>: one report per tenant and month",
+    message=(
+        "a usage report is named <tenant>-<YYYY-MM>, or <tenant>-<YYYY-MM>-<tenantUID> for a"
+        " tenant re-created under a name whose report of the month exists: one report per"
+        " tenant and month"
+    ),
 )
 ROOT_RULES = (NAME_IS_TENANT_PERIOD,)
 
 
-def report_name(tenant: str, period: str) -> str:
-    return f"{tenant}-{period}"
+LABEL_TENANT_UID = "govcloud.io/tenant-uid"
+UID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+def report_name(tenant: str, period: str, uid: str = "") -> str:
+    """`<tenant>-<period>`; with `uid`, the name of a re-created tenant's report."""
+    return f"{tenant}-{period}-{uid}" if uid else f"{tenant}-{period}"
 
 
 def parse(name: str, spec: Mapping[str, Any]) -> UsageReportSpec:
     parsed = UsageReportSpec.model_validate(spec)
-    if name != report_name(parsed.tenant, parsed.period):
+    allowed = {report_name(parsed.tenant, parsed.period)}
+    if parsed.tenant_uid:
+        allowed.add(report_name(parsed.tenant, parsed.period, parsed.tenant_uid))
+    if name not in allowed:
         raise ValueError(NAME_IS_TENANT_PERIOD.message)
     return parsed
 
@@ -63,6 +79,18 @@ class UsageReportSpec(Model):
         max_length=7,
         description="The billing month, YYYY-MM, in the billing time zone.",
         json_schema_extra=cel.validations(PERIOD_FORMAT),
+    )
+    tenant_uid: str | None = Field(
+        default=None,
+        alias="tenantUID",
+        max_length=36,
+        pattern=UID_PATTERN,
+        description=(
+            "metadata.uid of the CloudTenant: a tenant deleted and created again under the"
+            " same name is another tenant with reports of its own. Absent on reports written"
+            " by earlier releases: those belong to the tenant of that name that existed when"
+            " the report was created."
+        ),
     )
 
     @field_validator("period")
