@@ -308,6 +308,7 @@ class Tally:
     kills: int = 0
     mid_work: int = 0
     mid_write: int = 0
+    busy: int = 0  # mid-work, or within 1 s of an operator write
     restarts: int = 0
     snapshot_checks: int = 0
     violations: list[str] = field(default_factory=list)
@@ -317,7 +318,8 @@ class Tally:
         violations = len(self.violations) + sum(len(ledger.violations) for ledger in ledgers)
         return (
             f"GOVCLOUD_CRASH_SEED={self.seed}: kill points {self.kills}, mid-work "
-            f"{self.mid_work}, within 1 s of an operator write {self.mid_write}, restarts "
+            f"{self.mid_work}, within 1 s of an operator write {self.mid_write}, either"
+            f" {self.busy}, restarts "
             f"{self.restarts}, invariant checks {checks}, violations {violations}"
         )
 

@@ -33,9 +33,9 @@ from typing import Any
 
 import _tenant_helpers as helpers
 import pytest
+from _quota_watch import QuotaVersions
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
-from kubernetes import watch as k8s_watch
 from kubernetes.client.rest import ApiException
 
 from govcloud.api.v1alpha1 import cloudtenant
@@ -176,50 +176,18 @@ def test_a_raise_decided_on_an_overtaken_read_is_refused_by_the_api_server(
 
 
 @dataclass
-class QuotaWatch:
-    """Every version of one tenant's ResourceQuotas; the sums of spec.hard and status.used."""
+class QuotaWatch(QuotaVersions):
+    """The sums of spec.hard and status.used at every version, and each above the quota."""
 
-    api: Any
-    tenant: str
-    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
-    versions: int = 0
     over: list[tuple[str, str, int]] = field(default_factory=list)  # (hard|used, resource, sum)
-    errors: list[Any] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
 
-    def run(self) -> None:
-        core = k8s_client.CoreV1Api(self.api)
-        since: dict[str, str] = {}
-        while not self.stop.is_set():
-            for event in k8s_watch.Watch().stream(
-                core.list_resource_quota_for_all_namespaces,
-                label_selector=f"govcloud.io/tenant={self.tenant}",
-                timeout_seconds=2,
-                **since,
-            ):
-                if event["type"] == "ERROR":  # e.g. 410 Gone: versions were missed
-                    self.errors.append(event["raw_object"])
-                    return
-                quota = core.api_client.sanitize_for_serialization(event["object"])
-                since = {"resource_version": quota["metadata"]["resourceVersion"]}
-                self.see(quota)
-
-    def see(self, quota: dict[str, Any]) -> None:
-        if quota["metadata"]["name"] != meta.QUOTA_NAME:
-            return
-        self.versions += 1
-        self.latest[quota["metadata"]["namespace"]] = quota
+    def on_version(self) -> None:
         for resource, limit in TENANT_QUOTA.items():
-            for what, path in (
-                ("spec.hard", ("spec", "hard")),
-                ("status.used", ("status", "used")),
+            for what, part, field_name in (
+                ("spec.hard", "spec", "hard"),
+                ("status.used", "status", "used"),
             ):
-                total = sum(
-                    quantity.to_milli(
-                        ((item.get(path[0]) or {}).get(path[1]) or {}).get(resource, "0")
-                    )
-                    for item in self.latest.values()
-                )
+                total = self.total(part, field_name, resource)
                 if total > quantity.to_milli(limit):
                     self.over.append((what, resource, total))
 

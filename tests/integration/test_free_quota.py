@@ -21,9 +21,8 @@ from typing import Any
 
 import _tenant_helpers as helpers
 import pytest
-from kubernetes import client as k8s_client
+from _quota_watch import QuotaVersions
 from kubernetes import config as k8s_config
-from kubernetes import watch as k8s_watch
 
 from govcloud.desired import quantity
 from govcloud.dev import testing
@@ -43,43 +42,13 @@ REFUSED_FOR = 10.0
 
 
 @dataclass
-class QuotaWatch:
-    """Every version of one tenant's ResourceQuotas, and the sum of the hards at each."""
+class QuotaWatch(QuotaVersions):
+    """The sum of the tenant's CPU hards at every version."""
 
-    api: Any
-    tenant: str
-    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
     sums: list[int] = field(default_factory=list)
-    errors: list[Any] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
 
-    def run(self) -> None:
-        core = k8s_client.CoreV1Api(self.api)
-        since: dict[str, str] = {}
-        while not self.stop.is_set():
-            for event in k8s_watch.Watch().stream(
-                core.list_resource_quota_for_all_namespaces,
-                label_selector=f"govcloud.io/tenant={self.tenant}",
-                timeout_seconds=2,
-                **since,
-            ):
-                if event["type"] == "ERROR":  # e.g. 410 Gone: versions were missed
-                    self.errors.append(event["raw_object"])
-                    return
-                quota = core.api_client.sanitize_for_serialization(event["object"])
-                since = {"resource_version": quota["metadata"]["resourceVersion"]}
-                self.see(quota)
-
-    def see(self, quota: dict[str, Any]) -> None:
-        if quota["metadata"]["name"] != "govcloud-quota":
-            return
-        self.latest[quota["metadata"]["namespace"]] = quota
-        self.sums.append(
-            sum(
-                quantity.to_milli(((item.get("spec") or {}).get("hard") or {}).get(CPU, "0"))
-                for item in self.latest.values()
-            )
-        )
+    def on_version(self) -> None:
+        self.sums.append(self.total("spec", "hard", CPU))
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ is Active within 15 s, metering keeps its interval and another site is probed on
 that flaps below its failure threshold flaps none of its tenants' conditions, and placed
 tenants' passes read no kubeconfig Secret (issue #14). Every freeze is undone in `finally`.
 
-`GOVCLOUD_SOAK_SITE_TENANTS` (default 12) sets how many tenants sit on the frozen site, and
+`GOVCLOUD_SOAK_SITE_TENANTS` (default 12; at most 22, as the site's one kwok node holds 110 pods
+and each tenant asks for 5) sets how many tenants sit on the frozen site, and
 `GOVCLOUD_SOAK_FLAPS` (default 3) how many times the flapping site freezes; `make soak` raises
 both.
 """

@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--port", type=int, default=None, help="API server port")
             sub.add_argument("--nodes", type=int, default=1, help="kwok nodes (default: 1)")
     tools = commands.add_parser("tools", help="build or find the pinned binaries")
-    default_tools = [*binaries.CONTROL_PLANE, "kwok", "helm", "cyclonus"]
+    default_tools = [*binaries.CONTROL_PLANE, "kwok", "helm", "cyclonus", *binaries.BACKUP]
     tools.add_argument("names", nargs="*", default=default_tools)
     return parser
 

@@ -1,4 +1,4 @@
-"""Find or build the pinned upstream binaries (etcd, kube-apiserver, ..., kwok, helm, cyclonus)."""
+"""Find or build the pinned upstream binaries: the control plane, kwok, helm, cyclonus, velero."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ class Tool:
     version_module: str
     kubernetes_version_ldflags: bool = False
 
+
+VELERO = "github.com/vmware-tanzu/velero"
 
 TOOLS: dict[str, Tool] = {
     tool.name: tool
@@ -63,10 +65,18 @@ TOOLS: dict[str, Tool] = {
             "github.com/mattfenwick/cyclonus/cmd/cyclonus",
             "github.com/mattfenwick/cyclonus",
         ),
+        Tool("velero", "velero", "github.com/vmware-tanzu/velero/cmd/velero", VELERO),
+        Tool(
+            "velero-plugin-for-aws",
+            "velero",
+            "github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws",
+            f"{VELERO}-plugin-for-aws",
+        ),
     )
 }
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+BACKUP = ("velero", "velero-plugin-for-aws")
 
 
 def cache_dir() -> Path:

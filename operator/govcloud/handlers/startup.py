@@ -24,6 +24,7 @@ import prometheus_client
 from govcloud import constants, logs, metrics, settings
 from govcloud.k8s import cache, client, clusters, lease, posting
 from govcloud.reconcile import events, queue, scheduler
+from govcloud.reconcile import failures as failure_conditions
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +346,8 @@ def queue_for_probes(memo: kopf.Memo, kind: str, work: Any) -> queue.Coalescer:
 
 def guarded(memo: kopf.Memo, kind: str, work: Any) -> Any:
     """`work` whose failures are never silent: each is counted (`result="error"`), said in a
-    Warning Event on the object, and retried with per-object exponential backoff."""
+    Warning Event and the condition `Reconciled=False` on the object (dropped once a pass
+    succeeds), and retried with per-object exponential backoff."""
 
     async def run(key: str) -> None:
         if not leading(memo):
@@ -357,7 +359,8 @@ def guarded(memo: kopf.Memo, kind: str, work: Any) -> Any:
         except Exception as error:  # any bug or API failure in a pass; the operator goes on
             failed(memo, kind, key, error)
         else:
-            memo.failures.pop(f"{kind}/{key}", None)
+            if memo.failures.pop(f"{kind}/{key}", None) is not None:
+                in_background(memo, failure_conditions.clear, memo.hub, kind, key)
 
     return run
 
@@ -370,11 +373,13 @@ def failed(memo: kopf.Memo, kind: str, key: str, error: Exception) -> None:
         "%s %s: the pass failed (%d in a row); retrying in %.0fs", kind, key, failures, delay
     )
     memo.recorder.reconciles.labels(kind=kind, result="error").inc()
-    message = logs.redact(
-        f"the pass failed ({type(error).__name__}: {error}); retrying in {delay:.0f}s"
-    )
+    cause = logs.redact(f"the pass failed ({type(error).__name__}: {error})")[:1000]
     target: Any = reference(kind, key)
-    post(memo, target, events.Event("Warning", "ReconcileError", message[:1000]))
+    said = f"{cause}; retrying in {delay:.0f}s"
+    post(memo, target, events.Event("Warning", failure_conditions.REASON, said))
+    # Without the delay: the same failure again leaves the condition as it is, so writing it
+    # does not wake the object's next pass before its backoff.
+    in_background(memo, failure_conditions.show, memo.hub, kind, key, cause)
     memo.scheduler.at((kind, key), delay)
 
 
