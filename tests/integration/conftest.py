@@ -135,7 +135,18 @@ class Tenants:
                 return tenant
             return None
 
-        return testing.eventually(ready, timeout=timeout, what=f"CloudTenant {name} to be Ready")
+        found = testing.eventually(ready, timeout=timeout, what=f"CloudTenant {name} to be Ready")
+        # Pods are admitted only once a namespace's default ServiceAccount exists, which the
+        # controller-manager makes a moment after the namespace (later under load).
+        namespaces = self.kubectl.json("get", "namespaces", "-l", f"govcloud.io/tenant={name}")
+        for item in namespaces["items"]:
+            namespace = item["metadata"]["name"]
+            testing.eventually(
+                lambda namespace=namespace: self.kubectl.get("sa", "default", namespace),
+                timeout=timeout,
+                what=f"the default ServiceAccount of {namespace}",
+            )
+        return found
 
     def condition(self, name: str, type_: str) -> dict[str, Any]:
         for item in (self.get(name).get("status") or {}).get("conditions") or []:

@@ -23,7 +23,7 @@ import prometheus_client
 
 from govcloud import constants, logs, metrics, settings
 from govcloud.k8s import cache, client, clusters, lease, posting
-from govcloud.reconcile import events, queue, scheduler
+from govcloud.reconcile import events, queue, scheduler, tenant_types
 from govcloud.reconcile import failures as failure_conditions
 
 log = logging.getLogger(__name__)
@@ -356,6 +356,8 @@ def guarded(memo: kopf.Memo, kind: str, work: Any) -> Any:
             await work(key)
         except asyncio.CancelledError:
             raise
+        except tenant_types.NotLeadingError as error:
+            log.warning("%s %s: %s; this replica stands by", kind, key, error)
         except Exception as error:  # any bug or API failure in a pass; the operator goes on
             failed(memo, kind, key, error)
         else:

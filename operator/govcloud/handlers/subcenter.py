@@ -100,7 +100,9 @@ def tenant_gone(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None:
 @startup.on_activate
 def fence_admissions(memo: kopf.Memo) -> None:
     """Site admissions are made only while this replica holds the Lease (checked under the
-    site's lock, right before each decision), with the sites' bulkhead and LIST cap set."""
+    site's lock, right before each decision), with the sites' bulkhead and LIST cap set;
+    admissions of an earlier term are forgotten (the statuses are the truth)."""
+    placement.ADMISSIONS.reset()
     placement.ADMISSIONS.fence = functools.partial(startup.leading, memo)
     memo.clusters.configure(site_calls=memo.config.site_calls, list_cap=memo.config.site_list_cap)
 

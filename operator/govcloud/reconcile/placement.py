@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from govcloud.api.v1alpha1 import cloudtenant, subcenter
 from govcloud.federation import condition as federation_condition
 from govcloud.federation import credentials, identity, placement
 from govcloud.k8s import client, clusters
+
+log = logging.getLogger(__name__)
 
 PLACED = "Placed"
 SUBCENTER_UNAVAILABLE = "SubCenterUnavailable"
@@ -193,6 +196,14 @@ class Admissions:
                 del self._grown[found]
             self._admitted = {site: admitted - {key} for site, admitted in self._admitted.items()}
 
+    def reset(self) -> None:
+        """Forget every admission and growth not yet in a status: a replica that starts to
+        lead takes the statuses as the truth, as after a restart (what it admitted in an
+        earlier term may never have been recorded, and the other replica decided since)."""
+        with self._guard:
+            self._admitted.clear()
+            self._grown.clear()
+
     def forget(self, site_name: str) -> None:
         """Drop who was admitted to a site and their growth (it is gone); its lock stays, in
         case a pass still holds it."""
@@ -251,11 +262,33 @@ def admit(
         admitted = ADMISSIONS.admitted(site_name)
         others = holding_place(tenants, site_name, admitted, besides=key)
         verdict = _decide(spec, site_name, site_spec, site_facts(site, others))
+        log.info(
+            "SubCenter %s: tenant %s %s (others holding a place: %s)",
+            site_name,
+            body["metadata"]["name"],
+            "admitted" if verdict.placed else f"refused ({verdict.reason})",
+            ", ".join(sorted(item["metadata"]["name"] for item in others)) or "none",
+        )
         asking = {tenant_key(item) for item in tenants if asks_for(item, site_name)}
         ADMISSIONS.record(
             site_name, placement.still_admitted(admitted, asking | {key}, key, verdict.placed)
         )
+        if verdict.placed:
+            record_placement(hub, body, site_name)
     return verdict
+
+
+def record_placement(hub: client.Cluster, body: Manifest, site_name: str) -> None:
+    """Write the admission into the tenant's status before anything is made on the site, so
+    that a replica taking over counts it even if this one is stopped mid-pass (checked against
+    the Lease right before the write, under the site's lock)."""
+    ADMISSIONS.check_fence(site_name)
+    hub.patch_status(
+        constants.API_VERSION,
+        "CloudTenant",
+        body["metadata"]["name"],
+        {"placement": {"cluster": site_name, "message": None}},
+    )
 
 
 def grant(

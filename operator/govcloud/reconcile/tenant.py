@@ -244,7 +244,9 @@ def converge(
     except (meta.SpecError, quantity.QuantityError, ValueError) as error:
         return refuse(hub, observed.tenant, str(error), now)
     errors: list[str] = []
-    applied = tenant_types.Applier(hub, target, observed, result.events, errors)
+    applied = tenant_types.Applier(
+        hub, target, observed, result.events, errors, leading=context.leading
+    )
     adopted = {verdict.name for verdict in verdicts if verdict.adopt} | {
         name for name, found in observed.namespaces.items() if tenant_lifecycle.was_adopted(found)
     }
@@ -307,6 +309,8 @@ def converge(
         waiting,
     )
     status["placement"] = {"cluster": where}
+    if not context.leading():  # the status records a site admission: only the leader's
+        raise tenant_types.NotLeadingError(f"not leading: the status of {name} is left")
     result.events.extend(write_status(hub, observed.tenant, status))
     result.snapshot = snapshot(spec, status)
     if errors:

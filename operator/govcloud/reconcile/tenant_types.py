@@ -64,6 +64,11 @@ def always_leading() -> bool:
     return True
 
 
+class NotLeadingError(Exception):
+    """This replica lost its Lease during a pass: the pass stops before its next write (the
+    leader, which looks at every object when it takes over, does the rest)."""
+
+
 @dataclass(frozen=True)
 class QuotaContext:
     """What a pass is told from outside about quota: the hards recently refused requests
@@ -171,8 +176,10 @@ class Applier:
         observed: Observed,
         events: list[Event],
         errors: list[str],
+        leading: Callable[[], bool] = always_leading,
     ) -> None:
         self.hub = hub
+        self.leading = leading
         self.target = target
         self.observed = observed
         self.events = events
@@ -196,6 +203,8 @@ class Applier:
         existing = self.current.get(key)
         if not compare.needs_update(manifest, existing):
             return
+        if not self.leading():
+            raise NotLeadingError(f"not leading: {describe(key)} is left to the leader")
         cluster = self.cluster_for(key[0])
         if resource_version:
             metadata = {**manifest["metadata"], "resourceVersion": resource_version}

@@ -383,7 +383,8 @@ def test_a_burst_of_placements_never_over_commits_a_site() -> None:
     """
     site_name = f"burst-{uuid.uuid4().hex[:6]}"
     bodies = [_asking(f"t{index}", site_name) for index in range(8)]
-    hub = cast(client.Cluster, _Hub(bodies))
+    fake = _Hub(bodies)
+    hub = cast(client.Cluster, fake)
     site_body = _ready_site(site_name)
     spec = cloudtenant.CloudTenantSpec.model_validate(bodies[0]["spec"])
 
@@ -394,6 +395,14 @@ def test_a_burst_of_placements_never_over_commits_a_site() -> None:
     assert verdicts.count(True) == 3  # 3 x 30 pods fit in 110, a fourth does not
     held = [body for body in bodies if tenant_placement.holds_place(body, site_name)]
     assert len(held) == 3
+    # Each admission is written into the tenant's status before anything is made on the site.
+    assert sorted(name for name, _ in fake.recorded) == sorted(
+        body["metadata"]["name"] for body in held
+    )
+    assert all(
+        status == {"placement": {"cluster": site_name, "message": None}}
+        for _, status in fake.recorded
+    )
     assert tenant_placement.site_facts(site_body, held).allocated == {"cpu": "18", "pods": "90"}
 
 
@@ -477,10 +486,18 @@ class _Hub:
 
     def __init__(self, tenants: list[dict[str, Any]]) -> None:
         self.tenants = tenants
+        self.recorded: list[tuple[str, dict[str, Any]]] = []  # status patches, not applied
 
     def list(self, api_version: str, kind: str) -> list[dict[str, Any]]:
         assert kind == "CloudTenant", (api_version, kind)
         return [dict(item) for item in self.tenants]
+
+    def patch_status(
+        self, api_version: str, kind: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        assert kind == "CloudTenant", (api_version, kind)
+        self.recorded.append((name, status))
+        return {}
 
 
 def _asking(name: str, site_name: str) -> dict[str, Any]:

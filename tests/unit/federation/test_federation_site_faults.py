@@ -292,6 +292,7 @@ class Hub(client.Cluster):
         self.name = "hub"
         self.objects = objects
         self.gets: list[tuple[str, str]] = []
+        self.status_patches: list[tuple[str, Manifest]] = []
 
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
@@ -301,6 +302,10 @@ class Hub(client.Cluster):
 
     def list(self, api_version: str, kind: str, *args: Any, **kwargs: Any) -> list[Manifest]:
         return [obj for (found, _), obj in self.objects.items() if found == kind]
+
+    def patch_status(self, api_version: str, kind: str, name: str, *args: Any, **_: Any) -> Any:
+        self.status_patches.append((name, args[0]))
+        return {}
 
 
 def _secret(name: str) -> Manifest:
@@ -434,10 +439,12 @@ def test_a_replica_that_does_not_hold_the_lease_admits_no_tenant(
     with pytest.raises(placement.NotLeadingError):
         placement.admit(hub, site, newcomer, spec, site_spec)
     assert admissions.admitted(SITE) == frozenset()
+    assert hub.status_patches == []
 
     admissions.fence = lambda: True
     assert placement.admit(hub, site, newcomer, spec, site_spec).placed
     assert admissions.admitted(SITE) == {"uid-roads"}
+    assert hub.status_patches == [("roads", {"placement": {"cluster": SITE, "message": None}})]
 
 
 def test_a_deleted_tenant_and_a_deleted_site_are_forgotten() -> None:
