@@ -244,9 +244,7 @@ def converge(
     except (meta.SpecError, quantity.QuantityError, ValueError) as error:
         return refuse(hub, observed.tenant, str(error), now)
     errors: list[str] = []
-    applied = tenant_types.Applier(
-        hub, target, observed, result.events, errors, leading=context.leading
-    )
+    applied = tenant_types.Applier(hub, target, observed, result.events, errors)
     adopted = {verdict.name for verdict in verdicts if verdict.adopt} | {
         name for name, found in observed.namespaces.items() if tenant_lifecycle.was_adopted(found)
     }

@@ -176,10 +176,8 @@ class Applier:
         observed: Observed,
         events: list[Event],
         errors: list[str],
-        leading: Callable[[], bool] = always_leading,
     ) -> None:
         self.hub = hub
-        self.leading = leading
         self.target = target
         self.observed = observed
         self.events = events
@@ -203,8 +201,6 @@ class Applier:
         existing = self.current.get(key)
         if not compare.needs_update(manifest, existing):
             return
-        if not self.leading():
-            raise NotLeadingError(f"not leading: {describe(key)} is left to the leader")
         cluster = self.cluster_for(key[0])
         if resource_version:
             metadata = {**manifest["metadata"], "resourceVersion": resource_version}
