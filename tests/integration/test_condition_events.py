@@ -8,7 +8,6 @@ CloudTenant, with count 1 after several resync passes (every 5 s in the test ope
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -18,6 +17,8 @@ import pytest
 from govcloud.dev import testing
 
 pytestmark = pytest.mark.integration
+
+REASONS = ("NamespaceConflict", "NotConfirmed")
 
 RESYNCS = 2
 RESYNC_SECONDS = 5
@@ -72,9 +73,14 @@ def test_a_conflict_and_an_unconfirmed_deletion_are_each_said_once(
             timeout=60,
             what=f"{RESYNCS} resync passes more",
         )
-        time.sleep(1)  # an Event is posted from a background thread after the pass
-        warnings = warnings_about(kubectl, name)
-        for reason in ("NamespaceConflict", "NotConfirmed"):
+
+        # Events are posted from a background thread after the pass: wait for them to show.
+        def each_said() -> dict[str, list[dict[str, Any]]] | None:
+            found = warnings_about(kubectl, name)
+            return found if all(found.get(reason) for reason in REASONS) else None
+
+        warnings = testing.eventually(each_said, timeout=30, what=f"a Warning of each of {REASONS}")
+        for reason in REASONS:
             assert len(warnings[reason]) == 1, warnings[reason]
             assert (warnings[reason][0].get("count") or 1) == 1, warnings[reason]
         assert taken in warnings["NamespaceConflict"][0]["message"]

@@ -260,7 +260,15 @@ def test_a_site_that_flaps_below_its_threshold_flaps_none_of_its_tenants_conditi
         for _ in range(FLAPS):
             with frozen(subcenter):
                 time.sleep(FREEZE_SECONDS)
-            time.sleep(6.0)  # long enough for a good probe to reset the failure count
+            testing.eventually(  # a good probe resets the failure count
+                lambda: (
+                    not ((kubectl.get("subcenter", shared_site) or {}).get("status") or {}).get(
+                        "consecutiveFailures"
+                    )
+                ),
+                timeout=30,
+                what="a good probe to reset the site's failure count",
+            )
         failed = [
             int((body.get("status") or {}).get("consecutiveFailures") or 0)
             for body in site_watch.versions()
