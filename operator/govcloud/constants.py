@@ -30,6 +30,10 @@ ANNOTATION_TENANT_UID = f"{GROUP}/tenant-uid"
 ANNOTATION_CONFIRM_DELETE = f"{GROUP}/confirm-delete"
 # On a namespace: writes are frozen (the tenant is suspended, or the namespace was released).
 LABEL_FROZEN = f"{GROUP}/frozen"
+# On a namespace of a tenant with a quota: the chart's admission policy admits no pod there
+# until the namespace's govcloud-quota is enforced (see charts/.../templates/quota-first.yaml).
+LABEL_QUOTA = f"{GROUP}/quota"
+QUOTA_REQUIRED = "required"
 
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
 PSA_ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"

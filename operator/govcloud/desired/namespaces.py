@@ -55,6 +55,7 @@ def labels(
         constants.LABEL_TENANT_NAMESPACE: namespace.name,
         **pod_security_labels(spec.security_level),
         **({constants.LABEL_FROZEN: FROZEN_SUSPENDED} if spec.suspended else {}),
+        **({constants.LABEL_QUOTA: constants.QUOTA_REQUIRED} if spec.quota else {}),
     }
     return {**user_labels(namespace.labels), **ours}
 

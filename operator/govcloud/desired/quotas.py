@@ -68,7 +68,10 @@ Guarantee
     could be admitted against a stale view in that window. Such an identity can also put a
     pod into the namespace in the instant before its quota exists, which the quota
     controller's first count may miss (it counts from its own cache): that is the same
-    identity that may edit any quota, and outside what the invariant promises members.
+    identity that may edit any quota, and outside what the invariant promises members. The
+    chart's quota-first admission policy closes both windows for every identity: no pod is
+    created in a namespace labelled ``govcloud.io/quota=required`` (every namespace of a tenant
+    with a quota) until its quota exists with a ``status.hard``.
 
 Algorithm (``allocate``)
     free = max(0, T − Σ used_i). Target_i = used_i + an equal share of free, rounding down to

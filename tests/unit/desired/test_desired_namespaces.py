@@ -38,6 +38,7 @@ def test_namespace_manifest(make_spec: SpecFactory) -> None:
                 "govcloud.io/tier": "city",
                 "govcloud.io/security-level": "2",
                 "govcloud.io/namespace": "dev",
+                "govcloud.io/quota": "required",
                 "pod-security.kubernetes.io/enforce": "baseline",
                 "pod-security.kubernetes.io/enforce-version": "latest",
                 "pod-security.kubernetes.io/warn": "restricted",
@@ -82,3 +83,12 @@ def test_metadata_name_label_is_left_to_the_api_server(make_spec: SpecFactory) -
 def test_build_all_keeps_spec_order(make_spec: SpecFactory) -> None:
     names = [ns["metadata"]["name"] for ns in namespaces.build_all("jtj", make_spec())]
     assert names == ["jtj-prod", "jtj-dev"]
+
+
+def test_only_namespaces_of_a_tenant_with_a_quota_make_pods_wait_for_it(
+    make_spec: SpecFactory,
+) -> None:
+    limited = namespaces.build("jtj", make_spec(), make_spec().namespaces[0])
+    unlimited = namespaces.build("jtj", make_spec(quota={}), make_spec(quota={}).namespaces[0])
+    assert limited["metadata"]["labels"][constants.LABEL_QUOTA] == constants.QUOTA_REQUIRED
+    assert constants.LABEL_QUOTA not in unlimited["metadata"]["labels"]
