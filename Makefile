@@ -53,17 +53,18 @@ test: lint unit integration e2e
 
 ## soak: the long fault run (not part of test; docs/reliability.md): 1,000 tenants and their
 ## edits in bursts, more kill points and generated specs, every control-plane fault repeated,
-## a bigger frozen site, more flaps and leader handovers
+## a bigger frozen site, more flaps and leader handovers, more rounds of tenant churn
 SOAK_KILLS ?= 100
 SOAK_EXAMPLES ?= 60
 soak: tools
 	GOVCLOUD_CRASH_KILLS=$(SOAK_KILLS) GOVCLOUD_GEN_EXAMPLES=$(SOAK_EXAMPLES) \
 	GOVCLOUD_FAULT_ROUNDS=3 GOVCLOUD_SOAK_SITE_TENANTS=20 GOVCLOUD_SOAK_FLAPS=8 \
-	GOVCLOUD_SOAK_FENCING_HANDOVERS=3 \
+	GOVCLOUD_SOAK_FENCING_HANDOVERS=3 GOVCLOUD_SOAK_CHURN_ROUNDS=5 GOVCLOUD_SOAK_CHURN_TENANTS=40 \
 	$(VENV)/bin/pytest -q -rP -m '' -p no:randomly --timeout 5400 -n 2 --dist loadfile \
 	  tests/integration/test_overload.py tests/integration/test_crash_anywhere.py \
 	  tests/integration/test_control_plane_faults.py tests/integration/test_subcenter_faults.py \
-	  tests/integration/test_generated_specs.py tests/integration/test_fencing.py tests/unit/property
+	  tests/integration/test_generated_specs.py tests/integration/test_fencing.py \
+	  tests/integration/test_churn.py tests/unit/property
 
 ## demo: start a local control plane, run the operator, onboard the example departments
 demo: tools

@@ -254,6 +254,9 @@ class _Rendered:
             del self._keys[bisect.bisect_left(self._keys, key)]
             self._text = None
 
+    def __len__(self) -> int:
+        return len(self._lines)
+
     def text(self) -> str:
         if self._text is None:
             self._text = self.family.header + "".join(map(self._lines.__getitem__, self._keys))
@@ -335,6 +338,28 @@ class _CacheCollector(Collector):
             objects.add_metric([cluster, kind], count)
             size.add_metric([cluster, kind], approximate)
         yield from (objects, size)
+
+
+Entries = tuple[str, int]  # store, entries held
+
+
+class _EntriesCollector(Collector):
+    """What the operator keeps in memory per object, read at scrape time (a series per store)."""
+
+    def __init__(self, source: Callable[[], Sequence[Entries]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        entries = GaugeMetricFamily(
+            "govcloud_operator_entries",
+            "Entries the operator holds in memory per store (scheduler, work queues, failure"
+            " backoff, usage timelines, metrics snapshots, site admissions); each follows the"
+            " objects that exist and returns to its level when they are deleted.",
+            labels=["store"],
+        )
+        for store, count in self._source():
+            entries.add_metric([store], count)
+        yield entries
 
 
 class _SnapshotCollector(Collector):
@@ -517,6 +542,21 @@ class Recorder:
         """Export the caches' sizes: `source` is asked at each scrape."""
         self.registry.register(_CacheCollector(source))
 
+    def watch_entries(self, source: Callable[[], Sequence[Entries]]) -> None:
+        """Export the operator's per-object memory: `source` is asked at each scrape."""
+        self.registry.register(_EntriesCollector(source))
+
+    def entries(self) -> list[Entries]:
+        """The recorder's own per-object stores."""
+        with self._lock:
+            held = [
+                ("metrics_tenants", len(self._tenants)),
+                ("metrics_subcenters", len(self._subcenters)),
+                ("metrics_migrations", len(self._migrations)),
+                ("metrics_lines", sum(len(text) for text in self._tenant_text)),
+            ]
+        return held + self.billing.entries()
+
     def count_read(self, cluster: str, verb: str, kind: str) -> None:
         self.api_reads.labels(cluster=cluster, verb=verb, kind=kind).inc()
 
@@ -693,6 +733,10 @@ class BillingRecorder:
             registry=registry,
         )
         registry.register(_BillingCollector(self))
+
+    def entries(self) -> list[Entries]:
+        with self._lock:
+            return [("metrics_usage", len(self._usage)), ("metrics_plans", len(self._plans))]
 
     def record_usage(self, tenant: str, snapshot: UsageSnapshot) -> None:
         lines = _usage_lines(tenant, snapshot)

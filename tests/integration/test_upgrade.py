@@ -58,6 +58,12 @@ class World:
         return [self.plain, self.mover, self.huge]
 
     @property
+    def quota_labelled(self) -> set[str]:
+        """Namespaces the new operator labels govcloud.io/quota=required: those of the tenants
+        it reconciles (not the one whose quota is beyond the new bound, InvalidSpec)."""
+        return {f"{self.plain}-apps", f"{self.plain}-web", self.target}
+
+    @property
     def namespaces(self) -> list[str]:
         return [f"{self.plain}-apps", f"{self.plain}-web", self.target, f"{self.huge}-apps"]
 
@@ -285,8 +291,10 @@ def test_an_upgrade_from_the_release_before_keeps_everything_and_rewrites_only_w
         replaced = sorted(key for key in before if before[key]["uid"] != after[key]["uid"])
         assert not replaced, f"deleted and made again: {replaced}"
         for key, was in before.items():
-            for field in ("spec", "content", "labels"):
+            for field in ("spec", "content"):
                 assert after[key].get(field) == was.get(field), f"{key}: {field} changed"
+            assert without_new_labels(after[key]) == was.get("labels"), f"{key}: labels changed"
+        assert labelled_quota_required(after) == world.quota_labelled
         reports_after = world.reports()
         assert set(reports_after) >= set(reports_before), "a usage report is gone"
         for name, report in reports_before.items():
@@ -331,6 +339,27 @@ def test_an_upgrade_from_the_release_before_keeps_everything_and_rewrites_only_w
             kubectl.run("delete", "crd", PEERING_CRD, "--ignore-not-found", "--wait=false")
 
 
+# Labels this release adds to existing objects: govcloud.io/quota=required on the namespaces of
+# a tenant with a quota (the chart's quota-first policy makes their pods wait for it).
+NEW_LABELS = ("govcloud.io/quota",)
+
+
+def without_new_labels(found: dict[str, Any]) -> Any:
+    labels = found.get("labels")
+    if labels is None:
+        return None
+    return {key: value for key, value in labels.items() if key not in NEW_LABELS}
+
+
+def labelled_quota_required(snapshot: dict[str, dict[str, Any]]) -> set[str]:
+    return {
+        key.rpartition("/")[2]
+        for key, found in snapshot.items()
+        if key.startswith("namespaces/")
+        and (found.get("labels") or {}).get("govcloud.io/quota") == "required"
+    }
+
+
 def assert_writes_needed(first: Any, world: World) -> None:
     """Each write the new operator made once it took over, by what needs it."""
     unexplained = {
@@ -348,6 +377,8 @@ def needed_after_upgrade(key: tuple[str, str, str, str], world: World) -> bool:
         return True  # leader election (a Lease now instead of kopf peering) and Events
     if (verb, resource) == ("patch", "cloudtenants/status"):
         return name == world.huge  # Error/InvalidSpec: its quota is beyond the new bound
+    if (verb, resource) == ("patch", "namespaces"):
+        return name in world.quota_labelled  # the new govcloud.io/quota label, once each
     # Metering goes on: each tick's accrual of the world's reports, and the close of any
     # report left open by a tenant deleted earlier (another test's, on a shared hub).
     return (verb, resource) == ("patch", "usagereports/status")

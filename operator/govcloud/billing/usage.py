@@ -318,6 +318,15 @@ class UsageCache:
                 self._forget(tenant)
         return sorted(gone)
 
+    def forget_if_gone(self, tenant: str) -> bool:
+        """``forget_gone`` for one tenant known not to be listed any more: forgotten once it
+        holds no quota and is not waiting to be settled. Whether it was."""
+        with self._lock:
+            if tenant in self._keys or tenant in self._metered or tenant not in self._timelines:
+                return False
+            self._forget(tenant)
+            return True
+
     def _forget(self, tenant: str) -> None:
         self._timelines.pop(tenant, None)
         self._metered.pop(tenant, None)

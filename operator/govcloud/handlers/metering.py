@@ -97,6 +97,7 @@ def quota_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None
     now = clock_of(memo).now()
     if event_type == "DELETED":
         cache_of(memo).remove(namespace, name, now)
+        forget_if_gone(memo, str(tenant))
         return
     status = obj.get("status") or {}
     cache_of(memo).observe(
@@ -107,6 +108,20 @@ def quota_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None
         dict(status.get("used") or {}),
         now,
     )
+
+
+def tenant_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None:
+    if event_type == "DELETED":
+        forget_if_gone(memo, str(obj["metadata"]["name"]))
+
+
+def forget_if_gone(memo: kopf.Memo, tenant: str) -> None:
+    """Drop a deleted tenant's usage timeline once nothing can bill it any more (no quota left,
+    no tick waiting to settle its report), as a tick would; so memory does not grow with
+    tenant churn while no RateCard makes ticks run."""
+    tenants = memo.hub.informer(constants.API_VERSION, "CloudTenant")
+    if tenants is not None and tenants.synced and tenants.store.get(tenant) is None:
+        cache_of(memo).forget_if_gone(tenant)
 
 
 def _queue(memo: kopf.Memo) -> Any:
@@ -188,6 +203,15 @@ def first_tick(memo: kopf.Memo) -> None:
     memo.scheduler.at((KIND, ratecard.DEFAULT_NAME), delay, sooner_only=True)
 
 
+def entries(memo: kopf.Memo) -> list[tuple[str, int]]:
+    """The usage cache's per-tenant memory, for govcloud_operator_entries."""
+    found = memo.get(CACHE)
+    if found is None:
+        return []
+    sizes = found.sizes()
+    return [("usage_tenants", sizes["tenants"]), ("usage_points", sizes["points"])]
+
+
 def _register() -> None:
     config = settings.load()
     if not config.billing_enabled:
@@ -196,8 +220,10 @@ def _register() -> None:
     kopf.on.cleanup(id="metering-sites")(stop_sites)
     startup.route("ResourceQuota", always=True)(quota_changed)
     startup.route("RateCard")(card_changed)
+    startup.route("CloudTenant", always=True)(tenant_changed)
     startup.requester(KIND)(request)
     startup.on_activate(first_tick)
+    startup.entries_source(entries)
 
 
 _register()

@@ -72,6 +72,8 @@ class _Route:
 ROUTES: dict[str, list[_Route]] = {}
 REQUESTERS: dict[str, Requester] = {}
 ACTIVATIONS: list[Activation] = []
+EntrySource = Callable[[kopf.Memo], list[metrics.Entries]]
+ENTRY_SOURCES: list[EntrySource] = []
 
 
 def route(kind: str, *, always: bool = False) -> Callable[[Route], Route]:
@@ -97,6 +99,12 @@ def requester(kind: str) -> Callable[[Requester], Requester]:
 def on_activate(function: Activation) -> Activation:
     """Register what to do when this replica starts to lead (look at everything once)."""
     ACTIVATIONS.append(function)
+    return function
+
+
+def entries_source(function: EntrySource) -> EntrySource:
+    """Register a per-object store of another module for `govcloud_operator_entries`."""
+    ENTRY_SOURCES.append(function)
     return function
 
 
@@ -154,6 +162,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     memo.refusals.start()
     recorder.watch_caches(lambda: cache_sizes(memo))
+    recorder.watch_entries(lambda: operator_entries(memo))
     if config.metrics_port:
         memo.metrics_server = metrics.serve(recorder, config.metrics_port, config.metrics_host)
         log.info("serving /metrics on %s:%s", config.metrics_host, config.metrics_port)
@@ -172,6 +181,20 @@ def cache_sizes(memo: kopf.Memo) -> list[metrics.CacheSize]:
         if isinstance(cluster, cache.CachedCluster)
         for informer in cluster.informers
     ]
+
+
+def operator_entries(memo: kopf.Memo) -> list[metrics.Entries]:
+    """What this process holds per object, for /metrics: it must not grow with churn."""
+    held = [
+        ("scheduler", len(memo.scheduler)),
+        ("scheduler_heap", memo.scheduler.heap_size()),
+        ("queued", sum(len(found) for found in memo.queues.values())),
+        ("failures", len(memo.failures)),
+        *memo.recorder.entries(),
+    ]
+    for source in ENTRY_SOURCES:
+        held += source(memo)
+    return held
 
 
 class FieldSelectedInformer(cache.Informer):

@@ -107,6 +107,13 @@ def fence_admissions(memo: kopf.Memo) -> None:
     memo.clusters.configure(site_calls=memo.config.site_calls, list_cap=memo.config.site_list_cap)
 
 
+@startup.entries_source
+def admissions(memo: kopf.Memo) -> list[tuple[str, int]]:
+    """Site admissions not yet in a status, and the sites' wake keys, for
+    govcloud_operator_entries."""
+    return [("site_admissions", placement.ADMISSIONS.size()), ("sites_seen", len(_seen(memo)))]
+
+
 @startup.on_activate
 def look_at_every_site(memo: kopf.Memo) -> None:
     _seen(memo).clear()

@@ -146,9 +146,13 @@ class ServerClock:
 
 # -- sub-centers: one bounded LIST of ResourceQuotas per site per tick ----------------------
 
-SITE_READ_TIMEOUT = 5.0  # seconds a tick waits for all its sites together
+SITE_READ_TIMEOUT = 5.0  # seconds after which an unanswered site read makes its tenants unread
+SITE_READ_WAIT = 1.0  # seconds a tick waits for the site reads it started
 SITE_RETRY_SECONDS = 2.0  # transient errors of one site read are retried this long
 QUOTA_SELECTOR = f"{constants.LABEL_MANAGED_BY}={constants.MANAGED_BY},{constants.LABEL_TENANT}"
+
+
+_Answer = tuple[datetime, list[dict[str, Any]]]  # when a site answered, and what it listed
 
 
 class SiteError(RuntimeError):
@@ -198,11 +202,15 @@ def quotas_of(items: Iterable[Mapping[str, Any]], tenants: Iterable[str]) -> lis
 
 
 class SiteReader:
-    """Reads every site's ResourceQuotas at once, on its own threads, within a deadline.
+    """Reads every site's ResourceQuotas on its own threads; a tick never waits long for them.
 
-    A read still running from an earlier tick is not started again (at most one thread per
-    site is ever held by a site that does not answer); its tenants count as unreadable until
-    it has finished. A read that answers after the deadline is dropped.
+    A tick starts a read of each site that has none running and waits at most `wait` for the
+    reads it started (a site that answers at once is billed in the same tick). A read that
+    answers later is taken by the next tick, as of when it answered; one still unanswered
+    `timeout` after it started makes its site's tenants unreadable (not billed) from its start
+    until a read answers in time; one that answers after `timeout` is dropped. A read still
+    running is never started again: at most one thread per site is ever held by a site that
+    does not answer, and a frozen site delays no tick by more than `wait`, once.
     """
 
     def __init__(
@@ -212,39 +220,62 @@ class SiteReader:
         executor: concurrent.futures.Executor,
         timeout: float = SITE_READ_TIMEOUT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wait: float = SITE_READ_WAIT,
     ) -> None:
         self.hub = hub
         self.registry = registry
         self.executor = executor
         self.timeout = timeout
+        self.wait = wait
         self.clock = clock
         self._lock = threading.Lock()
-        self._running: dict[str, concurrent.futures.Future[list[Manifest]]] = {}
+        self._running: dict[str, tuple[datetime, concurrent.futures.Future[_Answer]]] = {}
 
-    def read(self, sites: Mapping[str, list[str]]) -> dict[str, SiteRead]:
-        found: dict[str, SiteRead] = {}
-        started: dict[str, tuple[datetime, concurrent.futures.Future[list[Manifest]]]] = {}
-        for site in sorted(sites):
-            with self._lock:
-                running = self._running.get(site)
-                if running is not None and not running.done():
-                    found[site] = SiteRead(
-                        site, self.clock(), None, "an earlier read has not answered yet"
-                    )
-                    continue
-                at = self.clock()
-                future = self.executor.submit(self._list, site)
-                self._running[site] = future
-            started[site] = (at, future)
-        concurrent.futures.wait([future for _, future in started.values()], self.timeout)
-        for site, (at, future) in started.items():
-            if not future.done():
-                found[site] = SiteRead(site, at, None, f"no answer within {self.timeout:g}s")
-            elif (error := future.exception()) is not None:
-                found[site] = SiteRead(site, at, None, str(error) or type(error).__name__)
-            else:
-                found[site] = SiteRead(site, at, quotas_of(future.result(), sites[site]))
+    def read(self, sites: Mapping[str, list[str]]) -> list[SiteRead]:
+        """What was learnt of the sites since the last tick, oldest first: reads that answered
+        since, reads gone unanswered too long, then this tick's reads that answered within
+        `wait`. A site whose read is pending (and not late) has no news: its tenants keep the
+        usage last read."""
+        found = [read for site in sorted(sites) if (read := self._outcome(site, sites[site]))]
+        started = [site for site in sorted(sites) if self._start(site)]
+        with self._lock:
+            fresh = [self._running[site][1] for site in started]
+        if fresh:
+            concurrent.futures.wait(fresh, self.wait)
+        found += [read for site in started if (read := self._outcome(site, sites[site]))]
         return found
+
+    def _start(self, site: str) -> bool:
+        """Start a read of `site` unless one is still running; whether one was started."""
+        with self._lock:
+            if site in self._running:
+                return False
+            self._running[site] = (self.clock(), self.executor.submit(self._answer, site))
+            return True
+
+    def _outcome(self, site: str, tenants: list[str]) -> SiteRead | None:
+        with self._lock:
+            running = self._running.get(site)
+            if running is None:
+                return None
+            at, future = running
+            if not future.done():
+                if (self.clock() - at).total_seconds() < self.timeout:
+                    return None
+                return SiteRead(site, at, None, f"no answer within {self.timeout:g}s")
+            del self._running[site]
+        error = future.exception()
+        if error is not None:
+            return SiteRead(site, at, None, str(error) or type(error).__name__)
+        answered, items = future.result()
+        if (answered - at).total_seconds() >= self.timeout:
+            # Its tenants were unreadable from `at`; what it says now is not billed backwards.
+            return SiteRead(site, at, None, f"answered after {self.timeout:g}s; read again")
+        return SiteRead(site, answered, quotas_of(items, tenants))
+
+    def _answer(self, site: str) -> _Answer:
+        items = self._list(site)
+        return self.clock(), items
 
     def _list(self, site: str) -> list[Manifest]:
         body = self.hub.get(constants.API_VERSION, "SubCenter", site)
@@ -265,16 +296,17 @@ class SiteReader:
 
 
 def feed_sites(
-    cache: usage.UsageCache, reads: Mapping[str, SiteRead], sites: Mapping[str, list[str]]
+    cache: usage.UsageCache, reads: Iterable[SiteRead], sites: Mapping[str, list[str]]
 ) -> list[str]:
-    """Put what each site read found into the cache; the sites that could not be read."""
+    """Put what each site read found into the cache, in order; the sites that could not be
+    read."""
     unreadable = []
-    for site, read in sorted(reads.items()):
+    for read in reads:
         if read.quotas is None:
-            cache.unreachable(sites.get(site, []), read.at)
-            unreadable.append(f"{site}: {read.error}")
+            cache.unreachable(sites.get(read.site, []), read.at)
+            unreadable.append(f"{read.site}: {read.error}")
         else:
-            cache.sync_cluster(site, read.quotas, sites.get(site, []), read.at)
+            cache.sync_cluster(read.site, read.quotas, sites.get(read.site, []), read.at)
     return unreadable
 
 

@@ -212,6 +212,11 @@ class Admissions:
             for key in [key for key in self._grown if key[0] == site_name]:
                 del self._grown[key]
 
+    def size(self) -> int:
+        """Admissions and growths remembered (not yet in a status), over every site."""
+        with self._guard:
+            return sum(len(admitted) for admitted in self._admitted.values()) + len(self._grown)
+
     def admitted(self, site_name: str) -> frozenset[str]:
         with self._guard:
             return self._admitted.get(site_name, frozenset())

@@ -30,6 +30,10 @@ class Coalescer:
             return
         self._running[key] = asyncio.get_running_loop().create_task(self._drain(key))
 
+    def __len__(self) -> int:
+        """Keys with a pass running or queued."""
+        return len(self._running)
+
     async def wait_idle(self) -> None:
         while self._running:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (kind, object key)
+_HEAP_SLACK = 64
 Fire = Callable[[Key], None]
 
 
@@ -48,6 +49,11 @@ class Scheduler:
 
     def cancel(self, key: Key) -> None:
         self._due.pop(key, None)
+        # Cancelled entries stay in the heap until due: rebuild it once they outnumber the
+        # live ones, so its memory follows the objects that exist, not those that churned.
+        if len(self._heap) > 2 * len(self._due) + _HEAP_SLACK:
+            self._heap = [(*entry, key) for key, entry in self._due.items()]
+            heapq.heapify(self._heap)
 
     def due_in(self, key: Key) -> float | None:
         """Seconds until `key` is due (negative when overdue); None when nothing is planned."""
@@ -56,6 +62,10 @@ class Scheduler:
 
     def __len__(self) -> int:
         return len(self._due)
+
+    def heap_size(self) -> int:
+        """Entries in the heap, cancelled and replaced ones included (bounded by ``cancel``)."""
+        return len(self._heap)
 
     def pop_due(self) -> list[Key]:
         """Every key whose time has come, each once, removed from the schedule."""

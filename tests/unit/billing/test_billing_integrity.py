@@ -371,3 +371,19 @@ def test_a_new_report_takes_the_plain_name_unless_another_tenant_holds_it(name: 
     assert metering.new_report_name(new, period, [f"{name}-{JANUARY}"]) == (
         f"{name}-{JANUARY}-{NEW_UID}"
     )
+
+
+def test_without_ticks_a_deleted_tenant_is_forgotten_once_nothing_can_bill_it() -> None:
+    """No RateCard, no ticks: churn must not grow the cache either (forget_if_gone, called
+    when a deleted tenant's CloudTenant or last quota goes)."""
+    cache = usage.UsageCache()
+    observe(cache, "kept", "1", at(0))
+    observe(cache, "gone", "1", at(0))
+    assert not cache.forget_if_gone("gone")  # its quota is still there
+    cache.remove("gone-app", "govcloud-quota", at(1))
+    cache.metered("metered", at(1))
+    observe(cache, "metered", "1", at(0))
+    cache.remove("metered-app", "govcloud-quota", at(1))
+    assert cache.forget_if_gone("gone")
+    assert not cache.forget_if_gone("metered")  # a tick must still write its report
+    assert cache.tenants() == {"kept", "metered"}

@@ -112,11 +112,24 @@ def test_placed_sites_and_their_quotas_come_from_the_tenants_status_and_labels()
     ]
 
 
-class SlowReader(metering.SiteReader):
-    """A site `silent` never answers; `fast` answers at once."""
+class Clock:
+    """A wall clock the test moves by hand."""
 
-    def __init__(self, executor: concurrent.futures.Executor) -> None:
-        super().__init__(None, None, executor, timeout=1.5)  # type: ignore[arg-type]
+    def __init__(self) -> None:
+        self.at = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+class SlowReader(metering.SiteReader):
+    """A site `silent` answers once `release` is set; `fast` answers at once."""
+
+    def __init__(self, executor: concurrent.futures.Executor, clock: Clock) -> None:
+        super().__init__(None, None, executor, timeout=1.0, clock=clock, wait=0.2)  # type: ignore[arg-type]
         self.release = threading.Event()
         self.started: list[str] = []
 
@@ -135,25 +148,70 @@ class SlowReader(metering.SiteReader):
             }
         ]
 
+    def settle(self, site: str) -> None:
+        """Until the read of `site` that is running has answered."""
+        future = self._running[site][1]
+        concurrent.futures.wait([future], timeout=10)
+        assert future.done()
 
-def test_a_site_that_never_answers_costs_one_bounded_wait_and_one_thread() -> None:
+
+def _by_site(reads: list[metering.SiteRead]) -> dict[str, list[metering.SiteRead]]:
+    found: dict[str, list[metering.SiteRead]] = {}
+    for read in reads:
+        found.setdefault(read.site, []).append(read)
+    return found
+
+
+def test_a_site_that_never_answers_delays_a_tick_once_by_the_short_wait_and_holds_one_thread() -> (
+    None
+):
+    clock = Clock()
     with concurrent.futures.ThreadPoolExecutor(4) as executor:
-        reader = SlowReader(executor)
+        reader = SlowReader(executor, clock)
         try:
             started = time.monotonic()
-            reads = reader.read({"fast": ["a"], "silent": ["s"]})
-            assert 1.5 <= time.monotonic() - started < 5
-            assert reads["fast"].quotas == [
+            reads = _by_site(reader.read({"fast": ["a"], "silent": ["s"]}))
+            assert time.monotonic() - started < 0.9  # the short wait, not the timeout
+            assert reads["fast"][0].quotas == [
                 usage.Quota("a-app", "q", "a", {}, {"requests.cpu": "1"})
             ]
-            assert reads["silent"].quotas is None
-            assert "no answer within 1.5s" in reads["silent"].error
-            # The next tick does not wait for it again, nor start a second read of it.
+            assert "silent" not in reads  # pending, not late: no news, its usage holds
+            # The next tick waits only for the fast site, and starts no second read.
             started = time.monotonic()
-            again = reader.read({"fast": ["a"], "silent": ["s"]})
-            assert time.monotonic() - started < 1.4  # only the fast site is waited for
-            assert again["silent"].quotas is None
-            assert "earlier read has not answered" in again["silent"].error
+            again = _by_site(reader.read({"fast": ["a"], "silent": ["s"]}))
+            assert time.monotonic() - started < 0.15
+            assert "silent" not in again
+            assert again["fast"][0].quotas
+            clock.advance(1.5)
+            late = _by_site(reader.read({"fast": ["a"], "silent": ["s"]}))
+            assert late["silent"][0].quotas is None
+            assert "no answer within 1s" in late["silent"][0].error
+            assert late["silent"][0].at == clock.at - timedelta(seconds=1.5)  # since it started
             assert reader.started.count("silent") == 1
+            # Answering after the timeout bills nothing backwards; it is read again at once.
+            reader.release.set()
+            reader.settle("silent")
+            after = _by_site(reader.read({"silent": ["a"]}))["silent"]
+            assert after[0].quotas is None
+            assert "answered after 1s" in after[0].error
+            assert after[1].quotas
+            assert reader.started.count("silent") == 2
+        finally:
+            reader.release.set()
+
+
+def test_a_read_answering_after_the_wait_is_taken_by_the_next_tick_as_of_its_answer() -> None:
+    clock = Clock()
+    with concurrent.futures.ThreadPoolExecutor(2) as executor:
+        reader = SlowReader(executor, clock)
+        try:
+            assert reader.read({"silent": ["a"]}) == []
+            clock.advance(0.5)
+            reader.release.set()
+            reader.settle("silent")
+            clock.advance(2)  # the next tick, later than the timeout after the read started
+            reads = reader.read({"silent": ["a"]})
+            assert [read.at for read in reads] == [clock.at - timedelta(seconds=2), clock.at]
+            assert all(read.quotas for read in reads)
         finally:
             reader.release.set()

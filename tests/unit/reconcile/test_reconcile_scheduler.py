@@ -124,3 +124,18 @@ def test_jitter_spreads_within_bounds() -> None:
     values = {scheduler.jittered(60.0) for _ in range(200)}
     assert all(54.0 <= value <= 66.0 for value in values)
     assert len(values) > 1
+
+
+def test_cancelled_entries_do_not_keep_the_heap_growing_with_churn() -> None:
+    clock = Clock()
+    plan = scheduler.Scheduler(clock)
+    plan.at(("CloudTenant", "stays"), 600)
+    for round_ in range(50):
+        for index in range(100):
+            key = ("CloudTenant", f"churn-{round_}-{index}")
+            plan.at(key, 600)  # a resync far ahead, then the tenant is deleted
+            plan.cancel(key)
+    assert len(plan) == 1
+    assert plan.heap_size() <= 2 * len(plan) + 64
+    clock.now += 600
+    assert plan.pop_due() == [("CloudTenant", "stays")]
