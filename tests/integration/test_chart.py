@@ -1003,6 +1003,8 @@ def test_guard_admits_what_the_operator_really_writes(release: Release) -> None:
         spec,
         platform_namespaces=["monitoring"],
         allocation=quotas.allocate(spec.quota, names, {}),
+        # Its bills: a report of a month, and one named with its UID (a re-created tenant's).
+        reports=[f"{tenant}-2027-01", f"{tenant}-2027-02-0f0e0d0c-0000-4000-8000-000000000001"],
     )
     kubectl("create", "namespace", legacy)
     try:
@@ -1048,6 +1050,54 @@ def test_guard_admits_what_the_operator_really_writes(release: Release) -> None:
         kubectl.run("delete", "namespace", *names, "--wait=false")
         for manifest in wanted.cluster_scoped:
             kubectl.run("delete", manifest["kind"].lower(), manifest["metadata"]["name"])
+
+
+def self_view(tenant: str, rules: list[Manifest]) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {
+            "name": f"govcloud:tenant:{tenant}:self-view",
+            "labels": {**OPERATOR_LABELS, "govcloud.io/tenant": tenant},
+        },
+        "rules": rules,
+    }
+
+
+def read_rule(resource: str, *names: str) -> Manifest:
+    return {
+        "apiGroups": ["govcloud.io"],
+        "resources": [resource],
+        "resourceNames": list(names),
+        "verbs": ["get", "list", "watch"],
+    }
+
+
+def test_guard_refuses_a_self_view_naming_another_tenants_bills_or_plans(
+    release: Release,
+) -> None:
+    """A stolen operator token may write tenant x's self-view, and bind it to its members;
+    it must not thereby read tenant x-b's UsageReports or ResourcePlans (their names start with
+    "x-" too), nor, with a tenant label that is a pattern, anyone's."""
+    own = as_operator(
+        release,
+        self_view(
+            "x", [read_rule("usagereports", "x-2027-01"), read_rule("resourceplans", "x-2027")]
+        ),
+    )
+    assert own.returncode == 0, own.stderr
+    try:
+        for rules in (
+            [read_rule("usagereports", "x-2027-01", "x-b-2027-01")],
+            [read_rule("usagereports", "x-2027-01-not-a-uid")],
+            [read_rule("resourceplans", "x-b-2027")],
+        ):
+            result = as_operator(release, self_view("x", rules))
+            assert refused_by_guard(result), (rules, result.stdout + result.stderr)
+        wildcard = as_operator(release, self_view("x.b", [read_rule("resourceplans", "xzb-2027")]))
+        assert refused_by_guard(wildcard), wildcard.stdout + wildcard.stderr
+    finally:
+        release.kubectl.run("delete", "clusterrole", "govcloud:tenant:x:self-view")
 
 
 def test_switching_the_guard_off_is_loud(hub: cluster.ControlPlane, crds: None) -> None:

@@ -196,7 +196,23 @@ def settled_after_upgrade(kubectl: testing.Kubectl, world: World) -> bool:
         wanted = "Error" if name == world.huge else "Active"
         if status.get("phase") != wanted:
             return False
+        if not billed_and_readable(kubectl, name, status, world):
+            return False
     return world.migration_phase() == "AwaitingApproval"
+
+
+def billed_and_readable(
+    kubectl: testing.Kubectl, name: str, status: dict[str, Any], world: World
+) -> bool:
+    """New in this release: metering shows the bill in status.billing, and (for a tenant the
+    operator reconciles) its self-view names the report, before the quiet window is counted."""
+    report = (status.get("billing") or {}).get("report")
+    if not report:
+        return False
+    if name == world.huge:
+        return True
+    role = kubectl.get("clusterrole", f"govcloud:tenant:{name}:self-view") or {}
+    return any(report in (rule.get("resourceNames") or []) for rule in role.get("rules") or [])
 
 
 def passes_after(new: testing.OperatorProcess, world: World, since: float) -> str:
@@ -370,13 +386,19 @@ def assert_writes_needed(first: Any, world: World) -> None:
 
 def needed_after_upgrade(key: tuple[str, str, str, str], world: World) -> bool:
     """Measured: an Event (the InvalidSpec warning), one status write of the tenant beyond the
-    new bound, and metering's writes; the other tenants, their namespaces, quotas, limits,
-    policies, bindings and roles, the plan and the migration are not written at all."""
+    new bound, metering's writes (reports, and status.billing of each tenant), the self-view
+    roles naming the reports, and the new namespace label; the tenants' quotas, limits,
+    policies and bindings, the plan and the migration are not written at all."""
     verb, resource, _, name = key
     if resource == "leases" or (verb, resource) == ("create", "events"):
         return True  # leader election (a Lease now instead of kopf peering) and Events
     if (verb, resource) == ("patch", "cloudtenants/status"):
-        return name == world.huge  # Error/InvalidSpec: its quota is beyond the new bound
+        # Error/InvalidSpec for the tenant whose quota is beyond the new bound; and the new
+        # status.billing metering writes for every tenant it meters.
+        return name in world.names
+    if (verb, resource) == ("patch", "clusterroles"):
+        # The self-view now names the tenant's reports (members read their own bills).
+        return name in {f"govcloud:tenant:{tenant}:self-view" for tenant in world.names}
     if (verb, resource) == ("patch", "namespaces"):
         return name in world.quota_labelled  # the new govcloud.io/quota label, once each
     # Metering goes on: each tick's accrual of the world's reports, and the close of any

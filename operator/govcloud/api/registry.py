@@ -80,6 +80,9 @@ CLOUDTENANT = Kind(
             "Memory", "string", ".status.usage.memory", "Memory used/hard of the tenant quota."
         ),
         PrinterColumn("Phase", "string", ".status.phase", "Lifecycle phase."),
+        PrinterColumn(
+            "Charge", "string", ".status.billing.charge", "Charge to date this month (whole units)."
+        ),
         AGE,
         PrinterColumn("Unit", "string", ".spec.unit.code", "Unit code.", priority=1),
         PrinterColumn("Suspended", "boolean", ".spec.suspended", "Suspended.", priority=1),

@@ -8,7 +8,8 @@ one. The bindings that are no longer wanted are pruned by label.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from govcloud import constants
@@ -23,6 +24,7 @@ ROLE_VIEW = "view"
 SELF_VIEW_VERBS = ("get", "list", "watch")
 FILE_PLAN_VERB = "fileplan"
 RESOURCEPLAN_PLURAL = "resourceplans"
+USAGEREPORT_PLURAL = "usagereports"
 
 Subject = dict[str, str]
 
@@ -118,8 +120,21 @@ def role_bindings(
     ]
 
 
-def self_view_role(tenant: str, namespaces: Iterable[str]) -> meta.Manifest:
-    """A ClusterRole to read the tenant's own CloudTenant, namespaces and ResourcePlans.
+def own_reports(tenant: str, uid: str, names: Iterable[Any]) -> list[str]:
+    """Of `names` (status.billing.reports), those that can only be this tenant's UsageReports:
+    ``<tenant>-<YYYY-MM>``, or ``<tenant>-<YYYY-MM>-<uid>`` with this tenant's own UID (never
+    another UID: a report of an earlier tenant of the same name is not its members' to read).
+    """
+    suffix = f"(-{re.escape(uid)})?" if uid else ""
+    pattern = re.compile(rf"{re.escape(tenant)}-[0-9]{{4}}-[0-9]{{2}}{suffix}")
+    return sorted({name for name in names if isinstance(name, str) and pattern.fullmatch(name)})
+
+
+def self_view_role(
+    tenant: str, namespaces: Iterable[str], reports: Sequence[str] = ()
+) -> meta.Manifest:
+    """A ClusterRole to read the tenant's own CloudTenant, namespaces, ResourcePlans and
+    UsageReports (`reports`: from ``own_reports``).
 
     ``resourceNames`` authorizes ``get`` directly. For ``list`` and ``watch`` the API server
     only applies resourceNames when the request carries ``fieldSelector=metadata.name=<name>``
@@ -144,8 +159,17 @@ def self_view_role(tenant: str, namespaces: Iterable[str]) -> meta.Manifest:
             "verbs": list(SELF_VIEW_VERBS),
         }
     )
+    # An empty resourceNames list would mean "every one", so no names means no rule.
+    if reports:
+        rules.append(
+            {
+                "apiGroups": [constants.GROUP],
+                "resources": [USAGEREPORT_PLURAL],
+                "resourceNames": sorted(set(reports)),
+                "verbs": list(SELF_VIEW_VERBS),
+            }
+        )
     names = sorted(set(namespaces))
-    # An empty resourceNames list would mean "every namespace", so no names means no rule.
     if names:
         rules.append(
             {
@@ -215,13 +239,16 @@ def plan_filer_binding(tenant: str, spec: cloudtenant.CloudTenantSpec) -> meta.M
 
 
 def cluster_scoped(
-    tenant: str, spec: cloudtenant.CloudTenantSpec, namespaces: Iterable[str]
+    tenant: str,
+    spec: cloudtenant.CloudTenantSpec,
+    namespaces: Iterable[str],
+    reports: Sequence[str] = (),
 ) -> list[meta.Manifest]:
     """The tenant's cluster-scoped RBAC objects: self-view and plan-filer roles and bindings."""
     binding = self_view_binding(tenant, spec)
     filer = plan_filer_binding(tenant, spec)
     return [
-        self_view_role(tenant, namespaces),
+        self_view_role(tenant, namespaces, reports),
         *([binding] if binding else []),
         plan_filer_role(tenant),
         *([filer] if filer else []),

@@ -47,8 +47,10 @@ def build(
     *,
     platform_namespaces: Sequence[str],
     allocation: quotas.Allocation,
+    reports: Sequence[str] = (),
 ) -> DesiredTenant:
-    """Build every object of the tenant; raises ``meta.SpecError`` for specs that cannot work."""
+    """Build every object of the tenant; raises ``meta.SpecError`` for specs that cannot work.
+    ``reports``: the tenant's UsageReports its members may read (``rbac.own_reports``)."""
     names = namespace_names(tenant, spec)
     return DesiredTenant(
         namespaces=tuple(namespaces.build_all(tenant, spec)),
@@ -57,7 +59,7 @@ def build(
             for name in names
             for manifest in namespaced_objects(tenant, spec, name, platform_namespaces)
         ),
-        cluster_scoped=tuple(rbac.cluster_scoped(tenant, spec, names)),
+        cluster_scoped=tuple(rbac.cluster_scoped(tenant, spec, names, reports)),
         quotas=tuple(quota_objects(tenant, names, allocation)),
     )
 

@@ -335,6 +335,7 @@ class Metered:
 
     accrued: accrual.Report
     written: accrual.Report
+    name: str = ""  # the report's
 
 
 class ReportExistsError(RuntimeError):
@@ -505,9 +506,50 @@ def meter_tenant(context: Context, tenant: Mapping[str, Any]) -> Metered | None:
     # Only what was written is forgotten: a skipped interval is accrued by a later tick.
     context.cache.trim(name, report.written.last_sample)
     context.cache.metered(name, context.now)
+    show_bill(context, tenant, period, report)
     with context.result.lock:
         context.result.usage[name] = snapshot(report.written, tier, period)
     return report
+
+
+def billing_status(
+    tenant: Mapping[str, Any], period: periods.Period, report: Metered, currency: str
+) -> dict[str, Any]:
+    """status.billing of the tenant: this month's charge as written in its report, in whole
+    units (so it is rewritten about once per unit, not every tick), and the reports its
+    members may read (the latest MAX_BILLED_REPORTS)."""
+    known = ((tenant.get("status") or {}).get("billing") or {}).get("reports") or []
+    prefix = len(str(tenant["metadata"]["name"])) + 1
+    # By month (<tenant>-YYYY-MM[-uid]), then name.
+    reports = sorted(
+        {*(str(item) for item in known), report.name}, key=lambda item: (item[prefix:][:7], item)
+    )
+    whole = int(report.written.total)  # rounded down: never shows more than is billed
+    return {
+        "period": period.name,
+        "charge": f"{whole} {currency}",
+        "report": report.name,
+        "reports": reports[-cloudtenant.MAX_BILLED_REPORTS :],
+    }
+
+
+def show_bill(
+    context: Context, tenant: Mapping[str, Any], period: periods.Period, report: Metered
+) -> None:
+    """Write status.billing of the tenant when it changed (a best effort: the report is the
+    bill; a failure is said in the tick's errors and tried again next tick)."""
+    if not report.name:
+        return
+    wanted = billing_status(tenant, period, report, context.table.currency)
+    if ((tenant.get("status") or {}).get("billing") or {}) == wanted:
+        return
+    name = str(tenant["metadata"]["name"])
+    try:
+        context.hub.patch_status(constants.API_VERSION, "CloudTenant", name, {"billing": wanted})
+    except client.ApiError as error:
+        if error.status != 404:  # a tenant deleted meanwhile has no status to show
+            with context.result.lock:
+                context.result.errors.append(f"{name}: status.billing not written: {error}")
 
 
 def conflict(result: TickResult, name: str, error: client.ApiError) -> None:
@@ -721,18 +763,19 @@ class Meter:
             status = body.get("status") or {}
             written = accrual.from_status(status, default_start=self.now)
             if status.get("closed"):
-                return Metered(written, written)
+                return Metered(written, written, str(body["metadata"]["name"]))
             force = self.force
+        name = str(body["metadata"]["name"])
         state = accrual.accrue(written, points, self.end, self.table, self.tier)
         if state is written and not force:
-            return Metered(state, written)
+            return Metered(state, written, name)
         new = self._status(body, state, period)
         if not force and not checkpoint.reason(
             body.get("status") or {}, new, written, points, self.table, self.end, self.context.every
         ):
-            return Metered(state, written)
+            return Metered(state, written, name)
         self._write(body, new)
-        return Metered(state, state)
+        return Metered(state, state, name)
 
     def _status(
         self,

@@ -240,6 +240,7 @@ def converge(
             tenant_namespaces.usable_only(name, spec, usable),
             platform_namespaces=settings.platform_namespaces,
             allocation=allocation,
+            reports=billed_reports(observed.tenant),
         )
     except (meta.SpecError, quantity.QuantityError, ValueError) as error:
         return refuse(hub, observed.tenant, str(error), now)
@@ -1010,6 +1011,15 @@ def decide_phase(spec: cloudtenant.CloudTenantSpec, wanted: Sequence[conditions.
     return cloudtenant.Phase.SUSPENDED.value if spec.suspended else cloudtenant.Phase.ACTIVE.value
 
 
+def billed_reports(tenant: Manifest) -> list[str]:
+    """The tenant's UsageReports metering listed in status.billing, that its members may read."""
+    billing = (tenant.get("status") or {}).get("billing") or {}
+    metadata = tenant.get("metadata") or {}
+    return rbac.own_reports(
+        str(metadata.get("name")), str(metadata.get("uid") or ""), billing.get("reports") or []
+    )
+
+
 def write_status(hub: client.Cluster, body: Manifest, status: Manifest) -> list[Event]:
     """Patch the status only when it differs from what is stored; a Warning for each condition
     whose news turned bad (each once: the next pass finds it stored)."""
@@ -1017,8 +1027,10 @@ def write_status(hub: client.Cluster, body: Manifest, status: Manifest) -> list[
     if all(current.get(key) == value for key, value in status.items()):
         return []
     patch = compare.merge_patch(current, status)
-    # status.migrations is written by the MigrationPlan reconciler; it is never cleared here.
+    # status.migrations is written by the MigrationPlan reconciler, status.billing by metering;
+    # they are never cleared here.
     patch.pop("migrations", None)
+    patch.pop("billing", None)
     hub.patch_status(constants.API_VERSION, tenant_types.KIND, body["metadata"]["name"], patch)
     return events.bad_news(current.get("conditions") or [], status.get("conditions") or [])
 

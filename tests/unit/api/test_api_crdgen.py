@@ -152,8 +152,8 @@ def test_cloudtenant_crd_names_and_columns() -> None:
 
     assert crd["spec"]["scope"] == "Cluster"
     assert crd["spec"]["names"]["shortNames"] == ["ct", "govtenant"]
-    assert columns[:8] == [
-        "Display", "Tier", "Level", "Namespaces", "CPU", "Memory", "Phase", "Age"
+    assert columns[:9] == [
+        "Display", "Tier", "Level", "Namespaces", "CPU", "Memory", "Phase", "Charge", "Age"
     ]  # fmt: skip
 
 

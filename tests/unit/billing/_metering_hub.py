@@ -21,6 +21,7 @@ class Hub:
         self.version = 0
         self.writes: list[tuple[str, dict[str, Any]]] = []
         self.lists: list[str | None] = []  # the label selector of each LIST of reports
+        self.bills: list[tuple[str, dict[str, Any]]] = []  # CloudTenant status.billing writes
 
     def list(
         self,
@@ -60,6 +61,8 @@ class Hub:
     ) -> dict[str, Any]:
         if kind == "RateCard":
             return {}
+        if kind == "CloudTenant":
+            return self._tenant_status(name, status)
         body = self.reports[name]
         assert body["metadata"]["resourceVersion"] == resource_version
         assert not (body.get("status") or {}).get("closed"), f"{name} changed after closing"
@@ -68,6 +71,14 @@ class Hub:
         body["metadata"]["resourceVersion"] = str(self.version)
         self.writes.append((name, copy.deepcopy(body["status"])))
         return copy.deepcopy(body)
+
+    def _tenant_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        for found in self.tenants:
+            if found["metadata"]["name"] == name:
+                found["status"] = {**(found.get("status") or {}), **without_nulls(status)}
+                self.bills.append((name, copy.deepcopy(status)))
+                return copy.deepcopy(found)
+        raise client.ApiError(f'cloudtenants "{name}" not found', 404, "NotFound")
 
     def writes_of(self, name: str) -> list[dict[str, Any]]:
         return [status for written, status in self.writes if written == name]

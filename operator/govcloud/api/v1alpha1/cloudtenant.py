@@ -30,6 +30,7 @@ MAX_QUOTA_ENTRIES = 32
 MAX_LIMIT_ENTRIES = 16
 MAX_PEERS = 32
 MAX_SELECTOR_LABELS = 16
+MAX_BILLED_REPORTS = 24  # UsageReports named in status.billing.reports (two years)
 
 TENANT_NAME_PATTERN = rf"^[a-z0-9]([-a-z0-9]{{0,{MAX_TENANT_NAME_LENGTH - 2}}}[a-z0-9])?$"
 TENANT_NAME_RE = re.compile(TENANT_NAME_PATTERN)
@@ -762,6 +763,29 @@ class MigrationRollup(Model):
     )
 
 
+class BillingStatus(Model):
+    """This month's bill at a glance, written by metering; the exact figures are in the
+    UsageReports, which the tenant's members may read by the names listed here."""
+
+    period: str | None = Field(default=None, description="The month billed, e.g. 2026-12.")
+    charge: str | None = Field(
+        default=None,
+        description=(
+            "Charge to date for the month in whole units of the currency, e.g. 123 CNY (rounded"
+            " down; rewritten when it passes the next whole unit)."
+        ),
+    )
+    report: str | None = Field(default=None, description="The month's UsageReport.")
+    reports: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_BILLED_REPORTS,
+        description=(
+            "The tenant's UsageReports its members may read (kubectl get usagereport <name>),"
+            " the latest 24 months."
+        ),
+    )
+
+
 class CloudTenantStatus(Model):
     """The observed state of the tenant, written by the operator."""
 
@@ -784,3 +808,4 @@ class CloudTenantStatus(Model):
     migrations: MigrationRollup | None = Field(
         default=None, description="Written by the MigrationPlan reconciler."
     )
+    billing: BillingStatus | None = Field(default=None, description="Written by metering.")
