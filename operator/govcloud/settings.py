@@ -141,6 +141,16 @@ class Settings(BaseSettings):
             " one, at the starter allowance."
         ),
     )
+    plan_grace_days: float = Field(
+        default=31.0,
+        ge=0,
+        le=366,
+        description=(
+            "With requireApprovedPlan: days into a year during which a tenant without an approved"
+            " plan for it keeps last year's approved cap (WithinPlan=False, LastYearsPlan)"
+            " instead of dropping to the starter allowance; 0 turns the grace off."
+        ),
+    )
     starter_allowance: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: {
             "requests.cpu": "2",

@@ -56,6 +56,10 @@ def billing_operator(
             "GOVCLOUD_METERING_CHECKPOINT_SECONDS": "0",
             "GOVCLOUD_REQUIRE_APPROVED_PLAN": "true",
             "GOVCLOUD_STARTER_ALLOWANCE": STARTER,
+            # The whole year is the grace period: last year's approved plan still caps a
+            # tenant without this year's (test_resourceplan.py; none of the other tests files
+            # a plan for last year).
+            "GOVCLOUD_PLAN_GRACE_DAYS": "366",
         },
     ).start()
     try:

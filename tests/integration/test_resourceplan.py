@@ -208,6 +208,41 @@ def test_a_department_files_its_plan_and_only_an_approver_decides_as_itself(
         frozen = patch_plan(admin, plan_name, lines(("ecs.2c4g", 9)))
         assert frozen.returncode != 0
         assert "approved and frozen" in frozen.stderr
+        # Reopened and decided again: every decision stays on record, in order, for good.
+        reopened = patch_plan(approver, plan_name, json.dumps({"spec": {"decision": None}}))
+        assert reopened.returncode == 0, reopened.stderr
+        testing.eventually(
+            lambda: (
+                ((kubectl.get("resourceplan", plan_name) or {}).get("status") or {})
+                .get("review", {})
+                .get("state")
+                == "Pending"
+            ),
+            what="the plan reopened",
+        )
+        read = generation_of(approver, plan_name)
+        rejected = patch_plan(
+            approver, plan_name, decide("Rejected", "li.approver", generation=read)
+        )
+        assert rejected.returncode == 0, rejected.stderr
+
+        def recorded() -> list[tuple[str, str | None]]:
+            body = kubectl.get("resourceplan", plan_name) or {}
+            history = (body.get("status") or {}).get("history") or []
+            found = [(item["state"], item.get("by")) for item in history]
+            return found if len(found) == 3 else []
+
+        assert testing.eventually(recorded, what="three decisions on record") == [
+            ("Approved", "li.approver"),
+            ("Pending", None),
+            ("Rejected", "li.approver"),
+        ]
+        wiped = kubectl.run(
+            "patch", "resourceplan", plan_name, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"history": []}}),
+        )  # fmt: skip
+        assert wiped.returncode != 0
+        assert "append-only" in wiped.stderr
     finally:
         kubectl.run("delete", "resourceplan", plan_name, "--wait=false")
 
@@ -248,6 +283,58 @@ def test_the_approved_plan_caps_the_tenant_and_without_one_the_starter_allowance
     assert total <= 6
     kubectl.run("delete", "resourceplan", plan_name, "--wait=false")
     testing.eventually(lambda: within("NoApprovedPlan"), what="back to the starter allowance")
+
+
+def test_at_the_turn_of_the_year_last_years_approved_plan_caps_until_the_grace_ends(
+    kubectl: testing.Kubectl, operator_b: testing.OperatorProcess, tenants: Any, rate_card: Any
+) -> None:
+    """Without this year's approved plan, the tenant keeps last year's cap (not the starter
+    allowance) during the grace period, with a Warning. The test operator's grace period is
+    the whole year (GOVCLOUD_PLAN_GRACE_DAYS=366), so "now" is in it whatever the date."""
+    name = tenants.create(
+        "grace", quota={"requests.cpu": "8", "requests.memory": "16Gi", "pods": "20"}
+    )
+    last_plan = f"{name}-{THIS_YEAR - 1}"
+    kubectl.apply(plan(name, THIS_YEAR - 1, {"offering": "ecs.2c4g", "count": 3, "reason": "平台"}))
+    try:
+        approver = kubectl.impersonate("li.approver", APPROVERS)
+        read = generation_of(approver, last_plan)
+        approved = patch_plan(
+            approver, last_plan, decide("Approved", "li.approver", generation=read)
+        )
+        assert approved.returncode == 0, approved.stderr
+
+        def grace() -> dict[str, Any] | None:
+            found = tenants.condition(name, "WithinPlan")
+            return found if found.get("reason") == "LastYearsPlan" else None
+
+        condition = testing.eventually(grace, what="last year's plan in the grace period")
+        assert condition["status"] == "False"
+        assert f"no approved ResourcePlan {name}-{THIS_YEAR} yet" in condition["message"]
+        assert f"{last_plan} applies until" in condition["message"]
+        testing.eventually(
+            lambda: (
+                tenants.get(name)["status"]["quota"]["hard"]
+                == {"requests.cpu": "6", "requests.memory": "12Gi", "pods": "20"}
+            ),
+            what="the tenant quota at last year's ceiling, not the starter allowance",
+        )
+        testing.eventually(
+            lambda: [
+                item
+                for item in kubectl.json(
+                    "get", "events", "-A", "--field-selector", f"involvedObject.name={name}"
+                )["items"]
+                if item["type"] == "Warning" and item["reason"] == "LastYearsPlan"
+            ],
+            what="a Warning that the department must file this year's plan",
+        )
+    finally:
+        kubectl.run("delete", "resourceplan", last_plan, "--wait=false")
+    testing.eventually(
+        lambda: tenants.condition(name, "WithinPlan").get("reason") == "NoApprovedPlan",
+        what="the starter allowance once last year's plan is gone",
+    )
 
 
 def test_only_a_tenants_admins_file_its_plans_and_its_members_only_read_them(

@@ -123,6 +123,35 @@ def effective_quota(
     return Cap(quota, "True", "WithinPlan", f"quota is within the approved ResourcePlan {plan}")
 
 
+def grace_quota(
+    spec_quota: Mapping[str, str],
+    last_year: Mapping[str, str],
+    *,
+    plan: str,
+    last_plan: str,
+    until: datetime,
+) -> Cap:
+    """At the turn of the year, before this year's plan is approved: last year's approved
+    ceiling still caps the quota until `until` (the grace period), instead of the starter
+    allowance; WithinPlan is False so the department sees (and is warned) that it must file."""
+    quota = effective_quota(spec_quota, last_year, plan=last_plan, starter={}).quota
+    capped = [
+        f"{resource} {value} -> {quota[resource]}"
+        for resource, value in sorted(spec_quota.items())
+        if quota[resource] != value
+    ]
+    return Cap(
+        quota,
+        "False",
+        "LastYearsPlan",
+        f"no approved ResourcePlan {plan} yet: last year's approved {last_plan} applies until"
+        f" {until.strftime('%Y-%m-%d %H:%M %Z').strip()} (grace period), then the starter"
+        " allowance"
+        + (f"; capped {', '.join(capped)}" if capped else "")
+        + ". File this year's plan and have it approved",
+    )
+
+
 def review(
     decision: resourceplan.Decision | None,
     previous: Mapping[str, Any] | None,
@@ -158,6 +187,40 @@ def review(
         "reason": decision.reason,
         "observedGeneration": previous.get("observedGeneration") if same else generation,
     }
+
+
+def history(
+    previous: Sequence[Mapping[str, Any]], review: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """status.history: `previous` with the decision `review` records appended when it is new
+    (a decision, or the plan reopened after one); never rewritten, at most MAX_HISTORY long."""
+    entries = [dict(item) for item in previous]
+    record = _record(review)
+    if record is None or len(entries) >= resourceplan.MAX_HISTORY:
+        return entries
+    last = entries[-1] if entries else None
+    if last is None and record["state"] == resourceplan.ReviewState.PENDING.value:
+        return entries  # filed and never decided: nothing to record yet
+    if last is not None and all(last.get(key) == record.get(key) for key in ("state", "by", "at")):
+        return entries
+    return [*entries, record]
+
+
+def _record(review: Mapping[str, Any]) -> dict[str, Any] | None:
+    state = review.get("state")
+    if state == resourceplan.ReviewState.PENDING.value:
+        since = review.get("pendingSince")
+        return {"state": state, "at": since} if since else None
+    if not review.get("decidedAt"):
+        return None
+    record = {
+        "state": state,
+        "by": review.get("decidedBy"),
+        "at": review["decidedAt"],
+        "generation": review.get("observedGeneration"),
+        "reason": review.get("reason"),
+    }
+    return {key: value for key, value in record.items() if value is not None}
 
 
 # -- the plan's apps and their MigrationPlans (a read-only link) ----------------------------

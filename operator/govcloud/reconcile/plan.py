@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pydantic
@@ -128,6 +128,7 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
         "ceiling": ceiling.hard,
         "currency": table.currency if table is not None else ratecard.CURRENCY,
         "review": review,
+        "history": plans.history(status.get("history") or [], review),
         "conditions": conditions.merge(
             status.get("conditions") or [], [ready, approved], generation, now
         ),
@@ -400,16 +401,40 @@ def approved_ceiling(hub: client.Cluster, tenant: str, year: int) -> dict[str, s
 def cap_for(
     hub: client.Cluster, tenant: str, spec_quota: dict[str, str], settings: Any, now: datetime
 ) -> plans.Cap | None:
-    """The tenant's effective quota when requireApprovedPlan is on; None when it is off."""
+    """The tenant's effective quota when requireApprovedPlan is on; None when it is off.
+
+    This year's approved plan caps it; without one, during the grace period at the start of
+    the year, last year's approved plan still does; else the starter allowance.
+    """
     if not (
         getattr(settings, "billing_enabled", False)
         and getattr(settings, "require_approved_plan", False)
     ):
         return None
-    year = periods.year_of(now, zone(settings))
+    tz = zone(settings)
+    year = periods.year_of(now, tz)
+    plan = resourceplan.plan_name(tenant, year)
+    approved = approved_ceiling(hub, tenant, year)
+    until = grace_end(year, settings, tz)
+    if approved is None and now < until:
+        last_year = approved_ceiling(hub, tenant, year - 1)
+        if last_year is not None:
+            return plans.grace_quota(
+                spec_quota,
+                last_year,
+                plan=plan,
+                last_plan=resourceplan.plan_name(tenant, year - 1),
+                until=until.astimezone(tz),
+            )
     return plans.effective_quota(
         spec_quota,
-        approved_ceiling(hub, tenant, year),
-        plan=resourceplan.plan_name(tenant, year),
+        approved,
+        plan=plan,
         starter=dict(getattr(settings, "starter_allowance", {}) or {}),
     )
+
+
+def grace_end(year: int, settings: Any, tz: Any) -> datetime:
+    """When last year's approved plan stops capping a tenant without this year's."""
+    days = float(getattr(settings, "plan_grace_days", 0.0) or 0.0)
+    return periods.Period(year, 1).start(tz) + timedelta(days=days)

@@ -230,3 +230,41 @@ def test_planned_apps_link_to_the_tenants_migration_plans_by_app_name() -> None:
     assert plans.link_migrations(planned[:1], []) == [
         {"app": "公交调度系统", "targetDate": "2027-06-30", "found": False}
     ]
+
+
+def _review(state: str, by: str = "", at: str = "", generation: int = 0) -> dict[str, object]:
+    if state == "Pending":
+        return {"state": state, "pendingSince": at}
+    return {
+        "state": state,
+        "decidedBy": by,
+        "decidedAt": at,
+        "reason": "预算",
+        "observedGeneration": generation,
+    }
+
+
+def test_the_history_keeps_every_decision_and_reopening_in_order_once_each() -> None:
+    filed = plans.history([], _review("Pending", at="2026-10-01T00:00:00Z"))
+    assert filed == []  # filed, not decided: nothing to record yet
+    first = plans.history(filed, _review("ChangesRequested", "li", "2026-10-02T00:00:00Z", 2))
+    again = plans.history(first, _review("ChangesRequested", "li", "2026-10-02T00:00:00Z", 2))
+    assert again == first  # the same decision seen on a later pass: recorded once
+    reopened = plans.history(again, _review("Pending", at="2026-10-03T00:00:00Z"))
+    approved = plans.history(reopened, _review("Approved", "wang", "2026-10-04T00:00:00Z", 4))
+    assert [(item["state"], item.get("by"), item["at"]) for item in approved] == [
+        ("ChangesRequested", "li", "2026-10-02T00:00:00Z"),
+        ("Pending", None, "2026-10-03T00:00:00Z"),
+        ("Approved", "wang", "2026-10-04T00:00:00Z"),
+    ]
+    assert approved[-1]["generation"] == 4
+    assert approved[-1]["reason"] == "预算"
+    assert approved[:2] == reopened  # earlier entries are never rewritten
+
+
+def test_the_history_stops_growing_at_its_bound() -> None:
+    full = [
+        {"state": "Approved", "by": "li", "at": f"2026-10-{day:02d}T00:00:00Z"}
+        for day in range(1, resourceplan.MAX_HISTORY + 1)
+    ]
+    assert plans.history(full, _review("Rejected", "li", "2026-12-01T00:00:00Z")) == full

@@ -20,6 +20,7 @@ MAX_LINE_RESOURCES = 16
 MAX_COUNT = 100_000
 MAX_USER_LENGTH = 253
 MAX_DECIDER_GROUPS = 16
+MAX_HISTORY = 64  # decisions kept on one plan (status.history); more are not recorded
 
 DECISION_STATE_PATTERN = r"^(Approved|Rejected|ChangesRequested)$"
 
@@ -286,6 +287,26 @@ class Review(Model):
     )
 
 
+HISTORY_APPEND_ONLY = cel.Rule(
+    rule="size(self) >= size(oldSelf) && oldSelf.all(entry, entry in self)",
+    message="status.history is append-only: a recorded decision is never changed or removed",
+)
+
+
+class DecisionRecord(Model):
+    """One decision the operator honoured, or the plan reopened (state Pending), for good."""
+
+    state: ReviewState
+    by: str | None = Field(
+        default=None, max_length=MAX_USER_LENGTH, description="The deciding user."
+    )
+    at: datetime = Field(description="When the operator first saw the decision.")
+    generation: int | None = Field(
+        default=None, ge=0, description="The plan generation the decision was seen on."
+    )
+    reason: str | None = Field(default=None, max_length=2048)
+
+
 class PlannedMigrationStatus(Model):
     """A planned app and the tenant's MigrationPlan for it, if one exists (matched by app)."""
 
@@ -319,6 +340,16 @@ class ResourcePlanStatus(Model):
     )
     currency: str | None = None
     review: Review = Field(default_factory=Review)
+    history: list[DecisionRecord] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY,
+        description=(
+            "Every decision on the plan in the order the operator saw them (approvals,"
+            " rejections, requests for changes, reopenings): who, when, on which generation,"
+            " why. Append-only."
+        ),
+        json_schema_extra=cel.validations(HISTORY_APPEND_ONLY),
+    )
     migrations: list[PlannedMigrationStatus] = Field(
         default_factory=list,
         max_length=MAX_MIGRATIONS,
