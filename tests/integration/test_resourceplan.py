@@ -243,6 +243,12 @@ def test_a_department_files_its_plan_and_only_an_approver_decides_as_itself(
         )  # fmt: skip
         assert wiped.returncode != 0
         assert "append-only" in wiped.stderr
+        removed = kubectl.run(
+            "patch", "resourceplan", plan_name, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"history": None}}),
+        )  # fmt: skip
+        assert removed.returncode != 0
+        assert "cannot be removed" in removed.stderr
     finally:
         kubectl.run("delete", "resourceplan", plan_name, "--wait=false")
 

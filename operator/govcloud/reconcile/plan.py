@@ -32,6 +32,7 @@ APPROVED = "Approved"
 WITHIN_PLAN = plans.WITHIN_PLAN
 
 Manifest = dict[str, Any]
+KEPT = frozenset({"history"})  # status fields no pass ever clears
 
 DECISION_EVENTS = {
     resourceplan.ReviewState.APPROVED.value: "PlanApproved",
@@ -128,13 +129,15 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
         "ceiling": ceiling.hard,
         "currency": table.currency if table is not None else ratecard.CURRENCY,
         "review": review,
-        "history": plans.history(status.get("history") or [], review),
         "conditions": conditions.merge(
             status.get("conditions") or [], [ready, approved], generation, now
         ),
     }
     if cost is not None:
         new_status["estimatedAnnualCost"] = cost
+    history = plans.history(status.get("history") or [], review)
+    if history:  # absent until the first decision: a plan nobody decided is not rewritten
+        new_status["history"] = history
     if spec.migrations:
         new_status["migrations"] = plans.link_migrations(
             spec.migrations, tenant_migrations(hub, spec.tenant)
@@ -352,7 +355,8 @@ def _write(hub: client.Cluster, body: Manifest, status: Manifest) -> bool:
     if all(current.get(key) == value for key, value in status.items()):
         return False
     patch = {**status}
-    patch.update({key: None for key in current if key not in status})
+    # Whatever the pass leaves out is cleared, except the decisions on record (append-only).
+    patch.update({key: None for key in current if key not in status and key not in KEPT})
     try:
         hub.patch_status(constants.API_VERSION, KIND, body["metadata"]["name"], patch)
     except client.ApiError as error:

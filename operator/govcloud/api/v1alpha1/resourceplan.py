@@ -325,8 +325,16 @@ class PlannedMigrationStatus(Model):
     )
 
 
+HISTORY_KEPT = cel.Rule(
+    rule="has(self.history) || !has(oldSelf.history)",
+    message="status.history is append-only: it cannot be removed",
+)
+
+
 class ResourcePlanStatus(Model):
     """The plan as the operator reads it: ceiling, estimated cost, review, conditions."""
+
+    model_config = ConfigDict(json_schema_extra=cel.validations(HISTORY_KEPT))
 
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
     ceiling: dict[str, str] = Field(
