@@ -17,12 +17,20 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="govcloud-operator report",
         description=(
-            "Print each tenant's charges of a billing month with per-tier sub-totals and the"
-            " total; totals are the sums of the UsageReports."
+            "Print each tenant's charges of a billing month with sub-totals per paying level"
+            " (the city, each county/district, each zone) and per tier, and the total; totals"
+            " are the sums of the UsageReports."
         ),
     )
     parser.add_argument("--period", help="YYYY-MM (default: the current month)")
     parser.add_argument("--format", choices=("csv", "json"), default="csv")
+    parser.add_argument(
+        "--payer",
+        help=(
+            "only the units one level pays for: city, county:<region> or devzone:<region>"
+            " (as in the payer column)"
+        ),
+    )
     parser.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, in-cluster")
     return parser
 
@@ -46,6 +54,8 @@ def main(argv: list[str]) -> int:
         print(f"error: cannot read UsageReports: {error}", file=sys.stderr)
         return 1
     found = statement.build(period.name, reports)
+    if args.payer:
+        found = found.for_payer(args.payer)
     sys.stdout.write(
         statement.to_json(found) + "\n" if args.format == "json" else statement.to_csv(found)
     )

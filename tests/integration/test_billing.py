@@ -438,6 +438,9 @@ def test_the_statement_totals_equal_the_sum_of_the_reports(
                 {"resource": "requests.cpu", "unit": "core", "charge": total, "amount": total}
             ],
         }
+        if tier == "devzone":  # as metering writes it now; the city reports as before
+            status["unit"] = {"code": tenant, "name": "高新区管委会", "region": "高新区"}
+            status["payer"] = "devzone:高新区"
         kubectl(
             "patch", "usagereport", name, "--subresource=status", "--type=merge",
             "-p", json.dumps({"status": status}),
@@ -456,9 +459,23 @@ def test_the_statement_totals_equal_the_sum_of_the_reports(
             [sys.executable, "-m", "govcloud", "report", "--period", period, "--format", "csv"],
             env=env, capture_output=True, text=True, check=True, timeout=60,
         ).stdout  # fmt: skip
-        assert text.splitlines()[0] == "period,tier,tenant,requests.cpu,total,closed"
-        assert f"{period},city,(subtotal),,13.00," in text
-        assert text.splitlines()[-1] == f"{period},(all),(total),,18.05,"
+        header = "period,payer,tier,tenant,unit,name,requests.cpu,total,closed"
+        assert text.splitlines()[0] == header
+        assert f"{period},city,,(subtotal),,,,13.00," in text
+        assert f"{period},devzone:高新区,,(subtotal),,,,5.05," in text
+        assert text.splitlines()[-1] == f"{period},(all),(all),(total),,,,18.05,"
+        assert found["payers"] == {"city": "13.00", "devzone:高新区": "5.05"}
+        # The zone's finance reads its own statement.
+        zone = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "govcloud", "report", "--period", period,
+                 "--format", "json", "--payer", "devzone:高新区"],
+                env=env, capture_output=True, text=True, check=True, timeout=60,
+            ).stdout
+        )  # fmt: skip
+        assert [row["tenant"] for row in zone["tenants"]] == ["zone-c"]
+        assert zone["tenants"][0]["name"] == "高新区管委会"
+        assert zone["total"] == "5.05"
     finally:
         for tenant in written:
             kubectl.run("delete", "usagereport", f"{tenant}-{period}", "--wait=false")

@@ -46,10 +46,12 @@ SMALLER = {**SMALL, "pods": "4"}
 TICK = "govcloud_metering_last_tick_timestamp_seconds"
 # The test operator meters every 5 s; a tick waits at most 1 s for the site reads it starts
 # (metering.SITE_READ_WAIT; a read that is late is taken by a later tick, never waited for).
-# A gap beyond both plus 4 s of a loaded machine is starvation. (Before that, a tick waited up
-# to SITE_READ_TIMEOUT, 5 s, and a loaded run once saw a gap of 15.7 s.)
+# The rest of a gap is the tick's own work (every tenant's accrual and report writes), which
+# on this 2-core machine with the whole suite beside it has taken up to 7.5 s: 8 s of slack.
+# A gap beyond that is starvation. (Before, a tick waited up to SITE_READ_TIMEOUT, 5 s, for
+# its sites, and a loaded run once saw a gap of 15.7 s.)
 METERING_INTERVAL = 5.0
-LONGEST_TICK_GAP = METERING_INTERVAL + metering.SITE_READ_WAIT + 4.0
+LONGEST_TICK_GAP = METERING_INTERVAL + metering.SITE_READ_WAIT + 8.0
 FREEZE_WINDOW = 30.0
 
 

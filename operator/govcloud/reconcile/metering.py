@@ -54,7 +54,7 @@ from kubernetes.client.exceptions import ApiException
 
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant, ratecard, subcenter, usagereport
-from govcloud.billing import accrual, checkpoint, periods, rating, rollover, usage
+from govcloud.billing import accrual, checkpoint, periods, rating, rollover, statement, usage
 from govcloud.k8s import cache as caches
 from govcloud.k8s import client, clusters
 from govcloud.reconcile import conditions, events, placement
@@ -552,6 +552,19 @@ def show_bill(
                 context.result.errors.append(f"{name}: status.billing not written: {error}")
 
 
+def unit_of(tenant: Mapping[str, Any]) -> dict[str, str] | None:
+    """status.unit of a report: the unit's code, name and region from its CloudTenant."""
+    spec = tenant.get("spec") or {}
+    unit = spec.get("unit") or {}
+    found = {
+        "code": unit.get("code"),
+        "name": spec.get("displayName"),
+        "region": unit.get("region"),
+    }
+    kept = {key: str(value) for key, value in found.items() if value}
+    return kept or None
+
+
 def conflict(result: TickResult, name: str, error: client.ApiError) -> None:
     with result.lock:
         if error.status == 409 and error.reason != "AlreadyExists":
@@ -795,6 +808,11 @@ class Meter:
         )
         rated = conditions.Condition(RATED, *accrual.rated_condition(state.unrated))
         old = body.get("status") or {}
+        # Who is billed and who pays, as the tenant says now (a gone tenant's: as last written).
+        unit = unit_of(self.tenant) or old.get("unit")
+        if unit:
+            status["unit"] = unit
+            status["payer"] = statement.payer_of(self.tier, unit.get("region"))
         # Without the null observedGeneration (a report has no generation to observe): a
         # merge patch deletes a null, and the status would never equal the stored one.
         status["conditions"] = [

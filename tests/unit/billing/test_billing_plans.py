@@ -165,9 +165,52 @@ def test_statement_totals_are_the_sum_of_the_reports_with_tier_subtotals() -> No
     assert found.tier_totals() == {"city": Decimal("2.26"), "county": Decimal("1.10")}
     assert found.total == Decimal("3.36")
     text = statement.to_csv(found)
-    assert text.splitlines()[0] == "period,tier,tenant,requests.cpu,total,closed"
-    assert "2027-01,(all),(total),,3.36," in text
+    assert text.splitlines()[0] == "period,payer,tier,tenant,unit,name,requests.cpu,total,closed"
+    assert "2027-01,(all),(all),(total),,,,3.36," in text
     assert '"total": "3.36"' in statement.to_json(found)
+
+
+def test_statements_subtotal_by_paying_level_and_one_level_reads_only_its_own() -> None:
+    def report(tenant: str, tier: str, region: str | None, total: str) -> dict[str, object]:
+        unit = {"code": f"{tenant}-code", "name": f"{tenant}单位", "region": region}
+        status: dict[str, object] = {
+            "tier": tier,
+            "total": total,
+            "unit": {key: value for key, value in unit.items() if value},
+            "resources": [{"resource": "requests.cpu", "charge": total}],
+        }
+        if tenant != "old":  # a report written before payers were recorded
+            status["payer"] = statement.payer_of(tier, region)
+        return {"spec": {"tenant": tenant, "period": "2027-01"}, "status": status}
+
+    found = statement.build(
+        "2027-01",
+        [
+            report("lj1", "county", "庐江县", "1.00"),
+            report("lj2", "county", "庐江县", "2.00"),
+            report("fd", "county", "肥东县", "4.00"),
+            report("gx", "devzone", "高新区", "8.00"),
+            report("city", "city", None, "16.00"),
+            report("old", "county", "庐江县", "32.00"),
+            report("lost", "county", None, "64.00"),
+        ],
+    )
+    assert found.payer_totals() == {
+        "city": Decimal("16.00"),
+        "county:(no region)": Decimal("64.00"),
+        "county:庐江县": Decimal("35.00"),
+        "county:肥东县": Decimal("4.00"),
+        "devzone:高新区": Decimal("8.00"),
+    }
+    lujiang = found.for_payer("county:庐江县")
+    assert [row.tenant for row in lujiang.rows] == ["lj1", "lj2", "old"]
+    assert lujiang.total == Decimal("35.00")
+    text = statement.to_csv(lujiang)
+    assert "2027-01,county:庐江县,county,lj1,lj1-code,lj1单位,1.00,1.00,false" in text
+    assert "肥东" not in text
+    assert ",fd," not in text
+    assert "2027-01,county:庐江县,,(subtotal),,,,35.00," in text
+    assert '"county:庐江县": "35.00"' in statement.to_json(lujiang)
 
 
 def _migration(

@@ -93,3 +93,18 @@ def test_a_tenant_pass_never_clears_what_metering_wrote_in_status_billing() -> N
     }
     tenant_reconcile.write_status(Recording(), body, {"phase": "Pending"})  # type: ignore[arg-type]
     assert patches == [{"phase": "Pending"}]
+
+
+def test_a_report_names_the_unit_billed_and_the_level_that_pays() -> None:
+    body = tenant("lj-water", tier="county", uid=UID)
+    body["spec"]["unit"].update({"code": "lj-water", "region": "庐江县"})
+    body["spec"]["displayName"] = "庐江县水务局"
+    hub = Hub([body])
+    cache = usage.UsageCache()
+    cache.observe(
+        "lj-water-app", "q", "lj-water", {"requests.cpu": "4"}, {"requests.cpu": "1"}, START
+    )
+    _tick(hub, cache, 0)
+    status = hub.reports["lj-water-2027-01"]["status"]
+    assert status["unit"] == {"code": "lj-water", "name": "庐江县水务局", "region": "庐江县"}
+    assert status["payer"] == "county:庐江县"

@@ -122,12 +122,31 @@ class ResourceUsage(Model):
     charge: str | None = Field(**_decimal("Charge, CNY, rounded to fen (2 decimals)."))
 
 
+class ReportUnit(Model):
+    """The unit billed, as its CloudTenant said while the period was metered."""
+
+    code: str | None = Field(default=None, max_length=63, description="spec.unit.code")
+    name: str | None = Field(
+        default=None, max_length=256, description="spec.displayName, e.g. 市交通运输局"
+    )
+    region: str | None = Field(default=None, max_length=128, description="spec.unit.region")
+
+
 class UsageReportStatus(Model):
     """The accruals of the period; once `closed`, nothing here ever changes."""
 
     model_config = ConfigDict(json_schema_extra=cel.validations(CLOSED_IS_FINAL))
 
     tier: cloudtenant.Tier | None = Field(default=None, description="Funding tier of the tenant.")
+    unit: ReportUnit | None = Field(default=None, description="The unit billed.")
+    payer: str | None = Field(
+        default=None,
+        max_length=200,
+        description=(
+            "The level that pays: city, county:<region> or devzone:<region> (from the unit's"
+            " tier and region); statements subtotal by it."
+        ),
+    )
     currency: str | None = Field(default=None, max_length=3)
     period_start: datetime | None = Field(default=None, alias="periodStart")
     period_end: datetime | None = Field(default=None, alias="periodEnd")
