@@ -17,7 +17,8 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Run the govcloud operator against $KUBECONFIG or the in-cluster config."
             " `govcloud-operator report --period YYYY-MM --format csv|json` prints a month's"
-            " statement instead."
+            " statement instead, and `govcloud-operator report assessment --year YYYY` each"
+            " unit's annual assessment."
         ),
     )
     parser.add_argument("--version", action="version", version=f"govcloud-operator {__version__}")

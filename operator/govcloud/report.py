@@ -1,4 +1,5 @@
-"""`govcloud-operator report`: the finance bureau's statement of one month, from UsageReports."""
+"""`govcloud-operator report`: the finance bureau's statement of one month, from UsageReports;
+`report assessment --year`: each unit's annual assessment."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 from govcloud import constants, settings
-from govcloud.billing import periods, statement
+from govcloud.billing import assessment, periods, statement
 from govcloud.k8s import client
 
 LABEL_PERIOD = f"{constants.GROUP}/period"
@@ -36,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["assessment"]:
+        return assess(argv[1:])
     args = _parser().parse_args(argv)
     tz = periods.zone(settings.load().billing_utc_offset_hours)
     try:
@@ -58,5 +61,62 @@ def main(argv: list[str]) -> int:
         found = found.for_payer(args.payer)
     sys.stdout.write(
         statement.to_json(found) + "\n" if args.format == "json" else statement.to_csv(found)
+    )
+    return 0
+
+
+def _assessment_parser() -> argparse.ArgumentParser:
+    rule = assessment.Rule()
+    parser = argparse.ArgumentParser(
+        prog="govcloud-operator report assessment",
+        description=(
+            "Print each unit's annual assessment: quota used vs granted, spend vs its approved"
+            " plan, migrations completed, on time and overdue, planned apps past their target"
+            " date with no MigrationPlan, and a verdict (OnTrack or Lagging, with reasons)."
+        ),
+    )
+    parser.add_argument("--year", type=int, help="default: the current year")
+    parser.add_argument("--format", choices=("csv", "json"), default="csv")
+    parser.add_argument(
+        "--min-utilisation",
+        type=int,
+        default=rule.min_utilisation,
+        help=f"lagging below this percent of the cpu quota used (default {rule.min_utilisation})",
+    )
+    parser.add_argument(
+        "--max-overdue",
+        type=int,
+        default=rule.max_overdue,
+        help=f"lagging above this many overdue migrations (default {rule.max_overdue})",
+    )
+    parser.add_argument("--payer", help="only the units one level pays for")
+    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, in-cluster")
+    return parser
+
+
+def assess(argv: list[str]) -> int:
+    args = _assessment_parser().parse_args(argv)
+    tz = periods.zone(settings.load().billing_utc_offset_hours)
+    today = datetime.now(UTC).astimezone(tz).date()
+    year = args.year or today.year
+    hub = client.Cluster(client.load_api_client(args.kubeconfig), "hub")
+    try:
+        tenants = hub.list(constants.API_VERSION, "CloudTenant")
+        months = ",".join(f"{year}-{month:02d}" for month in range(1, 13))
+        reports = hub.list(
+            constants.API_VERSION, "UsageReport", label_selector=f"{LABEL_PERIOD} in ({months})"
+        )
+        plans = hub.list(constants.API_VERSION, "ResourcePlan")
+    except client.ApiError as error:
+        print(f"error: cannot read the year's objects: {error}", file=sys.stderr)
+        return 1
+    rule = assessment.Rule(min_utilisation=args.min_utilisation, max_overdue=args.max_overdue)
+    rows = assessment.build(year, tenants, reports, plans, today, rule)
+    if args.payer:
+        rows = [row for row in rows if row.payer == args.payer]
+    sys.stdout.write(
+        assessment.to_json(year, rows) + "\n"
+        if args.format == "json"
+        else assessment.to_csv(year, rows)
     )
     return 0

@@ -476,6 +476,22 @@ def test_the_statement_totals_equal_the_sum_of_the_reports(
         assert [row["tenant"] for row in zone["tenants"]] == ["zone-c"]
         assert zone["tenants"][0]["name"] == "高新区管委会"
         assert zone["total"] == "5.05"
+        # The year's assessment reads the same reports (the units, their spend, who pays).
+        year = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "govcloud", "report", "assessment", "--year",
+                 period[:4], "--format", "json"],
+                env=env, capture_output=True, text=True, check=True, timeout=60,
+            ).stdout
+        )  # fmt: skip
+        units = {unit["tenant"]: unit for unit in year["units"] if unit["tenant"] in written}
+        assert {name: unit["spend"] for name, unit in units.items()} == {
+            "city-a": "12.34",
+            "city-b": "0.66",
+            "zone-c": "5.05",
+        }
+        assert units["zone-c"]["payer"] == "devzone:高新区"
+        assert units["zone-c"]["verdict"] == "OnTrack"
     finally:
         for tenant in written:
             kubectl.run("delete", "usagereport", f"{tenant}-{period}", "--wait=false")
