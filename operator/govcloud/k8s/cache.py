@@ -200,6 +200,13 @@ class Store:
             found = self._objects.get((namespace or "", name))
             return clone(found) if found is not None else None
 
+    def select(self, predicate: Callable[[Manifest], bool]) -> list[Manifest]:
+        """Copies of the objects `predicate` (which must not change them) keeps, sorted by
+        namespace and name: only those are copied, not every object of the kind."""
+        with self._lock:
+            chosen = [self._objects[key] for key in sorted(self._objects)]
+            return [clone(obj) for obj in chosen if predicate(obj)]
+
     def list(
         self, namespace: str | None = None, label_selector: str | None = None
     ) -> list[Manifest]:
@@ -655,6 +662,18 @@ def describe(error: BaseException) -> str:
 
 
 # -- the cached cluster ----------------------------------------------------------------------
+
+
+def select(
+    cluster: client.Cluster, api_version: str, kind: str, predicate: Callable[[Manifest], bool]
+) -> list[Manifest]:
+    """The objects of a kind that `predicate` keeps: from the synced cache without copying
+    the others, else a LIST filtered here."""
+    if isinstance(cluster, CachedCluster):
+        informer = cluster.informer(api_version, kind)
+        if informer is not None and informer.synced and not informer.selector:
+            return informer.store.select(predicate)
+    return [item for item in cluster.list(api_version, kind) if predicate(item)]
 
 
 class CachedCluster(client.Cluster):

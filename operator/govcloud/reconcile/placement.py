@@ -15,6 +15,7 @@ from govcloud import constants
 from govcloud.api.v1alpha1 import cloudtenant, subcenter
 from govcloud.federation import condition as federation_condition
 from govcloud.federation import credentials, identity, placement
+from govcloud.k8s import cache as caches
 from govcloud.k8s import client, clusters
 
 log = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ def admit(
     key = tenant_key(body)
     with ADMISSIONS.lock(site_name):
         ADMISSIONS.check_fence(site_name)
-        tenants = hub.list(constants.API_VERSION, "CloudTenant")
+        tenants = asking_for(hub, site_name)
         admitted = ADMISSIONS.admitted(site_name)
         others = holding_place(tenants, site_name, admitted, besides=key)
         verdict = _decide(spec, site_name, site_spec, site_facts(site, others))
@@ -314,7 +315,7 @@ def grant(
         return placement.Grant(dict(spec.quota), [])
     with ADMISSIONS.lock(site_name):
         ADMISSIONS.check_fence(site_name)
-        tenants = hub.list(constants.API_VERSION, "CloudTenant")
+        tenants = asking_for(hub, site_name)
         others = holding_place(tenants, site_name, ADMISSIONS.admitted(site_name), besides=key)
         decided = placement.grant(spec.quota, granted, site_facts(site, others))
         ADMISSIONS.record_growth(site_name, key, placement.demand(decided.quota))
@@ -348,6 +349,13 @@ def tenant_key(tenant: Manifest) -> str:
     """What identifies a tenant in the admissions: its uid (a re-created tenant is another)."""
     metadata = tenant["metadata"]
     return str(metadata.get("uid") or metadata["name"])
+
+
+def asking_for(hub: client.Cluster, site_name: str) -> list[Manifest]:
+    """The CloudTenants whose spec names the site (from the cache, copying only those)."""
+    return caches.select(
+        hub, constants.API_VERSION, "CloudTenant", lambda item: asks_for(item, site_name)
+    )
 
 
 def asks_for(tenant: Manifest, site_name: str) -> bool:

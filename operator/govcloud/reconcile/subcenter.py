@@ -23,6 +23,7 @@ from govcloud.api.v1alpha1 import subcenter
 from govcloud.desired import compare, quantity
 from govcloud.federation import condition as federation_condition
 from govcloud.federation import credentials, health, identity, placement, retirement
+from govcloud.k8s import cache as caches
 from govcloud.k8s import client, clusters
 from govcloud.reconcile import conditions, events, finalizers
 from govcloud.reconcile import placement as tenant_placement
@@ -292,11 +293,14 @@ def to_probe_result(raw: clusters.RawProbe, now: datetime) -> health.ProbeResult
 
 def placed_tenants(hub: client.Cluster, name: str) -> list[Manifest]:
     """The CloudTenants placed on this sub-center (or asking to be, not refused), by name."""
-    found = [
-        item
-        for item in hub.list(constants.API_VERSION, "CloudTenant")
-        if tenant_placement.holds_place(item, name)
-    ]
+    # Only the tenants whose spec names the site are copied out of the cache.
+    asking = caches.select(
+        hub,
+        constants.API_VERSION,
+        "CloudTenant",
+        lambda item: tenant_placement.asks_for(item, name),
+    )
+    found = [item for item in asking if tenant_placement.holds_place(item, name)]
     return sorted(found, key=lambda item: str(item["metadata"]["name"]))
 
 

@@ -601,3 +601,24 @@ def test_an_answer_without_finalizers_while_deleting_means_the_object_is_gone() 
     cached.apply(configmap("x", 0))
     assert cached.get("v1", "ConfigMap", "x", "ns") is None
     assert informer.store.upsert(configmap("x", 6)) is None
+
+
+def test_select_copies_only_the_objects_it_keeps(
+    big_store: cache.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A probe of one site reads its few tenants out of thousands without copying the rest."""
+    copies = [0]
+    real = cache.clone
+
+    def counting(value: Any) -> Any:
+        copies[0] += isinstance(value, dict) and "metadata" in value  # whole objects only
+        return real(value)
+
+    monkeypatch.setattr(cache, "clone", counting)
+    found = big_store.select(lambda obj: obj["metadata"]["namespace"] == "ns-3")
+    assert [item["metadata"]["name"] for item in found] == sorted(
+        f"cm-{index}" for index in range(3, 10_000, 100)
+    )
+    assert copies[0] == 100
+    found[0]["metadata"]["name"] = "changed"  # a copy: the store keeps its own
+    assert big_store.get("cm-103", "ns-3") is not None
