@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["assessment"]:
         return assess(argv[1:])
+    if argv[:1] == ["budget"]:
+        return budget(argv[1:])
     args = _parser().parse_args(argv)
     tz = periods.zone(settings.load().billing_utc_offset_hours)
     try:
@@ -118,5 +120,37 @@ def assess(argv: list[str]) -> int:
         assessment.to_json(year, rows) + "\n"
         if args.format == "json"
         else assessment.to_csv(year, rows)
+    )
+    return 0
+
+
+def budget(argv: list[str]) -> int:
+    """Per paying level, the approved plans of a year and their estimated annual cost."""
+    parser = argparse.ArgumentParser(
+        prog="govcloud-operator report budget",
+        description=(
+            "Print, per paying level (the city, each county/district, each zone), how many"
+            " units have an approved ResourcePlan for the year and the sum of their estimated"
+            " annual costs: the level's budget basis."
+        ),
+    )
+    parser.add_argument("--year", type=int, help="default: the current year")
+    parser.add_argument("--format", choices=("csv", "json"), default="csv")
+    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, in-cluster")
+    args = parser.parse_args(argv)
+    tz = periods.zone(settings.load().billing_utc_offset_hours)
+    year = args.year or datetime.now(UTC).astimezone(tz).year
+    hub = client.Cluster(client.load_api_client(args.kubeconfig), "hub")
+    try:
+        tenants = hub.list(constants.API_VERSION, "CloudTenant")
+        plans = hub.list(constants.API_VERSION, "ResourcePlan")
+    except client.ApiError as error:
+        print(f"error: cannot read the plans: {error}", file=sys.stderr)
+        return 1
+    found = assessment.budgets(year, tenants, plans)
+    sys.stdout.write(
+        assessment.budgets_json(year, found) + "\n"
+        if args.format == "json"
+        else assessment.budgets_csv(year, found)
     )
     return 0

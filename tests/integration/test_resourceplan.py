@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -287,6 +291,17 @@ def test_the_approved_plan_caps_the_tenant_and_without_one_the_starter_allowance
     quotas = kubectl.json("get", "resourcequotas", "-A", "-l", f"govcloud.io/tenant={name}")
     total = sum(int(item["spec"]["hard"]["requests.cpu"]) for item in quotas["items"])
     assert total <= 6
+    # The level's budget basis counts the approved plan (report budget).
+    cost = Decimal(kubectl.get("resourceplan", plan_name)["status"]["estimatedAnnualCost"])  # type: ignore[index]
+    out = subprocess.run(
+        [sys.executable, "-m", "govcloud", "report", "budget", "--year", str(THIS_YEAR),
+         "--format", "json"],
+        env={**os.environ, "KUBECONFIG": str(kubectl.kubeconfig)},
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    level = json.loads(out)["payers"]["county:(no region)"]
+    assert level["approvedPlans"] >= 1
+    assert Decimal(level["estimatedAnnualCost"]) >= cost
     kubectl.run("delete", "resourceplan", plan_name, "--wait=false")
     testing.eventually(lambda: within("NoApprovedPlan"), what="back to the starter allowance")
 

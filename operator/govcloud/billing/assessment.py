@@ -218,3 +218,54 @@ def to_csv(year: int, rows: Iterable[Row]) -> str:
             ]
         )  # fmt: skip
     return out.getvalue()
+
+
+def budgets(
+    year: int, tenants: Iterable[Mapping[str, Any]], plans: Iterable[Mapping[str, Any]]
+) -> dict[str, tuple[int, Decimal]]:
+    """Per paying level: how many units have an approved plan for `year`, and the sum of their
+    estimated annual costs (the level's budget basis). A plan whose tenant is gone counts
+    under `(unknown)`."""
+    payers = {
+        str(tenant["metadata"]["name"]): statement.payer_of(
+            str(((tenant.get("spec") or {}).get("unit") or {}).get("tier") or ""),
+            ((tenant.get("spec") or {}).get("unit") or {}).get("region"),
+        )
+        for tenant in tenants
+    }
+    found: dict[str, tuple[int, Decimal]] = {}
+    for plan in plans:
+        spec, status = plan.get("spec") or {}, plan.get("status") or {}
+        if spec.get("year") != year or (status.get("review") or {}).get("state") != "Approved":
+            continue
+        payer = payers.get(str(spec.get("tenant")), "(unknown)")
+        count, total = found.get(payer, (0, Decimal(0)))
+        found[payer] = (count + 1, total + Decimal(status.get("estimatedAnnualCost") or "0"))
+    return dict(sorted(found.items()))
+
+
+def budgets_csv(year: int, found: Mapping[str, tuple[int, Decimal]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["year", "payer", "approved_plans", "estimated_annual_cost"])
+    for payer, (count, total) in found.items():
+        writer.writerow([year, payer, count, accrual.money(total)])
+    count = sum(item[0] for item in found.values())
+    total = sum((item[1] for item in found.values()), start=Decimal(0))
+    writer.writerow([year, "(all)", count, accrual.money(total)])
+    return out.getvalue()
+
+
+def budgets_json(year: int, found: Mapping[str, tuple[int, Decimal]]) -> str:
+    return json.dumps(
+        {
+            "year": year,
+            "payers": {
+                payer: {"approvedPlans": count, "estimatedAnnualCost": accrual.money(total)}
+                for payer, (count, total) in found.items()
+            },
+            "total": accrual.money(sum((item[1] for item in found.values()), start=Decimal(0))),
+        },
+        ensure_ascii=False,
+        indent=2,
+    )

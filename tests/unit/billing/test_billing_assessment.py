@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from govcloud.billing import assessment
@@ -116,3 +117,23 @@ def test_the_assessment_reads_as_csv_and_json() -> None:
     found = json.loads(assessment.to_json(2026, rows))
     assert found["units"][0]["utilisationPercent"] == {"requests.cpu": 50, "requests.memory": None}
     assert found["units"][0]["verdict"] == "OnTrack"
+
+
+def test_each_level_sees_the_budget_basis_of_its_approved_plans() -> None:
+    tenants = [tenant("a", region="庐江县"), tenant("b", region="庐江县"), tenant("c")]
+    plans = [
+        plan("a", 2027, "100.00"),
+        plan("b", 2027, "50.50"),
+        plan("b", 2026, "999.00"),  # another year
+        plan("c", 2027, "10.00", state="Pending"),  # not approved
+        plan("gone", 2027, "7.00"),  # its tenant was deleted
+    ]
+    found = assessment.budgets(2027, tenants, plans)
+    assert found == {
+        "(unknown)": (1, Decimal("7.00")),
+        "county:庐江县": (2, Decimal("150.50")),
+    }
+    text = assessment.budgets_csv(2027, found)
+    assert "2027,county:庐江县,2,150.50" in text
+    assert text.splitlines()[-1] == "2027,(all),3,157.50"
+    assert json.loads(assessment.budgets_json(2027, found))["total"] == "157.50"
