@@ -236,6 +236,7 @@ class SiteReader:
         since, reads gone unanswered too long, then this tick's reads that answered within
         `wait`. A site whose read is pending (and not late) has no news: its tenants keep the
         usage last read."""
+        self._forget_gone(sites)
         found = [read for site in sorted(sites) if (read := self._outcome(site, sites[site]))]
         started = [site for site in sorted(sites) if self._start(site)]
         with self._lock:
@@ -244,6 +245,14 @@ class SiteReader:
             concurrent.futures.wait(fresh, self.wait)
         found += [read for site in started if (read := self._outcome(site, sites[site]))]
         return found
+
+    def _forget_gone(self, sites: Mapping[str, list[str]]) -> None:
+        """Drop the finished reads of sites no tenant is placed on any more (a site deleted,
+        or emptied): what they said bills nobody, and they must not pile up."""
+        with self._lock:
+            for site in [site for site in self._running if site not in sites]:
+                if self._running[site][1].done():
+                    del self._running[site]
 
     def _start(self, site: str) -> bool:
         """Start a read of `site` unless one is still running; whether one was started."""

@@ -215,3 +215,19 @@ def test_a_read_answering_after_the_wait_is_taken_by_the_next_tick_as_of_its_ans
             assert all(read.quotas for read in reads)
         finally:
             reader.release.set()
+
+
+def test_the_reads_of_sites_no_longer_read_are_forgotten_once_finished() -> None:
+    clock = Clock()
+    with concurrent.futures.ThreadPoolExecutor(2) as executor:
+        reader = SlowReader(executor, clock)
+        try:
+            reader.read({"fast": ["a"], "silent": ["a"]})
+            reader.read({"fast": ["a"]})  # silent, no longer read, still hangs: kept
+            assert set(reader._running) == {"silent"}
+            reader.release.set()
+            reader.settle("silent")
+            reader.read({})  # no tenant placed anywhere any more
+            assert reader._running == {}
+        finally:
+            reader.release.set()
