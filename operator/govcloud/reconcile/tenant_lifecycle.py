@@ -193,6 +193,8 @@ def orphan(
                 "labels": {
                     constants.LABEL_MANAGED_BY: None,
                     constants.LABEL_TENANT: None,
+                    # Its govcloud-quota is gone; the released quota (pods: 0) bounds it now.
+                    constants.LABEL_QUOTA: None,
                     constants.LABEL_ORPHANED: tenant,
                     constants.LABEL_FROZEN: desired_namespaces.FROZEN_RELEASED,
                 },
