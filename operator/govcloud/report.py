@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from govcloud import constants, settings
 from govcloud.billing import assessment, periods, statement
@@ -67,18 +67,31 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _assessment_parser() -> argparse.ArgumentParser:
-    rule = assessment.Rule()
+def _yearly_parser(command: str, description: str) -> argparse.ArgumentParser:
+    """The options every report of a year takes: --year, --format and --kubeconfig."""
     parser = argparse.ArgumentParser(
-        prog="govcloud-operator report assessment",
-        description=(
-            "Print each unit's annual assessment: quota used vs granted, spend vs its approved"
-            " plan, migrations completed, on time and overdue, planned apps past their target"
-            " date with no MigrationPlan, and a verdict (OnTrack or Lagging, with reasons)."
-        ),
+        prog=f"govcloud-operator report {command}", description=description
     )
     parser.add_argument("--year", type=int, help="default: the current year")
     parser.add_argument("--format", choices=("csv", "json"), default="csv")
+    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, in-cluster")
+    return parser
+
+
+def _today() -> date:
+    """Today in the billing time zone."""
+    tz = periods.zone(settings.load().billing_utc_offset_hours)
+    return datetime.now(UTC).astimezone(tz).date()
+
+
+def _assessment_parser() -> argparse.ArgumentParser:
+    rule = assessment.Rule()
+    parser = _yearly_parser(
+        "assessment",
+        "Print each unit's annual assessment: quota used vs granted, spend vs its approved"
+        " plan, migrations completed, on time and overdue, planned apps past their target"
+        " date with no MigrationPlan, and a verdict (OnTrack or Lagging, with reasons).",
+    )
     parser.add_argument(
         "--min-utilisation",
         type=int,
@@ -92,14 +105,12 @@ def _assessment_parser() -> argparse.ArgumentParser:
         help=f"lagging above this many overdue migrations (default {rule.max_overdue})",
     )
     parser.add_argument("--payer", help="only the units one level pays for")
-    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, in-cluster")
     return parser
 
 
 def assess(argv: list[str]) -> int:
     args = _assessment_parser().parse_args(argv)
-    tz = periods.zone(settings.load().billing_utc_offset_hours)
-    today = datetime.now(UTC).astimezone(tz).date()
+    today = _today()
     year = args.year or today.year
     hub = client.Cluster(client.load_api_client(args.kubeconfig), "hub")
     try:
@@ -126,20 +137,14 @@ def assess(argv: list[str]) -> int:
 
 def budget(argv: list[str]) -> int:
     """Per paying level, the approved plans of a year and their estimated annual cost."""
-    parser = argparse.ArgumentParser(
-        prog="govcloud-operator report budget",
-        description=(
-            "Print, per paying level (the city, each county/district, each zone), how many"
-            " units have an approved ResourcePlan for the year and the sum of their estimated"
-            " annual costs: the level's budget basis."
-        ),
+    parser = _yearly_parser(
+        "budget",
+        "Print, per paying level (the city, each county/district, each zone), how many units"
+        " have an approved ResourcePlan for the year and the sum of their estimated annual"
+        " costs: the level's budget basis.",
     )
-    parser.add_argument("--year", type=int, help="default: the current year")
-    parser.add_argument("--format", choices=("csv", "json"), default="csv")
-    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, in-cluster")
     args = parser.parse_args(argv)
-    tz = periods.zone(settings.load().billing_utc_offset_hours)
-    year = args.year or datetime.now(UTC).astimezone(tz).year
+    year = args.year or _today().year
     hub = client.Cluster(client.load_api_client(args.kubeconfig), "hub")
     try:
         tenants = hub.list(constants.API_VERSION, "CloudTenant")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from govcloud.api.v1alpha1 import ratecard
 from govcloud.billing import accrual, periods, rating, usage
@@ -130,6 +133,7 @@ class SlowReader(metering.SiteReader):
 
     def __init__(self, executor: concurrent.futures.Executor, clock: Clock) -> None:
         super().__init__(None, None, executor, timeout=1.0, clock=clock, wait=0.2)  # type: ignore[arg-type]
+        self.wall = clock
         self.release = threading.Event()
         self.started: list[str] = []
 
@@ -155,6 +159,17 @@ class SlowReader(metering.SiteReader):
         assert future.done()
 
 
+@pytest.fixture
+def reader() -> Iterator[SlowReader]:
+    """A SlowReader on its own threads and a clock the test moves; `silent` released at the end."""
+    with concurrent.futures.ThreadPoolExecutor(4) as executor:
+        found = SlowReader(executor, Clock())
+        try:
+            yield found
+        finally:
+            found.release.set()
+
+
 def _by_site(reads: list[metering.SiteRead]) -> dict[str, list[metering.SiteRead]]:
     found: dict[str, list[metering.SiteRead]] = {}
     for read in reads:
@@ -162,72 +177,54 @@ def _by_site(reads: list[metering.SiteRead]) -> dict[str, list[metering.SiteRead
     return found
 
 
-def test_a_site_that_never_answers_delays_a_tick_once_by_the_short_wait_and_holds_one_thread() -> (
-    None
-):
-    clock = Clock()
-    with concurrent.futures.ThreadPoolExecutor(4) as executor:
-        reader = SlowReader(executor, clock)
-        try:
-            started = time.monotonic()
-            reads = _by_site(reader.read({"fast": ["a"], "silent": ["s"]}))
-            assert time.monotonic() - started < 0.9  # the short wait, not the timeout
-            assert reads["fast"][0].quotas == [
-                usage.Quota("a-app", "q", "a", {}, {"requests.cpu": "1"})
-            ]
-            assert "silent" not in reads  # pending, not late: no news, its usage holds
-            # The next tick waits only for the fast site, and starts no second read.
-            started = time.monotonic()
-            again = _by_site(reader.read({"fast": ["a"], "silent": ["s"]}))
-            assert time.monotonic() - started < 0.15
-            assert "silent" not in again
-            assert again["fast"][0].quotas
-            clock.advance(1.5)
-            late = _by_site(reader.read({"fast": ["a"], "silent": ["s"]}))
-            assert late["silent"][0].quotas is None
-            assert "no answer within 1s" in late["silent"][0].error
-            assert late["silent"][0].at == clock.at - timedelta(seconds=1.5)  # since it started
-            assert reader.started.count("silent") == 1
-            # Answering after the timeout bills nothing backwards; it is read again at once.
-            reader.release.set()
-            reader.settle("silent")
-            after = _by_site(reader.read({"silent": ["a"]}))["silent"]
-            assert after[0].quotas is None
-            assert "answered after 1s" in after[0].error
-            assert after[1].quotas
-            assert reader.started.count("silent") == 2
-        finally:
-            reader.release.set()
+def test_a_site_that_never_answers_delays_a_tick_once_by_the_short_wait_and_holds_one_thread(
+    reader: SlowReader,
+) -> None:
+    started = time.monotonic()
+    reads = _by_site(reader.read({"fast": ["a"], "silent": ["s"]}))
+    assert time.monotonic() - started < 0.9  # the short wait, not the timeout
+    assert reads["fast"][0].quotas == [usage.Quota("a-app", "q", "a", {}, {"requests.cpu": "1"})]
+    assert "silent" not in reads  # pending, not late: no news, its usage holds
+    # The next tick waits only for the fast site, and starts no second read.
+    started = time.monotonic()
+    again = _by_site(reader.read({"fast": ["a"], "silent": ["s"]}))
+    assert time.monotonic() - started < 0.15
+    assert "silent" not in again
+    assert again["fast"][0].quotas
+    reader.wall.advance(1.5)
+    late = _by_site(reader.read({"fast": ["a"], "silent": ["s"]}))
+    assert late["silent"][0].quotas is None
+    assert "no answer within 1s" in late["silent"][0].error
+    assert late["silent"][0].at == reader.wall.at - timedelta(seconds=1.5)  # since it started
+    assert reader.started.count("silent") == 1
+    # Answering after the timeout bills nothing backwards; it is read again at once.
+    reader.release.set()
+    reader.settle("silent")
+    after = _by_site(reader.read({"silent": ["a"]}))["silent"]
+    assert after[0].quotas is None
+    assert "answered after 1s" in after[0].error
+    assert after[1].quotas
+    assert reader.started.count("silent") == 2
 
 
-def test_a_read_answering_after_the_wait_is_taken_by_the_next_tick_as_of_its_answer() -> None:
-    clock = Clock()
-    with concurrent.futures.ThreadPoolExecutor(2) as executor:
-        reader = SlowReader(executor, clock)
-        try:
-            assert reader.read({"silent": ["a"]}) == []
-            clock.advance(0.5)
-            reader.release.set()
-            reader.settle("silent")
-            clock.advance(2)  # the next tick, later than the timeout after the read started
-            reads = reader.read({"silent": ["a"]})
-            assert [read.at for read in reads] == [clock.at - timedelta(seconds=2), clock.at]
-            assert all(read.quotas for read in reads)
-        finally:
-            reader.release.set()
+def test_a_read_answering_after_the_wait_is_taken_by_the_next_tick_as_of_its_answer(
+    reader: SlowReader,
+) -> None:
+    assert reader.read({"silent": ["a"]}) == []
+    reader.wall.advance(0.5)
+    reader.release.set()
+    reader.settle("silent")
+    reader.wall.advance(2)  # the next tick, later than the timeout after the read started
+    reads = reader.read({"silent": ["a"]})
+    assert [read.at for read in reads] == [reader.wall.at - timedelta(seconds=2), reader.wall.at]
+    assert all(read.quotas for read in reads)
 
 
-def test_the_reads_of_sites_no_longer_read_are_forgotten_once_finished() -> None:
-    clock = Clock()
-    with concurrent.futures.ThreadPoolExecutor(2) as executor:
-        reader = SlowReader(executor, clock)
-        try:
-            reader.read({"fast": ["a"], "silent": ["a"]})
-            reader.read({"fast": ["a"]})  # silent, no longer read, still hangs: kept
-            assert set(reader._running) == {"silent"}
-            reader.release.set()
-            reader.settle("silent")
-            reader.read({})  # no tenant placed anywhere any more
-            assert reader._running == {}
-        finally:
-            reader.release.set()
+def test_the_reads_of_sites_no_longer_read_are_forgotten_once_finished(reader: SlowReader) -> None:
+    reader.read({"fast": ["a"], "silent": ["a"]})
+    reader.read({"fast": ["a"]})  # silent, no longer read, still hangs: kept
+    assert set(reader._running) == {"silent"}
+    reader.release.set()
+    reader.settle("silent")
+    reader.read({})  # no tenant placed anywhere any more
+    assert reader._running == {}
