@@ -182,6 +182,7 @@ class Race:
     stop: threading.Event = field(default_factory=threading.Event)
     early: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # the admin's pods
     admitted: collections.Counter[str] = field(default_factory=collections.Counter)
+    created: list[tuple[str, str]] = field(default_factory=list)  # members' pods: (ns, rv)
 
     def admin(self, watched: str) -> None:
         """A cluster admin puts a pod in each namespace as soon as its `watched` object appears.
@@ -216,8 +217,10 @@ class Race:
         )
         core = k8s_client.CoreV1Api(api)
         while not self.stop.is_set():
-            if _create_pod(core, namespace, "member") is not None:
+            pod = _create_pod(core, namespace, "member")
+            if pod is not None:
                 self.admitted[namespace] += 1
+                self.created.append((namespace, pod["metadata"]["resourceVersion"]))
             else:
                 self.stop.wait(0.02)  # refused: try again soon, without starving the machine
 
@@ -323,6 +326,27 @@ def racing(hub, tenants, quota_first) -> Iterator[tuple[str, Race, QuotaVersions
             worker.join(timeout=30)
 
 
+def _story(seen: QuotaVersions, race: Race) -> str:
+    """Each quota version (rv: spec, status hard, used pods) and each pod's rv, to tell apart
+    an over-commit of the split from the quota controller undoing admission's count."""
+    lines = [
+        f"{namespace}: "
+        + " ".join(
+            f"{version['metadata']['resourceVersion']}:"
+            f"{(version.get('spec') or {}).get('hard', {}).get('pods')}/"
+            f"{((version.get('status') or {}).get('hard') or {}).get('pods')}/"
+            f"{((version.get('status') or {}).get('used') or {}).get('pods')}"
+            for version in history
+        )
+        for namespace, history in sorted(seen.history.items())
+    ]
+    pods = [(ns, pod["metadata"]["resourceVersion"]) for ns, pod in race.early] + race.created
+    lines.append(
+        "pods: " + " ".join(f"{ns}@{rv}" for ns, rv in sorted(pods, key=lambda p: int(p[1])))
+    )
+    return "\n".join(lines)
+
+
 def _pods(kubectl: testing.Kubectl, tenant: str) -> int:
     found = kubectl.json("get", "pods", "-A", "-o", "json")["items"]
     return sum(1 for pod in found if pod["metadata"]["namespace"].startswith(f"{tenant}-"))
@@ -352,7 +376,7 @@ def test_racing_pods_into_new_namespaces_never_over_commits_the_tenant(
     testing.eventually(
         lambda: seen.sums and seen.sums[-1][2] >= 9000, what="the watch to see all 9 counted"
     )
-    assert _pods(kubectl, name) == 9
+    assert _pods(kubectl, name) == 9, _story(seen, race)
     assert seen.errors == []
     limit = quantity.to_milli("9")
     over = [sums for sums in seen.sums if max(sums) > limit]

@@ -72,6 +72,15 @@ Guarantee
     chart's quota-first admission policy closes both windows for every identity: no pod is
     created in a namespace labelled ``govcloud.io/quota=required`` (every namespace of a tenant
     with a quota) until its quota exists with a ``status.hard``.
+    The invariant trusts ``status.used``, which the quota controller rewrites at every sync
+    from its own cache, and a sync follows every change of ``spec.hard``. A pod quota
+    admission has just counted may not be in that cache yet: the sync then reports less than
+    runs, and admission lets that many more in (kubernetes/kubernetes#123434, seen in
+    ``test_onboarding_writes.py``: a lowering written right after a pod was counted). So the
+    reconciler writes phase 1 conditionally on the versions of its fresh read, and a rebalance
+    that only follows usage leaves a quota that changed in the last ``QUIET_SECONDS`` (or
+    since the cache saw it) to a later pass (``reconcile.tenant.busy_quotas``); what a changed
+    spec asks for, a suspension, or a return within the tenant's quota is not held back.
 
 Algorithm (``allocate``)
     free = max(0, T − Σ used_i). Target_i = used_i + an equal share of free, rounding down to

@@ -192,6 +192,7 @@ class Store:
         self._by_label: dict[str, set[Key]] = {}
         # Resource versions of objects we deleted: an older event must not bring them back.
         self._tombstones: dict[Key, str] = {}
+        self._changed_at: dict[Key, float] = {}  # monotonic time each version was stored
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -220,6 +221,11 @@ class Store:
                 if selects(selector, _labels(self._objects[key]))
             ]
             return [clone(obj) for obj in chosen]
+
+    def changed_at(self, name: str, namespace: str | None = None) -> float | None:
+        """When (time.monotonic) the object's current version was stored; None if not held."""
+        with self._lock:
+            return self._changed_at.get((namespace or "", name))
 
     def object_keys(self) -> set[Key]:
         with self._lock:
@@ -333,6 +339,7 @@ class Store:
         if old is not None:
             self._unindex(key, old)
         self._objects[key] = obj
+        self._changed_at[key] = time.monotonic()
         self._by_namespace.setdefault(key[0], set()).add(key)
         value = _labels(obj).get(self.index_label)
         if value is not None:
@@ -340,6 +347,7 @@ class Store:
 
     def _pop(self, key: Key) -> Manifest | None:
         old = self._objects.pop(key, None)
+        self._changed_at.pop(key, None)
         if old is not None:
             self._unindex(key, old)
         return old
@@ -731,6 +739,12 @@ class CachedCluster(client.Cluster):
         return counts
 
     # -- reads -----------------------------------------------------------------------------
+
+    def changed_at(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> float | None:
+        informer = self._synced_informer(api_version, kind)
+        return informer.store.changed_at(name, namespace) if informer is not None else None
 
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None

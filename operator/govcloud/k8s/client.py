@@ -125,6 +125,14 @@ class Cluster:
 
     # -- reads -----------------------------------------------------------------------------
 
+    def changed_at(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> float | None:
+        """When (time.monotonic) the object last changed as this client saw it; None when it
+        does not know (no cache of the kind, as here)."""
+        del api_version, kind, name, namespace
+        return None
+
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> Manifest | None:

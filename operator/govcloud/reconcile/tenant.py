@@ -49,6 +49,12 @@ QUOTA_MISSING = "QuotaMissing"
 # milliseconds: waiting costs the API server nothing.
 ENFORCE_DEADLINE = 5.0
 ENFORCE_POLL = 0.02
+# How long a namespace's quota must have stayed unchanged before a pass rebalances it. A
+# quota write makes the quota controller recount the namespace from its own cache, which may
+# not hold yet a pod quota admission has just counted: it then reports less than runs, and
+# admission lets that many more in (kubernetes/kubernetes#123434). A quota that changed this
+# recently may be counting pods right now; it is rebalanced by a later pass.
+QUIET_SECONDS = 2.0
 
 Manifest = dict[str, Any]
 
@@ -232,7 +238,7 @@ def converge(
     result.events.extend(tenant_namespaces.refusal_events(observed.tenant, verdicts))
     usable = [verdict.name for verdict in verdicts if verdict.usable]
     try:
-        allocation = allocate(target, name, spec, usable, observed, context.wanted)
+        allocation, read = allocate(target, name, spec, usable, observed, context.wanted)
         # Build only for the namespaces the tenant may manage: a conflicting namespace gets no
         # quota share and must not appear in the members' self-view role either.
         wanted = desired_tenant.build(
@@ -258,9 +264,15 @@ def converge(
             applied.ensure(tenant_lifecycle.mark_adopted(owned) if real in adopted else owned)
             tenant_lifecycle.thaw(applied, owned)
     created = created_by_pass(observed, applied, usable)
+    settled = spec_settled(observed.tenant)
+    busy = busy_quotas(target, spec, allocation, read, exclude=created) if settled else frozenset()
     for namespace, hard in allocation.decreases.items():
-        if namespace not in created:
-            applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
+        if namespace not in created and namespace not in busy:
+            applied.ensure(
+                quotas.manifest(name, namespace, hard),
+                reason="QuotaRebalanced",
+                resource_version=read[namespace].resource_version if namespace in read else "",
+            )
     granted = write_first_quotas(
         target, name, spec, usable, created, allocation, applied, context.leading
     )
@@ -273,7 +285,15 @@ def converge(
     waiting = {**not_enforced(applied, usable), **unquoted}
     ensure_all(applied, wanted, usable, access=True, waiting=waiting)
     final_quotas = raise_quotas(
-        target, name, spec, usable, allocation, applied, held_back=raced, leading=context.leading
+        target,
+        name,
+        spec,
+        usable,
+        allocation,
+        applied,
+        held_back=raced | busy,
+        leading=context.leading,
+        wait_quiet=settled,
     )
     keep = {
         tenant_types.key_of(item)
@@ -391,23 +411,66 @@ def allocate(
     usable: Sequence[str],
     observed: tenant_types.Observed,
     wanted: quotas.Hards | None = None,
-) -> quotas.Allocation:
+) -> tuple[quotas.Allocation, Mapping[str, quotas.ObservedQuota]]:
     """The split of the tenant quota, from the cache; when that would write any quota, from a
-    fresh read instead. A split from usage the cache has not caught up with could lower a
-    quota below what already runs there, and the quota controller, recounting after such a
-    change from its own lagging cache, may then report less than runs: the invariant's c_i
-    would no longer bound the namespace's usage. ``wanted``: room asked for per namespace."""
+    fresh read instead, returned with it (phase-1 writes are conditional on its versions). A
+    split from usage the cache has not caught up with could lower a quota below what already
+    runs there, and the quota controller, recounting after such a change from its own lagging
+    cache, may then report less than runs: the invariant's c_i would no longer bound the
+    namespace's usage. ``wanted``: room asked for per namespace."""
     cached = quotas.allocate(
         spec.quota, usable, quotas_of(observed, usable), suspended=spec.suspended, wanted=wanted
     )
     if not (cached.decreases or cached.increases):
-        return cached  # a resync of a settled tenant reads nothing
+        return cached, {}  # a resync of a settled tenant reads nothing
     fresh = {
         namespace: quota
         for namespace, quota in read_quotas(target, name).items()
         if namespace in usable
     }
-    return quotas.allocate(spec.quota, usable, fresh, suspended=spec.suspended, wanted=wanted)
+    return (
+        quotas.allocate(spec.quota, usable, fresh, suspended=spec.suspended, wanted=wanted),
+        fresh,
+    )
+
+
+def spec_settled(tenant: Manifest) -> bool:
+    """Whether the last pass applied the tenant's current spec: quota writes that only follow
+    usage wait for quiet quotas (``busy_quotas``); those a changed spec asks for do not."""
+    status = tenant.get("status") or {}
+    return bool(status.get("observedGeneration") == tenant["metadata"].get("generation"))
+
+
+def busy_quotas(
+    target: client.Cluster,
+    spec: cloudtenant.CloudTenantSpec,
+    allocation: quotas.Allocation,
+    read: Mapping[str, quotas.ObservedQuota],
+    exclude: Sequence[str] = (),
+) -> frozenset[str]:
+    """The namespaces the allocation would rebalance whose quota may be counting pods right
+    now: it changed less than ``QUIET_SECONDS`` ago, or after the watch-fed cache last saw
+    it (``read`` is newer). A later pass rebalances them. Never held back: what suspends the
+    tenant or brings it back within its quota."""
+    if spec.suspended or allocation.over_committed:
+        return frozenset()
+    busy: set[str] = set()
+    for namespace in {*allocation.decreases, *allocation.increases} - set(exclude):
+        cached = target.get("v1", "ResourceQuota", meta.QUOTA_NAME, namespace)
+        version = str(((cached or {}).get("metadata") or {}).get("resourceVersion") or "")
+        fresh = read.get(namespace)
+        if recently_changed(target, namespace) or (
+            fresh is not None and fresh.resource_version != version
+        ):
+            busy.add(namespace)
+    return frozenset(busy)
+
+
+def recently_changed(target: client.Cluster, namespace: str) -> bool:
+    """Whether the namespace's quota changed less than ``QUIET_SECONDS`` ago, as the
+    watch-fed cache saw it (a client without a cache does not know: False)."""
+    changed = target.changed_at("v1", "ResourceQuota", meta.QUOTA_NAME, namespace)
+    return changed is not None and time.monotonic() - changed < QUIET_SECONDS
 
 
 def quotas_of(
@@ -497,10 +560,10 @@ def withheld(manifest: Mapping[str, Any], unquoted: Mapping[str, str]) -> bool:
 def allocation_pending(
     allocation: quotas.Allocation, final: Mapping[str, Mapping[str, str]]
 ) -> bool:
-    """Whether some increase was capped and must be granted by a later pass."""
+    """Whether some write was held back or capped and must be made by a later pass."""
     return any(
         not _same_hard(allocation.hard.get(namespace, {}), final.get(namespace, {}))
-        for namespace in allocation.increases
+        for namespace in {*allocation.increases, *allocation.decreases}
     )
 
 
@@ -670,17 +733,21 @@ def raise_quotas(
     applied: tenant_types.Applier,
     held_back: frozenset[str] = frozenset(),
     leading: Callable[[], bool] = tenant_types.always_leading,
+    wait_quiet: bool = True,
 ) -> dict[str, dict[str, str]]:
     """Phase 2: re-read the quotas, cap each planned raise to the slack left, apply it.
 
-    Namespaces ``held_back`` keep their lowered quota until a later pass. The raises are
-    fenced: none while this replica does not lead (checked after the re-read, right before
-    the writes), and each is conditional on the resourceVersion it was capped from.
+    Namespaces ``held_back`` keep their lowered quota until a later pass, as do, with
+    ``wait_quiet``, those whose quota changed meanwhile (``recently_changed``: this pass's
+    own phase-1 writes too). The
+    raises are fenced: none while this replica does not lead (checked after the re-read,
+    right before the writes), and each is conditional on the resourceVersion it was capped
+    from.
     """
     planned = {
         namespace: hard
         for namespace, hard in allocation.increases.items()
-        if namespace not in held_back
+        if namespace not in held_back and not (wait_quiet and recently_changed(hub, namespace))
     }
     if planned:
         fresh = read_quotas(hub, name)

@@ -183,6 +183,24 @@ def test_an_older_or_equal_version_never_overwrites_a_newer_one() -> None:
     assert store.upsert(configmap("cm", 11, v="newer")) == cache.MODIFIED
 
 
+def test_the_store_knows_when_it_took_each_objects_current_version() -> None:
+    store = cache.Store()
+    assert store.changed_at("a", "ns") is None
+    before = time.monotonic()
+    store.upsert(configmap("a", 5))
+    taken = store.changed_at("a", "ns")
+    assert taken is not None
+    assert taken >= before
+
+    store.upsert(configmap("a", 4))  # older: not taken, the time stays
+    assert store.changed_at("a", "ns") == taken
+    store.upsert(configmap("a", 6))
+    assert (store.changed_at("a", "ns") or 0.0) >= taken
+
+    store.forget("a", "ns")
+    assert store.changed_at("a", "ns") is None
+
+
 def test_versions_compare_as_integers_and_otherwise_replace() -> None:
     assert cache.is_newer("10", "9")
     assert not cache.is_newer("9", "10")
