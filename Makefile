@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 ## tools: find (KUBEBUILDER_ASSETS) or build the pinned binaries: the control plane, kwok, helm,
-## cyclonus, velero and its AWS plugin
+## cyclonus, velero and its AWS plugin, and promtool (the alert rule tests)
 tools: venv
 	$(PY) -m govcloud.dev tools
+	$(PY) -m govcloud.dev tools promtool
 
 ## crds: regenerate crds/ from the pydantic models
 crds: venv

@@ -1,4 +1,4 @@
-"""Find or build the pinned upstream binaries: the control plane, kwok, helm, cyclonus, velero."""
+"""Find or build the pinned upstream binaries: the control plane and the test tools (hack/)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class Tool:
     package: str
     version_module: str
     kubernetes_version_ldflags: bool = False
+    build_tags: tuple[str, ...] = ()
 
 
 VELERO = "github.com/vmware-tanzu/velero"
@@ -71,6 +72,14 @@ TOOLS: dict[str, Tool] = {
             "velero",
             "github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws",
             f"{VELERO}-plugin-for-aws",
+        ),
+        # Only its rule commands are used: remove_all_sd leaves out the cloud service discoveries.
+        Tool(
+            "promtool",
+            "promtool",
+            "github.com/prometheus/prometheus/cmd/promtool",
+            "github.com/prometheus/prometheus",
+            build_tags=("remove_all_sd",),
         ),
     )
 }
@@ -172,6 +181,8 @@ def build(tool: Tool, target: Path) -> None:
     )
     env = {**os.environ, "CGO_ENABLED": "0"}
     command = [go, "build", "-trimpath", "-ldflags", _ldflags(tool), "-o", str(partial)]
+    if tool.build_tags:
+        command += ["-tags", ",".join(tool.build_tags)]
     result = subprocess.run(
         [*command, tool.package], cwd=HACK_DIR / tool.module_dir, env=env, check=False
     )
