@@ -8,7 +8,7 @@ export PYTHONUNBUFFERED := 1
 # Integration test files run in parallel, each worker with its own local control plane.
 WORKERS ?= 4
 
-.PHONY: all venv tools lint unit integration e2e test soak demo crds cluster-up cluster-down clean bench bench-smoke
+.PHONY: all venv tools lint unit integration e2e test soak demo crds cluster-up cluster-down clean bench bench-smoke plugin
 
 all: test
 
@@ -33,8 +33,8 @@ crds: venv
 	$(PY) -m govcloud.api.crdgen --out crds --out charts/govcloud-operator/crds
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests e2e bench
-	$(VENV)/bin/ruff format --check operator tests e2e bench
+	$(VENV)/bin/ruff check operator tests e2e bench plugins
+	$(VENV)/bin/ruff format --check operator tests e2e bench plugins
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m govcloud.api.crdgen --check --out crds --out charts/govcloud-operator/crds
@@ -80,6 +80,13 @@ bench: tools
 ## bench-smoke: the tiny run that `make test` also runs (tests/integration/test_bench_smoke.py)
 bench-smoke: tools
 	$(VENV)/bin/pytest tests/integration/test_bench_smoke.py -q
+
+## plugin: the krew archive of the kubectl plugin (`kubectl govcloud`) for one platform, and the
+## krew manifest with its sha256, in build/plugin/ (docs/kubectl-plugin.md)
+PLUGIN_OS ?= $(shell uname -s | tr '[:upper:]' '[:lower:]')
+PLUGIN_ARCH ?= $(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
+plugin: venv
+	$(PY) plugins/krew/build.py --os $(PLUGIN_OS) --arch $(PLUGIN_ARCH) --out build/plugin
 
 cluster-up: tools
 	$(PY) -m govcloud.dev cluster up
