@@ -501,6 +501,8 @@ def migrations(ctx: Context, args: argparse.Namespace) -> views.View:
             ) from error
     found: list[Manifest] = []
     for body in my_tenants(ctx, args.tenant):
+        if views.site_of(body) != "hub":
+            continue  # its namespaces are on a sub-center; MigrationPlans live on the hub
         for item in (body.get("status") or {}).get("namespaces") or []:
             namespace = str(item.get("name"))
             try:
@@ -508,6 +510,8 @@ def migrations(ctx: Context, args: argparse.Namespace) -> views.View:
             except user.RefusedError as error:
                 if error.status == 404:
                     raise CommandError("this cluster serves no MigrationPlans") from error
+                if error.forbidden and item.get("phase") != "Active":
+                    continue  # not (yet) the tenant's: a conflict, or still being set up
                 raise failure(
                     error,
                     f"list the MigrationPlans of namespace {namespace}",
