@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import contextvars
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, utils
@@ -200,6 +200,18 @@ PLAN_PENDING = Family(
     " (Unix time); only while it is Pending.",
     ["tenant", "tier"],
 )
+PAYER_CEILING = Family(
+    "govcloud_plan_approved_ceiling_by_payer",
+    "Sum of the approved ceilings of the current year's ResourcePlans of the tenants the level"
+    " pays for (city, county:<region>, devzone:<region>), base units: its budget basis.",
+    ["payer", "resource"],
+)
+PAYER_COST = Family(
+    "govcloud_plan_approved_cost_by_payer_cny",
+    "Sum of the estimated annual costs of the current year's approved ResourcePlans of the"
+    " tenants the level pays for, CNY.",
+    ["payer"],
+)
 METERING_TICK = Family(
     "govcloud_metering_last_tick_timestamp_seconds",
     "When the last metering tick finished (Unix time).",
@@ -224,7 +236,14 @@ MIGRATION_TOTALS = (MIGRATION_OVERDUE, MIGRATION_AT_RISK, MIGRATION_ON_TIME)
 MIGRATION_FAMILIES = (MIGRATION_PLANS, *MIGRATION_TOTALS)
 USAGE_FAMILIES = (USAGE_CHARGE, USAGE_HOURS)
 PLAN_FAMILIES = (PLAN_CEILING, PLAN_COST, PLAN_STATE, PLAN_PENDING)
-BILLING_FAMILIES = (*USAGE_FAMILIES, USAGE_TIER_CHARGE, *PLAN_FAMILIES, METERING_TICK)
+PAYER_FAMILIES = (PAYER_CEILING, PAYER_COST)
+BILLING_FAMILIES = (
+    *USAGE_FAMILIES,
+    USAGE_TIER_CHARGE,
+    *PLAN_FAMILIES,
+    *PAYER_FAMILIES,
+    METERING_TICK,
+)
 GAUGE_FAMILIES = (*TENANT_FAMILIES, *SUBCENTER_FAMILIES, *MIGRATION_FAMILIES, *BILLING_FAMILIES)
 
 _Key = tuple[str, ...]
@@ -634,6 +653,7 @@ class PlanSnapshot:
     estimated_annual_cost: float | None = None
     updated_at: float = 0.0
     pending_since: float | None = None  # Unix time, while the plan waits for a decision
+    payer: str = ""  # the level paying for the tenant, whose budget an approved plan enters
 
 
 PLAN_STATES = ("Pending", "Approved", "Rejected", "ChangesRequested")
@@ -650,6 +670,35 @@ def _usage_lines(tenant: str, snapshot: UsageSnapshot) -> tuple[str, ...]:
         for resource, value in sorted(values.items())
     ]
     return USAGE_CHARGE.line((tenant, tier), snapshot.charge), "".join(hours)
+
+
+def _payer_sums(
+    plans: Iterable[PlanSnapshot],
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Per payer, the approved ceilings and costs summed in the order given."""
+    ceilings: dict[str, dict[str, float]] = {}
+    costs: dict[str, float] = {}
+    for plan in plans:
+        if plan.state != "Approved" or not plan.payer:
+            continue
+        sums = ceilings.setdefault(plan.payer, {})
+        for resource, value in sorted(plan.ceiling.items()):
+            sums[resource] = sums.get(resource, 0.0) + value
+        if plan.estimated_annual_cost is not None:
+            costs[plan.payer] = costs.get(plan.payer, 0.0) + plan.estimated_annual_cost
+    return ceilings, costs
+
+
+def _payer_lines(payer: str, plans: Iterable[PlanSnapshot]) -> tuple[str, str]:
+    ceilings, costs = _payer_sums(plans)
+    ceiling = ceilings.get(payer, {})
+    return (
+        "".join(
+            PAYER_CEILING.line((payer, resource), value)
+            for resource, value in sorted(ceiling.items())
+        ),
+        PAYER_COST.line((payer,), costs[payer]) if payer in costs else "",
+    )
 
 
 def _plan_lines(tenant: str, plan: PlanSnapshot) -> tuple[str, ...]:
@@ -673,6 +722,26 @@ def _plan_lines(tenant: str, plan: PlanSnapshot) -> tuple[str, ...]:
     )
 
 
+def _add_plans(plans: Mapping[str, PlanSnapshot], *families: GaugeMetricFamily) -> None:
+    """The plan families and the per-payer sums, for the collector."""
+    ceiling, cost, state, pending, by_payer, payer_cost = families
+    for tenant, plan in sorted(plans.items()):
+        for resource, value in sorted(plan.ceiling.items()):
+            ceiling.add_metric([tenant, plan.tier, resource], value)
+        if plan.estimated_annual_cost is not None:
+            cost.add_metric([tenant, plan.tier], plan.estimated_annual_cost)
+        for candidate in PLAN_STATES:
+            state.add_metric([tenant, candidate], 1 if plan.state == candidate else 0)
+        if plan.state == "Pending" and plan.pending_since is not None:
+            pending.add_metric([tenant, plan.tier], plan.pending_since)
+    ceilings, costs = _payer_sums(plan for _, plan in sorted(plans.items()))
+    for payer, sums in sorted(ceilings.items()):
+        for resource, value in sorted(sums.items()):
+            by_payer.add_metric([payer, resource], value)
+    for payer, value in sorted(costs.items()):
+        payer_cost.add_metric([payer], value)
+
+
 class _BillingCollector(Collector):
     def __init__(self, recorder: BillingRecorder) -> None:
         self._recorder = recorder
@@ -681,7 +750,7 @@ class _BillingCollector(Collector):
         if _PRE_RENDERED.get():
             return
         usage, plans, last_tick = self._recorder.state()
-        charge, hours, tier_charge, ceiling, cost, state, pending, tick = (
+        charge, hours, tier_charge, ceiling, cost, state, pending, by_payer, payer_cost, tick = (
             f.gauge() for f in BILLING_FAMILIES
         )
         tiers: dict[str, float] = {}
@@ -694,18 +763,21 @@ class _BillingCollector(Collector):
                 hours.add_metric([tenant, snapshot.tier, resource, "allocated"], value)
         for tier, value in sorted(tiers.items()):
             tier_charge.add_metric([tier], value)
-        for tenant, plan in sorted(plans.items()):
-            for resource, value in sorted(plan.ceiling.items()):
-                ceiling.add_metric([tenant, plan.tier, resource], value)
-            if plan.estimated_annual_cost is not None:
-                cost.add_metric([tenant, plan.tier], plan.estimated_annual_cost)
-            for candidate in PLAN_STATES:
-                state.add_metric([tenant, candidate], 1 if plan.state == candidate else 0)
-            if plan.state == "Pending" and plan.pending_since is not None:
-                pending.add_metric([tenant, plan.tier], plan.pending_since)
+        _add_plans(plans, ceiling, cost, state, pending, by_payer, payer_cost)
         if last_tick is not None:
             tick.add_metric([], last_tick)
-        yield from (charge, hours, tier_charge, ceiling, cost, state, pending, tick)
+        yield from (
+            charge,
+            hours,
+            tier_charge,
+            ceiling,
+            cost,
+            state,
+            pending,
+            by_payer,
+            payer_cost,
+            tick,
+        )
 
 
 class BillingRecorder:
@@ -720,6 +792,8 @@ class BillingRecorder:
         self._usage_text = [_Rendered(family) for family in USAGE_FAMILIES]
         self._tier_text = _Rendered(USAGE_TIER_CHARGE)
         self._plan_text = [_Rendered(family) for family in PLAN_FAMILIES]
+        self._payer_tenants: dict[str, list[str]] = {}  # sorted, as the payer sums add them
+        self._payer_text = [_Rendered(family) for family in PAYER_FAMILIES]
         self._tick_text = _Rendered(METERING_TICK)
         self.tick_seconds = Histogram(
             "govcloud_metering_tick_duration_seconds",
@@ -759,21 +833,43 @@ class BillingRecorder:
     def record_plan(self, tenant: str, snapshot: PlanSnapshot) -> None:
         lines = _plan_lines(tenant, snapshot)
         with self._lock:
+            previous = self._plans.get(tenant)
             self._plans[tenant] = snapshot
             _put_all(self._plan_text, (tenant,), lines)
+            if previous is not None and previous.payer != snapshot.payer:
+                self._leave_payer(tenant, previous.payer)
+            if previous is None or previous.payer != snapshot.payer:
+                bisect.insort(self._payer_tenants.setdefault(snapshot.payer, []), tenant)
+            self._render_payer(snapshot.payer)
 
     def forget_plan(self, tenant: str) -> None:
         with self._lock:
-            self._plans.pop(tenant, None)
-            _drop_all(self._plan_text, (tenant,))
+            self._forget_plan(tenant)
 
     def forget_tenant(self, tenant: str) -> None:
         with self._lock:
             usage = self._usage.pop(tenant, None)
-            self._plans.pop(tenant, None)
-            _drop_all([*self._usage_text, *self._plan_text], (tenant,))
+            self._forget_plan(tenant)
+            _drop_all(self._usage_text, (tenant,))
             if usage is not None:
                 self._leave_tier(tenant, usage.tier)
+
+    def _forget_plan(self, tenant: str) -> None:
+        plan = self._plans.pop(tenant, None)
+        _drop_all(self._plan_text, (tenant,))
+        if plan is not None:
+            self._leave_payer(tenant, plan.payer)
+
+    def _leave_payer(self, tenant: str, payer: str) -> None:
+        members = self._payer_tenants[payer]
+        members.remove(tenant)
+        if not members:
+            del self._payer_tenants[payer]
+        self._render_payer(payer)
+
+    def _render_payer(self, payer: str) -> None:
+        members = self._payer_tenants.get(payer, [])
+        _put_all(self._payer_text, (payer,), _payer_lines(payer, (self._plans[t] for t in members)))
 
     def state(self) -> tuple[dict[str, UsageSnapshot], dict[str, PlanSnapshot], float | None]:
         with self._lock:
@@ -781,7 +877,13 @@ class BillingRecorder:
 
     def texts(self) -> list[str]:
         """The billing families' text, as it stands after the last record or forget."""
-        stores = [*self._usage_text, self._tier_text, *self._plan_text, self._tick_text]
+        stores = [
+            *self._usage_text,
+            self._tier_text,
+            *self._plan_text,
+            *self._payer_text,
+            self._tick_text,
+        ]
         with self._lock:
             return [store.text() for store in stores]
 

@@ -11,7 +11,9 @@ from typing import Any
 from govcloud.dev import cluster, testing
 
 REPO_ROOT = testing.REPO_ROOT
-PLAN_REVIEW = REPO_ROOT / "charts" / "govcloud-operator" / "files" / "billing" / "plan-review.yaml"
+BILLING_FILES = REPO_ROOT / "charts" / "govcloud-operator" / "files" / "billing"
+PLAN_REVIEW = BILLING_FILES / "plan-review.yaml"
+REQUEST_REVIEW = BILLING_FILES / "request-review.yaml"
 APPROVERS = "govcloud:plan-approvers"
 CPU_PRICE = "0.12"
 STARTER = "requests.cpu=2,requests.memory=4Gi"
@@ -81,12 +83,15 @@ def reviewing_operator(
 
 
 def install_review(kubectl: testing.Kubectl) -> None:
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PLAN_REVIEW))
+    """The chart's plan and request review roles and policies."""
+    for path in (PLAN_REVIEW, REQUEST_REVIEW):
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
 
 
 def remove_review(kubectl: testing.Kubectl) -> None:
     """Gone again, so that a chart installed later in the session can own these objects."""
-    kubectl.run("delete", "--ignore-not-found", "--wait=false", "-f", str(PLAN_REVIEW))
+    for path in (PLAN_REVIEW, REQUEST_REVIEW):
+        kubectl.run("delete", "--ignore-not-found", "--wait=false", "-f", str(path))
 
 
 def with_rate_card(kubectl: testing.Kubectl) -> Iterator[dict[str, Any]]:

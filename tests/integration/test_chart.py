@@ -446,6 +446,7 @@ def scraped(
     second real control plane), so that every per-object series exists with its labels."""
     suffix = uuid.uuid4().hex[:6]
     tenant, site = f"chart-metrics-{suffix}", f"chart-site-{suffix}"
+    budget = f"chart-budget-{suffix}"  # a plan only: no such tenant
     year = periods.year_of(datetime.datetime.now(datetime.UTC), periods.zone(8))
     made_card = False
     kubectl.apply(
@@ -535,16 +536,39 @@ def scraped(
                 },
             }
         )
+        # And a plan of this year approved as it is filed (by a cluster admin, who holds the
+        # `approve` verb), so that the per-payer budget series exist.
+        kubectl.apply(
+            {
+                "apiVersion": "govcloud.io/v1alpha1",
+                "kind": "ResourcePlan",
+                "metadata": {"name": f"{budget}-{year}"},
+                "spec": {
+                    "tenant": budget,
+                    "year": year,
+                    "lines": [{"resources": {"requests.cpu": "1"}, "count": 1, "reason": "预算"}],
+                    "decision": {
+                        "state": "Approved",
+                        "by": "govcloud-admin",
+                        "reason": "指标",
+                        "approvedGeneration": 0,
+                        "groups": ["system:masters"],
+                    },
+                },
+            }
+        )
         for metric in (
             "govcloud_usage_charge_cny",
             "govcloud_usage_resource_hours",  # from the second tick on (the first opens)
             "govcloud_plan_ceiling",
             "govcloud_plan_pending_since_timestamp_seconds",
+            "govcloud_plan_approved_cost_by_payer_cny",
         ):
             try:
                 testing.eventually(
                     lambda metric=metric: any(
-                        line.startswith(f"{metric}{{") and f'tenant="{tenant}"' in line
+                        line.startswith(f"{metric}{{")
+                        and (f'tenant="{tenant}"' in line or "by_payer" in metric)
                         for line in operator.metrics().splitlines()
                     ),
                     timeout=120,
@@ -558,6 +582,7 @@ def scraped(
         yield operator.metrics()
     finally:
         kubectl.run("delete", "resourceplan", f"{tenant}-{year}", "--wait=false")
+        kubectl.run("delete", "resourceplan", f"{budget}-{year}", "--wait=false")
         if made_card:
             kubectl.run("delete", "ratecard", "default", "--timeout=60s")
         kubectl.run("delete", "cloudtenant", tenant, "--wait=false")

@@ -387,8 +387,9 @@ def assert_writes_needed(first: Any, world: World) -> None:
 def needed_after_upgrade(key: tuple[str, str, str, str], world: World) -> bool:
     """Measured: an Event (the InvalidSpec warning), one status write of the tenant beyond the
     new bound, metering's writes (reports, and status.billing of each tenant), the self-view
-    roles naming the reports, and the new namespace label; the tenants' quotas, limits,
-    policies and bindings, the plan and the migration are not written at all."""
+    roles naming the reports, the new namespace label, and the plan's new status.payer (once);
+    the tenants' quotas, limits, policies and bindings, the plan's spec and the migration are
+    not written at all."""
     verb, resource, _, name = key
     if resource == "leases" or (verb, resource) == ("create", "events"):
         return True  # leader election (a Lease now instead of kopf peering) and Events
@@ -399,6 +400,8 @@ def needed_after_upgrade(key: tuple[str, str, str, str], world: World) -> bool:
     if (verb, resource) == ("patch", "clusterroles"):
         # The self-view now names the tenant's reports (members read their own bills).
         return name in {f"govcloud:tenant:{tenant}:self-view" for tenant in world.names}
+    if (verb, resource) == ("patch", "resourceplans/status"):
+        return name == world.plan  # the level that pays and decides, new in status.payer
     if (verb, resource) == ("patch", "namespaces"):
         return name in world.quota_labelled  # the new govcloud.io/quota label, once each
     # Metering goes on: each tick's accrual of the world's reports, and the close of any

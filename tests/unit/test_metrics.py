@@ -154,7 +154,23 @@ def feed(recorder: metrics.Recorder) -> None:
             ),
         )
     billing.record_plan(
-        "alpha", metrics.PlanSnapshot("gold", "Approved", {"cpu": 16}, estimated_annual_cost=1.5)
+        "alpha",
+        metrics.PlanSnapshot(
+            "gold", "Approved", {"cpu": 16}, estimated_annual_cost=1.5, payer="county:庐江"
+        ),
+    )
+    billing.record_plan(
+        "epsilon",
+        metrics.PlanSnapshot(
+            "gold",
+            "Approved",
+            {"cpu": 4, "memory": 2.0},
+            estimated_annual_cost=0.1,
+            payer="county:庐江",
+        ),
+    )
+    billing.record_plan(
+        "zeta", metrics.PlanSnapshot("gold", "Pending", {"cpu": 100}, payer="county:庐江")
     )
     billing.record_plan("beta", metrics.PlanSnapshot(ESCAPED_TIER, "Pending", pending_since=1.7e9))
     billing.record_plan("gamma", metrics.PlanSnapshot("gold", "Rejected", pending_since=1.7e9))
@@ -436,3 +452,24 @@ def test_a_client_that_stalls_is_cut_off_and_the_next_scrape_answered(
             assert stalled.recv(1) == b"", "the stalled client was not cut off"
     finally:
         server.shutdown()
+
+
+def test_approved_plans_add_up_per_paying_level(recorder: metrics.Recorder) -> None:
+    """The budget basis of each level: approved plans only, summed per payer."""
+    served = assert_same_as_the_collectors(recorder)
+    assert gauge_lines(served, "govcloud_plan_approved_ceiling_by_payer") == [
+        'govcloud_plan_approved_ceiling_by_payer{payer="county:庐江",resource="cpu"} 20.0',
+        'govcloud_plan_approved_ceiling_by_payer{payer="county:庐江",resource="memory"} 2.0',
+    ]
+    assert gauge_lines(served, "govcloud_plan_approved_cost_by_payer_cny") == [
+        'govcloud_plan_approved_cost_by_payer_cny{payer="county:庐江"} 1.6'
+    ]
+    recorder.billing.record_plan(
+        "epsilon", metrics.PlanSnapshot("gold", "Approved", {"cpu": 4}, payer="city")
+    )
+    recorder.billing.forget_plan("alpha")
+    served = assert_same_as_the_collectors(recorder)
+    assert gauge_lines(served, "govcloud_plan_approved_ceiling_by_payer") == [
+        'govcloud_plan_approved_ceiling_by_payer{payer="city",resource="cpu"} 4.0'
+    ]
+    assert gauge_lines(served, "govcloud_plan_approved_cost_by_payer_cny") == []

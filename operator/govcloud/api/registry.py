@@ -14,6 +14,7 @@ from govcloud.api.v1alpha1 import (
     migrationplan,
     ratecard,
     resourceplan,
+    resourcerequest,
     subcenter,
     usagereport,
 )
@@ -206,6 +207,7 @@ RESOURCEPLAN = Kind(
     printer_columns=(
         PrinterColumn("Tenant", "string", ".spec.tenant", "The CloudTenant."),
         PrinterColumn("Year", "integer", ".spec.year", "The plan year."),
+        PrinterColumn("Payer", "string", ".status.payer", "The level that pays and decides."),
         PrinterColumn("Review", "string", ".status.review.state", "Pending, Approved, ..."),
         PrinterColumn(
             "Cost", "string", ".status.estimatedAnnualCost", "Estimated annual cost, CNY."
@@ -222,6 +224,37 @@ RESOURCEPLAN = Kind(
     ),
     root_rules=resourceplan.ROOT_RULES,
     selectable_fields=(".spec.tenant", ".spec.year"),
+)
+
+RESOURCEREQUEST = Kind(
+    kind="ResourceRequest",
+    plural="resourcerequests",
+    singular="resourcerequest",
+    short_names=("rreq",),
+    scope="Namespaced",
+    spec=resourcerequest.ResourceRequestSpec,
+    status=resourcerequest.ResourceRequestStatus,
+    description=(
+        "A department's in-year request (年中申请) for more, or less, than its approved"
+        " ResourcePlan, filed in one of its namespaces and decided by its level's approvers."
+    ),
+    printer_columns=(
+        PrinterColumn("Year", "integer", ".spec.year", "The plan year it amends."),
+        PrinterColumn("Direction", "string", ".spec.direction", "Raise or Lower."),
+        PrinterColumn("Tenant", "string", ".status.tenant", "The CloudTenant."),
+        PrinterColumn("Payer", "string", ".status.payer", "The level that decides."),
+        PrinterColumn("Review", "string", ".status.review.state", "Pending, Approved, ..."),
+        PrinterColumn("DecidedBy", "string", ".status.review.decidedBy", "Who decided."),
+        AGE,
+        PrinterColumn(
+            "Ready",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].reason',
+            "Whether the request resolves against an approved plan, or what to fix.",
+            priority=1,
+        ),
+    ),
+    selectable_fields=(".spec.year",),
 )
 
 USAGEREPORT = Kind(
@@ -258,5 +291,6 @@ KINDS: tuple[Kind, ...] = (
     MIGRATIONPLAN,
     RATECARD,
     RESOURCEPLAN,
+    RESOURCEREQUEST,
     USAGEREPORT,
 )

@@ -26,10 +26,17 @@ class Ceiling:
 def ceiling(
     spec: resourceplan.ResourcePlanSpec, offerings: Mapping[str, Mapping[str, str]]
 ) -> Ceiling:
+    """The sum of every line of the plan, by resource."""
+    return lines_ceiling(spec.lines, offerings)
+
+
+def lines_ceiling(
+    lines: Sequence[resourceplan.PlanLine], offerings: Mapping[str, Mapping[str, str]]
+) -> Ceiling:
     """The sum of every line (offering x count or resources x count), by resource."""
     totals: dict[str, Decimal] = {}
     problems = []
-    for number, line in enumerate(spec.lines, start=1):
+    for number, line in enumerate(lines, start=1):
         if line.offering is not None:
             resources = offerings.get(line.offering)
             if resources is None:
@@ -67,6 +74,22 @@ def annual_cost(
         if rating.is_requested(resource) and resource not in table.rates
     )
     return report.total, sorted(set(unpriced) | set(report.unrated))
+
+
+def amended(
+    ceiling: Mapping[str, str], changes: Iterable[tuple[bool, Mapping[str, str]]]
+) -> dict[str, str]:
+    """The approved ceiling with approved in-year requests applied: each change is (raise?,
+    amounts), added or taken off per resource; a resource never goes below zero."""
+    totals = {resource: quantity.parse(value) for resource, value in ceiling.items()}
+    for raises, amounts in changes:
+        for resource, value in amounts.items():
+            moved = quantity.parse(value) * (1 if raises else -1)
+            totals[resource] = max(Decimal(0), totals.get(resource, Decimal(0)) + moved)
+    return {
+        resource: quantity.to_string(value, binary=quantity.is_binary(resource))
+        for resource, value in sorted(totals.items())
+    }
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ MODULES = (
     "govcloud.handlers.subcenter",
     "govcloud.handlers.migrationplan",
     "govcloud.handlers.resourceplan",
+    "govcloud.handlers.resourcerequest",
     "govcloud.handlers.metering",
     "govcloud.handlers.legacy",
 )

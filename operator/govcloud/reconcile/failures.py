@@ -12,7 +12,7 @@ from govcloud.reconcile import conditions
 TYPE = "Reconciled"
 REASON = "ReconcileError"
 # The kinds whose passes go through the failure handler and carry status conditions.
-KINDS = frozenset({"CloudTenant", "SubCenter", "MigrationPlan", "ResourcePlan"})
+KINDS = frozenset({"CloudTenant", "SubCenter", "MigrationPlan", "ResourcePlan", "ResourceRequest"})
 
 Manifest = dict[str, Any]
 

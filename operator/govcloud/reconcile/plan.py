@@ -20,13 +20,14 @@ from typing import Any
 import pydantic
 
 from govcloud import constants, metrics
-from govcloud.api.v1alpha1 import ratecard, resourceplan
-from govcloud.billing import accrual, periods, plans, rating
+from govcloud.api.v1alpha1 import ratecard, resourceplan, resourcerequest
+from govcloud.billing import accrual, periods, plans, rating, statement
 from govcloud.desired import quantity
 from govcloud.k8s import client
 from govcloud.reconcile import conditions, events
 
 KIND = "ResourcePlan"
+REQUEST_KIND = "ResourceRequest"
 READY = "Ready"
 APPROVED = "Approved"
 WITHIN_PLAN = plans.WITHIN_PLAN
@@ -70,7 +71,7 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
     try:
         spec = resourceplan.parse(name, body.get("spec") or {})
     except (pydantic.ValidationError, ValueError) as error:
-        message = _message(error)
+        message = spec_message(error)
         wanted = [conditions.Condition(READY, conditions.FALSE, "InvalidSpec", message)]
         new = {
             "observedGeneration": generation,
@@ -84,7 +85,8 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
         )
     tz = zone(settings)
     previous = status.get("review")
-    refusal = refuse_decision(hub, spec.decision, previous, generation)
+    payer = payer_of(hub.get(constants.API_VERSION, "CloudTenant", spec.tenant))
+    refusal = refuse_decision(hub, spec.decision, previous, generation, payer)
     fresh = spec.decision is not None and not honoured_before(spec.decision, previous, generation)
     if fresh and refusal is None:
         previous = None  # a new decision, or one written again on a new generation: now
@@ -128,6 +130,7 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
         "observedGeneration": generation,
         "ceiling": ceiling.hard,
         "currency": table.currency if table is not None else ratecard.CURRENCY,
+        "payer": payer,
         "review": review,
         "conditions": conditions.merge(
             status.get("conditions") or [], [ready, approved], generation, now
@@ -157,7 +160,7 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
         result.tenant_affected = True
     if problems and (status.get("conditions") or []) != new_status["conditions"]:
         result.events.append(Event("Warning", problems[0][0], ready.message))
-    if refusal and _reason(status, APPROVED) != refusal[0]:
+    if refusal and condition_reason(status, APPROVED) != refusal[0]:
         result.events.append(Event("Warning", refusal[0], refusal[1]))
     if spec.year == periods.year_of(now, tz):
         result.snapshot = metrics.PlanSnapshot(
@@ -167,6 +170,7 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
             estimated_annual_cost=float(cost) if cost is not None else None,
             updated_at=time.time(),
             pending_since=_unix(review.get("pendingSince")),
+            payer=payer,
         )
     return result
 
@@ -214,31 +218,48 @@ def honoured_before(
     )
 
 
+def payer_of(tenant: Manifest | None) -> str:
+    """The level that pays the tenant's bill and so reviews its plans (city without a tenant)."""
+    unit = ((tenant or {}).get("spec") or {}).get("unit") or {}
+    return statement.payer_of(str(unit.get("tier") or "city"), unit.get("region"))
+
+
 def refuse_decision(
     hub: client.Cluster,
     decision: resourceplan.Decision | None,
     previous: dict[str, Any] | None,
     generation: int | None,
+    payer: str,
+    what: str = "plan",
 ) -> tuple[str, str] | None:
-    """(reason, message) when the decision must be ignored, else None (one SAR when new)."""
+    """(reason, message) when the decision on the `what` must be ignored, else None (SARs
+    when new)."""
     if decision is None:
         return None
     stale = unbound(decision, generation)
     if stale or honoured_before(decision, previous, generation):
         return stale
-    if may_approve(hub, decision.by, list(decision.groups)):
+    if may_approve(hub, decision.by, list(decision.groups), payer):
         return None
     groups = f" (with groups {', '.join(decision.groups)})" if decision.groups else ""
     return (
         NOT_AN_APPROVER,
-        f"{decision.by}{groups} may not approve ResourcePlans (no `approve` verb on"
-        " resourceplans.govcloud.io), so the decision is ignored; only plan approvers"
-        " (ClusterRole govcloud:plan-approver) decide plans",
+        f"{decision.by}{groups} may not approve this {what} (no `approve` verb on"
+        f" resourceplans.govcloud.io, nor on payers.govcloud.io {payer}), so the decision is"
+        f" ignored; only plan approvers of every level (ClusterRole govcloud:plan-approver) or"
+        f" of {payer}, the level that pays for the tenant, decide its {what}s",
     )
 
 
-def may_approve(hub: client.Cluster, user: str, groups: list[str]) -> bool:
-    """The API server's answer: may `user` (in `groups`) approve ResourcePlans?"""
+def may_approve(hub: client.Cluster, user: str, groups: list[str], payer: str) -> bool:
+    """The API server's answer: may `user` (in `groups`) approve every ResourcePlan, or
+    those of the tenants `payer` pays for?"""
+    return _allowed(hub, user, groups, {"resource": "resourceplans"}) or _allowed(
+        hub, user, groups, {"resource": "payers", "name": payer}
+    )
+
+
+def _allowed(hub: client.Cluster, user: str, groups: list[str], resource: dict[str, str]) -> bool:
     review = hub.create(
         {
             "apiVersion": "authorization.k8s.io/v1",
@@ -247,18 +268,14 @@ def may_approve(hub: client.Cluster, user: str, groups: list[str]) -> bool:
             "spec": {
                 "user": user,
                 "groups": [*groups, "system:authenticated"],
-                "resourceAttributes": {
-                    "group": constants.GROUP,
-                    "resource": "resourceplans",
-                    "verb": "approve",
-                },
+                "resourceAttributes": {"group": constants.GROUP, "verb": "approve", **resource},
             },
         }
     )
     return bool((review.get("status") or {}).get("allowed"))
 
 
-def _reason(status: Manifest, type_: str) -> str | None:
+def condition_reason(status: Manifest, type_: str) -> str | None:
     for item in status.get("conditions") or []:
         if item.get("type") == type_:
             return str(item.get("reason"))
@@ -306,7 +323,9 @@ def judge(
             card = ratecard.parse(ratecard.DEFAULT_NAME, card_body.get("spec") or {})
             table = rating.table(card, tz)
         except (pydantic.ValidationError, ValueError) as error:
-            problems.append(("InvalidRateCard", f"RateCard default is invalid: {_message(error)}"))
+            problems.append(
+                ("InvalidRateCard", f"RateCard default is invalid: {spec_message(error)}")
+            )
     ceiling = plans.ceiling(spec, table.offerings if table is not None else {})
     if table is not None:
         problems.extend(("UnknownOffering", problem) for problem in ceiling.problems)
@@ -366,7 +385,7 @@ def _write(hub: client.Cluster, body: Manifest, status: Manifest) -> bool:
     return True
 
 
-def _message(error: Exception) -> str:
+def spec_message(error: Exception) -> str:
     if isinstance(error, pydantic.ValidationError):
         return "; ".join(
             f"spec.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
@@ -385,21 +404,57 @@ def approved_ceiling(hub: client.Cluster, tenant: str, year: int) -> dict[str, s
     body = hub.get(constants.API_VERSION, KIND, resourceplan.plan_name(tenant, year))
     if body is None:
         return None
-    status = body.get("status") or {}
-    decision = (body.get("spec") or {}).get("decision") or {}
-    review = status.get("review") or {}
-    generation = body["metadata"].get("generation")
-    # The review must be of this very generation: a plan edited after its approval is not
-    # approved, even before the plan's own pass has noticed.
-    if (
+    if _decided(body):
+        return dict((body.get("status") or {}).get("ceiling") or {})
+    return None
+
+
+def approved_changes(
+    hub: client.Cluster, tenant: str, year: int
+) -> list[tuple[bool, dict[str, str]]]:
+    """The approved requests of `tenant` for `year` as (raise?, change), bound like a plan's
+    approval: a request edited after its decision does not count until decided again."""
+    try:
+        requests = hub.list(constants.API_VERSION, REQUEST_KIND)
+    except client.ApiError as error:
+        if error.status == 404:  # the ResourceRequest CRD is not installed (yet)
+            return []
+        raise
+    found = []
+    for item in requests:
+        spec = item.get("spec") or {}
+        status = item.get("status") or {}
+        if status.get("tenant") != tenant or spec.get("year") != year:
+            continue
+        if _decided(item) and _ready_now(status, item["metadata"].get("generation")):
+            raises = spec.get("direction", resourcerequest.Direction.RAISE.value) != "Lower"
+            found.append((raises, dict(status.get("change") or {})))
+    return found
+
+
+def _decided(item: Manifest) -> bool:
+    """Whether an approver's approval holds on the object as it is now. The review must be of
+    this very generation: one edited after its approval is not approved, even before its own
+    pass has noticed."""
+    decision = (item.get("spec") or {}).get("decision") or {}
+    review = (item.get("status") or {}).get("review") or {}
+    generation = item["metadata"].get("generation")
+    return (
         review.get("state") == APPROVED
         and decision.get("state") == APPROVED
         and review.get("observedGeneration") == generation
         and decision.get("approvedGeneration") is not None
         and generation == decision["approvedGeneration"] + 1
-    ):
-        return dict(status.get("ceiling") or {})
-    return None
+    )
+
+
+def _ready_now(status: Manifest, generation: int | None) -> bool:
+    ready: Manifest = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == READY), {}
+    )
+    return bool(
+        ready.get("status") == conditions.TRUE and status.get("observedGeneration") == generation
+    )
 
 
 def cap_for(
@@ -419,6 +474,11 @@ def cap_for(
     year = periods.year_of(now, tz)
     plan = resourceplan.plan_name(tenant, year)
     approved = approved_ceiling(hub, tenant, year)
+    if approved is not None:
+        changes = approved_changes(hub, tenant, year)
+        approved = plans.amended(approved, changes)
+        if changes:
+            plan = f"{plan} with {len(changes)} approved ResourceRequest(s)"
     until = grace_end(year, settings, tz)
     if approved is None and now < until:
         last_year = approved_ceiling(hub, tenant, year - 1)

@@ -27,11 +27,37 @@ def approved(tenant: str, year: int, cpu: str) -> dict[str, Any]:
 
 
 class Hub:
-    def __init__(self, *bodies: dict[str, Any]) -> None:
+    def __init__(self, *bodies: dict[str, Any], requests: tuple[dict[str, Any], ...] = ()) -> None:
         self.plans = {body["metadata"]["name"]: body for body in bodies}
+        self.requests = list(requests)
 
     def get(self, _api_version: str, _kind: str, name: str) -> dict[str, Any] | None:
         return self.plans.get(name)
+
+    def list(self, _api_version: str, kind: str) -> list[dict[str, Any]]:
+        assert kind == "ResourceRequest"
+        return self.requests
+
+
+def request(
+    year: int, cpu: str, direction: str = "Raise", *, tenant: str = "jtj", bound: bool = True
+) -> dict[str, Any]:
+    """An approved in-year request; not `bound`: edited after the decision."""
+    return {
+        "metadata": {"name": f"r-{cpu}", "namespace": "jtj-app", "generation": 2 if bound else 3},
+        "spec": {
+            "year": year,
+            "direction": direction,
+            "decision": {"state": "Approved", "approvedGeneration": 1},
+        },
+        "status": {
+            "tenant": tenant,
+            "observedGeneration": 2 if bound else 3,
+            "change": {"requests.cpu": cpu},
+            "review": {"state": "Approved", "observedGeneration": 2 if bound else 3},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
 
 
 def settings(grace_days: float = 31) -> SimpleNamespace:
@@ -82,3 +108,28 @@ def test_this_years_approved_plan_wins_over_last_years_in_the_grace_period() -> 
     cap = plan.cap_for(hub, "jtj", QUOTA, settings(), IN_GRACE)
     assert cap is not None
     assert (cap.reason, cap.quota["requests.cpu"]) == ("CappedByPlan", "4")
+
+
+def test_approved_in_year_requests_move_the_approved_ceiling() -> None:
+    hub = Hub(
+        approved("jtj", 2027, "4"),
+        requests=(
+            request(2027, "3"),  # +3
+            request(2027, "1", "Lower"),  # -1
+            request(2027, "50", bound=False),  # edited after its approval: does not count
+            request(2026, "50"),  # another year
+            request(2027, "50", tenant="other"),  # another tenant
+        ),
+    )
+    cap = plan.cap_for(hub, "jtj", QUOTA, settings(), AFTER_GRACE)
+    assert cap is not None
+    assert cap.quota == {"requests.cpu": "6", "pods": "20"}
+    assert (cap.reason, cap.status) == ("CappedByPlan", "False")
+    assert "jtj-2027 with 2 approved ResourceRequest(s)" in cap.message
+
+
+def test_a_request_never_takes_a_resource_below_zero() -> None:
+    hub = Hub(approved("jtj", 2027, "4"), requests=(request(2027, "9", "Lower"),))
+    cap = plan.cap_for(hub, "jtj", QUOTA, settings(), AFTER_GRACE)
+    assert cap is not None
+    assert cap.quota["requests.cpu"] == "0"

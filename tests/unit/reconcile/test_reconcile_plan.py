@@ -164,3 +164,46 @@ def test_an_approval_written_again_on_a_new_generation_counts_from_then() -> Non
     assert review["observedGeneration"] == 4
     assert review["decidedAt"] != first
     assert plan.approved_ceiling(cast(client.Cluster, hub), "jtj", YEAR) is not None
+
+
+class CountyHub(Hub):
+    """The tenant is paid for by county `region`; only wang.lujiang approves, Lujiang's plans."""
+
+    def __init__(self, body: Manifest, region: str) -> None:
+        super().__init__(body)
+        self.region = region
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
+        if kind == "CloudTenant":
+            return {"spec": {"unit": {"tier": "county", "region": self.region}}}
+        return super().get(api_version, kind, name, namespace)
+
+    def create(self, manifest: Manifest) -> Manifest:
+        self.reviews.append(manifest)
+        spec = manifest["spec"]
+        asked = spec["resourceAttributes"]
+        allowed = spec["user"] == "wang.lujiang" and asked == {
+            "group": "govcloud.io",
+            "verb": "approve",
+            "resource": "payers",
+            "name": "county:庐江",
+        }
+        return {**manifest, "status": {"allowed": allowed}}
+
+
+def test_a_level_approver_decides_the_plans_of_the_tenants_it_pays_for() -> None:
+    hub = CountyHub(body(2, decision(by="wang.lujiang", generation=1)), "庐江")
+    run(hub)
+    assert hub.plan["status"]["payer"] == "county:庐江"
+    assert approved(hub)["status"] == "True"
+    asked = [review["spec"]["resourceAttributes"].get("resource") for review in hub.reviews]
+    assert asked == ["resourceplans", "payers"]
+
+
+def test_a_level_approver_does_not_decide_another_levels_plans() -> None:
+    hub = CountyHub(body(2, decision(by="wang.lujiang", generation=1)), "肥西")
+    result = run(hub)
+    assert hub.plan["status"]["payer"] == "county:肥西"
+    assert approved(hub)["reason"] == "DeciderNotApprover"
+    assert "nor on payers.govcloud.io county:肥西" in approved(hub)["message"]
+    assert "DeciderNotApprover" in reasons(result)

@@ -15,6 +15,7 @@ from govcloud.api.v1alpha1._base import Condition, Model, Quantity
 
 MIN_YEAR, MAX_YEAR = 2020, 2100
 MAX_LINES = 64
+MAX_PAYER_LENGTH = 128
 MAX_MIGRATIONS = 128
 MAX_LINE_RESOURCES = 16
 MAX_COUNT = 100_000
@@ -347,6 +348,15 @@ class ResourcePlanStatus(Model):
         description="The ceiling held for the whole year at the rate card's prices, CNY.",
     )
     currency: str | None = None
+    payer: str | None = Field(
+        default=None,
+        max_length=MAX_PAYER_LENGTH,
+        description=(
+            "Who pays the tenant's bill and reviews its plans: city, county:<region> or"
+            " devzone:<region>, from the tenant's unit. Approvers of that level decide the plan"
+            " (the verb approve on payers.govcloud.io of this name)."
+        ),
+    )
     review: Review = Field(default_factory=Review)
     history: list[DecisionRecord] = Field(
         default_factory=list,
