@@ -263,8 +263,8 @@ def test_a_member_reads_this_months_bill_and_never_another_tenants(
             and data["resources"]
             and data
         ),
-        timeout=RBAC_PROPAGATION,
-        what="the viewer to read A's report through the plugin",
+        timeout=60,  # the report's lines come with a metering write (every 5 s)
+        what="the viewer to read A's report, with its lines, through the plugin",
     )
     written = (kubectl.get("usagereport", report) or {})["status"]
     assert bill["tenant"] == world.a

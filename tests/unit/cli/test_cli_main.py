@@ -119,3 +119,20 @@ def test_the_plugin_is_installed_with_the_package_and_described_for_krew() -> No
         assert len(platform["sha256"]) == 64
         assert platform["bin"] == "kubectl-govcloud"
         assert platform["selector"]["matchLabels"]["os"] in ("linux", "darwin")
+
+
+def test_a_plan_file_is_a_resourceplan_or_its_spec_and_never_carries_a_decision() -> None:
+    spec = commands.load_plan_file(
+        "apiVersion: govcloud.io/v1alpha1\nkind: ResourcePlan\nmetadata: {name: x-2027}\n"
+        "spec:\n  tenant: x\n  lines: [{offering: ecs.2c4g, count: 2, reason: 扩容}]\n"
+        "  decision: {state: Approved, by: me, reason: self}\n"
+    )
+    assert spec == {
+        "tenant": "x",
+        "lines": [{"offering": "ecs.2c4g", "count": 2, "reason": "扩容"}],
+    }
+    assert commands.load_plan_file("lines: []\nmigrations: []\n") == {"lines": [], "migrations": []}
+    for bad in ("- a list\n", "key: [unclosed\n"):
+        with pytest.raises(commands.CommandError) as refused:
+            commands.load_plan_file(bad)
+        assert refused.value.code == 2
