@@ -36,12 +36,14 @@ NEXT_YEAR = datetime.now(UTC).year + 1
 RBAC_PROPAGATION = 15.0
 PLUGIN = Path(sys.executable).parent / "kubectl-govcloud"
 MIGRATIONS_VIEW = "test-kubectl-plugin-migrationplans-view"
+CITY_APPROVER_ROLE = "test-kubectl-plugin-plan-approver-city"
 
 
 @dataclass(frozen=True)
 class World:
     """Tenant A (admin alice and group a_admins, viewer victor; two namespaces), tenant B
-    (admin bob), a plan approver, and a MigrationPlan in A's first namespace."""
+    (admin bob), both city units; a plan approver of every level, one of the city's own
+    (`approve` on payers.govcloud.io "city"), and a MigrationPlan in A's first namespace."""
 
     a: str
     b: str
@@ -50,6 +52,7 @@ class World:
     victor: str
     bob: str
     approver: str
+    city_approver: str
     migration: str
     kubeconfig: Path
 
@@ -117,6 +120,42 @@ def migration_view_role() -> dict[str, Any]:
     }
 
 
+def city_approver(user: str) -> list[dict[str, Any]]:
+    """What the chart's templates/plan-approvers.yaml renders for planApprovers: [{payer: city,
+    users: [user]}]: the city bureau decides the plans of the units the city pays for."""
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": CITY_APPROVER_ROLE},
+            "rules": [
+                {
+                    "apiGroups": ["govcloud.io"],
+                    "resources": ["payers"],
+                    "resourceNames": ["city"],
+                    "verbs": ["approve"],
+                },
+                {
+                    "apiGroups": ["govcloud.io"],
+                    "resources": ["resourceplans", "resourcerequests"],
+                    "verbs": ["get", "list", "watch", "update", "patch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": CITY_APPROVER_ROLE},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": CITY_APPROVER_ROLE,
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+    ]
+
+
 @pytest.fixture(scope="module")
 def world(
     hub: cluster.ControlPlane, kubectl: testing.Kubectl, operator: testing.OperatorProcess
@@ -130,6 +169,7 @@ def world(
         victor=f"victor-{suffix}",
         bob=f"bob-{suffix}",
         approver=f"li-{suffix}",
+        city_approver=f"zhao-{suffix}",
         migration=f"permits-{suffix}",
         kubeconfig=hub.kubeconfig,
     )
@@ -142,6 +182,12 @@ def world(
         stack.callback(lambda: next(rate_card, None))
         kubectl.apply(migration_view_role())
         stack.callback(kubectl.run, "delete", "clusterrole", MIGRATIONS_VIEW, "--wait=false")
+        for manifest in city_approver(made.city_approver):
+            kubectl.apply(manifest)
+        stack.callback(kubectl.run, "delete", "clusterrole", CITY_APPROVER_ROLE, "--wait=false")
+        stack.callback(
+            kubectl.run, "delete", "clusterrolebinding", CITY_APPROVER_ROLE, "--wait=false"
+        )
         stack.callback(tenants.cleanup)
         tenants.create(
             made.a,
@@ -202,6 +248,18 @@ def test_whoami_tells_each_user_their_own_tenants_and_roles_and_nothing_of_other
     assert approver["tenants"] == []
     assert approver["platform"]["planReviewer"] is True
     assert approver["platform"]["platformAdmin"] is False
+    city = testing.eventually(
+        lambda: (
+            (found := plugin(world, (world.city_approver,), "whoami", "-o", "json").json())[
+                "plansOfPayers"
+            ]
+            and found
+        ),
+        timeout=RBAC_PROPAGATION,
+        what="the city approver's binding to show in their rules",
+    )
+    assert (city["tenants"], city["plansOfPayers"]) == ([], ["city"])
+    assert city["platform"]["planReviewer"] is False
     # The real plugin mechanism: kubectl finds kubectl-govcloud on PATH; the table, with the
     # kubeconfig's own context named.
     assert PLUGIN.exists(), f"{PLUGIN} is missing: pip install -e . installs the console script"
@@ -319,7 +377,7 @@ def test_an_admin_files_a_plan_an_approver_decides_and_the_history_records_each_
         '"approve" on resourceplans.govcloud.io',
     )
     assert "decision" not in (kubectl.get("resourceplan", name) or {})["spec"]
-    # The approver approves, then rejects the plan as it stands after the approval.
+    # An approver of every level approves.
     approved = plugin(
         world, (world.approver, APPROVERS), "plan", "approve", name, "--reason", "符合年度预算"
     )
@@ -332,9 +390,8 @@ def test_an_admin_files_a_plan_an_approver_decides_and_the_history_records_each_
         return found if (found or {}).get("state") == state else None
 
     testing.eventually(lambda: review("Approved"), timeout=30, what=f"{name} Approved")
-    rejected = plugin(
-        world, (world.approver, APPROVERS), "plan", "reject", name, "--reason", "预算收紧"
-    )
+    # The city's own bureau (A is a city unit) rejects it as it stands after the approval.
+    rejected = plugin(world, (world.city_approver,), "plan", "reject", name, "--reason", "预算收紧")
     assert rejected.code == 0, rejected.err
     testing.eventually(lambda: review("Rejected"), timeout=30, what=f"{name} Rejected")
     history = plugin(
@@ -343,7 +400,7 @@ def test_an_admin_files_a_plan_an_approver_decides_and_the_history_records_each_
     entries = history.json()["history"]
     assert [(e["state"], e["by"], e["reason"]) for e in entries] == [
         ("Approved", world.approver, "符合年度预算"),
-        ("Rejected", world.approver, "预算收紧"),
+        ("Rejected", world.city_approver, "预算收紧"),
     ]
     assert entries[1]["generation"] == entries[0]["generation"] + 1
 
