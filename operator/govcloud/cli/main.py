@@ -155,9 +155,10 @@ def parser() -> argparse.ArgumentParser:
     rule = assessment.Rule()
     assess.add_argument("--min-utilisation", type=int, default=rule.min_utilisation)
     assess.add_argument("--max-overdue", type=int, default=rule.max_overdue)
-    # `request` (in-year resource requests: a department asks for more within the year, its
-    # bureau approves) is being designed separately; it is added here, as one more
-    # _subcommand(subparsers, "request", ...) with its own module, once its API exists.
+    # `request` (in-year ResourceRequests: a department asks for more within the year, its
+    # level's bureau decides) is designed separately and not here yet: it is added here, as one
+    # more _subcommand(subparsers, "request", ...) with its own module (cli/requests.py), whose
+    # decisions can reuse commands.decide's way of writing one.
     return top
 
 
