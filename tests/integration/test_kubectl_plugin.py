@@ -405,6 +405,66 @@ def test_an_admin_files_a_plan_an_approver_decides_and_the_history_records_each_
     assert entries[1]["generation"] == entries[0]["generation"] + 1
 
 
+def test_an_admin_files_an_in_year_request_its_level_decides_and_others_never_see_it(
+    world: World, kubectl: testing.Kubectl
+) -> None:
+    namespace = f"{world.a}-app"
+    filing = (
+        "request", "file", "flood-season", "--resources", "requests.cpu=2",
+        "--reason", "汛期扩容",
+    )  # fmt: skip
+    filed = eventually_ok(world, (world.alice,), *filing)
+    assert f"resourcerequest.govcloud.io/flood-season in {namespace} filed" in filed.out
+    body = kubectl.get("resourcerequest", "flood-season", namespace) or {}
+    assert body["spec"]["lines"] == [
+        {"resources": {"requests.cpu": "2"}, "count": 1, "reason": "汛期扩容"}
+    ]
+    # A viewer reads it but files none; another tenant's admin does not even see it.
+    listed = eventually_ok(world, (world.victor,), "request", "list", "-o", "json").json()
+    assert [item["metadata"]["name"] for item in listed["requests"]] == ["flood-season"]
+    assert refused(
+        plugin(world, (world.victor,), "request", "file", "more", "--resources",
+               "requests.cpu=1", "--reason", "x"),
+        f'you may not file ResourceRequest more in namespace {namespace}',
+    )  # fmt: skip
+    assert refused(
+        plugin(world, (world.bob,), "request", "history", "flood-season", "-n", namespace),
+        "you may not read ResourceRequest",
+    )
+    # The department cannot approve its own request: nothing is written.
+    assert refused(
+        plugin(world, (world.alice,), "request", "approve", "flood-season", "-n", namespace,
+               "--reason", "自己批准"),
+        "you may not decide ResourceRequest",
+    )  # fmt: skip
+    assert (
+        "decision" not in (kubectl.get("resourcerequest", "flood-season", namespace) or {})["spec"]
+    )
+    # The city's own bureau (A is a city unit) approves, once the operator names the payer.
+    testing.eventually(
+        lambda: ((kubectl.get("resourcerequest", "flood-season", namespace) or {}).get("status")
+                 or {}).get("payer") == "city",
+        what="the request's status.payer",
+    )  # fmt: skip
+    approved = plugin(
+        world, (world.city_approver,), "request", "approve", "flood-season", "-n", namespace,
+        "--reason", "同意",
+    )  # fmt: skip
+    assert approved.code == 0, approved.err
+    history = testing.eventually(
+        lambda: (
+            found := plugin(
+                world, (world.alice,), "request", "history", "flood-season", "-n", namespace,
+                "-o", "json",
+            ).json()
+        )["history"] and found,
+        what="the approval in the request's history",
+    )  # fmt: skip
+    assert [(e["state"], e["by"]) for e in history["history"]] == [
+        ("Approved", world.city_approver)
+    ]
+
+
 def test_migrations_show_the_tenants_plans_with_stage_and_deadline_and_no_others(
     world: World, kubectl: testing.Kubectl
 ) -> None:

@@ -353,6 +353,10 @@ def test_an_in_year_request_approved_by_its_level_moves_the_cap(
             what="the cap raised by the approved request",
         )
         assert "with 1 approved ResourceRequest(s)" in capped["message"]
+        # Nor does it take an approved request back by deleting it (a Lower would raise its cap).
+        deleted = admin.run("delete", "resourcerequest", "more-cpu", "-n", namespace)
+        assert deleted.returncode != 0
+        assert "forbidden" in deleted.stderr.lower()
         history = request_status(kubectl, namespace)["history"]
         assert [(entry["state"], entry["by"]) for entry in history] == [
             ("Approved", "wang.lujiang")

@@ -89,7 +89,7 @@ def lacks(verb: str, plural: str, name: str | None = None, namespace: str | None
     return f'you lack "{verb}" on {target}{where}'
 
 
-def _get(ctx: Context, url: str, what: str, missing: str) -> Manifest | None:
+def get_or_fail(ctx: Context, url: str, what: str, missing: str) -> Manifest | None:
     try:
         return ctx.client.get(url)
     except user.RefusedError as error:
@@ -121,7 +121,7 @@ def discover(ctx: Context) -> tuple[roles.Grants, bool]:
 
 
 def tenant(ctx: Context, name: str) -> Manifest:
-    found = _get(
+    found = get_or_fail(
         ctx,
         govcloud_path(meta.CLOUDTENANT_PLURAL, name),
         f"read CloudTenant {name}",
@@ -288,7 +288,7 @@ def plan_path(name: str | None = None) -> str:
 
 
 def read_plan(ctx: Context, name: str) -> Manifest:
-    found = _get(
+    found = get_or_fail(
         ctx,
         plan_path(name),
         f"read ResourcePlan {name}",
@@ -445,7 +445,7 @@ def decide(ctx: Context, args: argparse.Namespace, state: str) -> views.View:
         written = ctx.client.patch_merge(plan_path(name), {"spec": {"decision": decision}})
     except user.RefusedError as error:
         payer = str((body.get("status") or {}).get("payer") or "")
-        if error.forbidden and not _may_approve(ctx, payer):
+        if error.forbidden and not may_approve(ctx, payer):
             level = f' or on payers.{constants.GROUP} "{payer}"' if payer else ""
             raise CommandError(
                 f'you may not {verb} ResourcePlan {name}: you lack "approve" on'
@@ -460,7 +460,7 @@ def decide(ctx: Context, args: argparse.Namespace, state: str) -> views.View:
     return views.plan_written_view(written, "decided")
 
 
-def _may_approve(ctx: Context, payer: str) -> bool:
+def may_approve(ctx: Context, payer: str) -> bool:
     """Whether the user may decide every plan, or those of the level `payer` (the plan's
     status.payer) pays for."""
     try:

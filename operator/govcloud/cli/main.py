@@ -10,7 +10,7 @@ from typing import TextIO
 
 from govcloud import __version__
 from govcloud.billing import assessment
-from govcloud.cli import commands, views
+from govcloud.cli import commands, requests, views
 from govcloud.k8s import user
 
 Command = Callable[[commands.Context, argparse.Namespace], views.View]
@@ -155,10 +155,7 @@ def parser() -> argparse.ArgumentParser:
     rule = assessment.Rule()
     assess.add_argument("--min-utilisation", type=int, default=rule.min_utilisation)
     assess.add_argument("--max-overdue", type=int, default=rule.max_overdue)
-    # `request` (in-year ResourceRequests: a department asks for more within the year, its
-    # level's bureau decides) is designed separately and not here yet: it is added here, as one
-    # more _subcommand(subparsers, "request", ...) with its own module (cli/requests.py), whose
-    # decisions can reuse commands.decide's way of writing one.
+    requests.add_parsers(subparsers, _subcommand)
     return top
 
 

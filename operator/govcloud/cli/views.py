@@ -427,6 +427,89 @@ def plan_written_view(plan: Mapping[str, Any], verb: str) -> View:
     return View(headers=(), rows=[], data=plan, preamble=[line], empty="")
 
 
+# -- in-year requests --------------------------------------------------------------------------
+
+
+def _change(status: Mapping[str, Any]) -> str:
+    change = dict(status.get("change") or {})
+    return ", ".join(f"{key}={value}" for key, value in sorted(change.items())) or NONE
+
+
+def requests_view(requests: Sequence[Mapping[str, Any]]) -> View:
+    rows = []
+    for item in sorted(
+        requests, key=lambda r: (r["metadata"].get("namespace", ""), r["metadata"]["name"])
+    ):
+        spec, status = dict(item.get("spec") or {}), dict(item.get("status") or {})
+        review = dict(status.get("review") or {})
+        rows.append(
+            (
+                str(item["metadata"].get("namespace") or ""),
+                str(item["metadata"]["name"]),
+                _text(spec.get("year")),
+                str(spec.get("direction") or "Raise"),
+                _change(status),
+                str(review.get("state") or "Pending"),
+                _text(review.get("decidedBy")),
+            )
+        )
+    return View(
+        headers=("NAMESPACE", "NAME", "YEAR", "DIRECTION", "CHANGE", "REVIEW", "DECIDED BY"),
+        rows=rows,
+        data={"requests": [dict(item) for item in requests]},
+        empty="no ResourceRequests",
+    )
+
+
+def request_written_view(request: Mapping[str, Any], verb: str) -> View:
+    metadata = dict(request.get("metadata") or {})
+    decision = dict((request.get("spec") or {}).get("decision") or {})
+    line = (
+        f"resourcerequest.govcloud.io/{metadata.get('name')} in {metadata.get('namespace')} {verb}"
+    )
+    if decision and verb == "decided":
+        line += (
+            f": {decision.get('state')} by {decision.get('by')} on generation"
+            f" {decision.get('approvedGeneration')} ({decision.get('reason')});"
+            " the operator records it in status.review within seconds"
+        )
+    else:
+        line += "; it waits for an approver of the tenant's paying level"
+    return View(headers=(), rows=[], data=dict(request), preamble=[line], empty="")
+
+
+def request_history_view(request: Mapping[str, Any]) -> View:
+    metadata = dict(request.get("metadata") or {})
+    spec, status = dict(request.get("spec") or {}), dict(request.get("status") or {})
+    review = dict(status.get("review") or {})
+    history = [dict(entry) for entry in status.get("history") or []]
+    decided = f" by {review.get('decidedBy')}" if review.get("decidedBy") else ""
+    preamble = [
+        f"REQUEST: {metadata.get('namespace')}/{metadata.get('name')} (tenant"
+        f" {status.get('tenant') or NONE}, year {spec.get('year')},"
+        f" {spec.get('direction') or 'Raise'} {_change(status)})",
+        f"REVIEW:  {review.get('state') or 'Pending'}{decided}"
+        + (f": {review.get('reason')}" if review.get("reason") else ""),
+    ]
+    rows = [
+        (
+            _text(entry.get("at")),
+            str(entry.get("state") or ""),
+            _text(entry.get("by")),
+            _text(entry.get("generation")),
+            str(entry.get("reason") or ""),
+        )
+        for entry in history
+    ]
+    return View(
+        headers=("AT", "STATE", "BY", "GENERATION", "REASON"),
+        rows=rows,
+        data={"request": metadata.get("name"), "review": review, "history": history},
+        preamble=preamble,
+        empty="HISTORY: no decision yet",
+    )
+
+
 # -- migrations --------------------------------------------------------------------------------
 
 

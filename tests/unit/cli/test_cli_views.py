@@ -249,3 +249,33 @@ def test_assess_shows_the_assessment_rows_and_prints_what_the_report_prints_as_j
     assert view.rows[0][0] == "jtj"
     assert view.rows[0][7:10] == ("1/2", "1", "Lagging")
     assert view.data == json.loads(assessment.to_json(2026, rows))
+
+
+def a_request(name: str, state: str = "Pending", by: str | None = None) -> dict[str, Any]:
+    review: dict[str, Any] = {"state": state}
+    if by:
+        review |= {"decidedBy": by, "reason": "同意"}
+    return {
+        "metadata": {"name": name, "namespace": "jtj-app", "generation": 2},
+        "spec": {"year": 2027, "direction": "Raise"},
+        "status": {
+            "tenant": "jtj",
+            "change": {"requests.cpu": "2", "requests.memory": "4Gi"},
+            "review": review,
+            "history": [{"state": "Approved", "by": by, "at": "2027-03-01T08:00:00Z",
+                         "generation": 1, "reason": "同意"}] if by else [],
+        },
+    }  # fmt: skip
+
+
+def test_requests_show_what_each_changes_and_where_its_review_stands() -> None:
+    view = views.requests_view([a_request("b-more", "Approved", "wang"), a_request("a-more")])
+    assert [row[:2] for row in view.rows] == [("jtj-app", "a-more"), ("jtj-app", "b-more")]
+    assert view.rows[1][4:] == ("requests.cpu=2, requests.memory=4Gi", "Approved", "wang")
+    assert views.render(views.requests_view([]), "table").strip() == "no ResourceRequests"
+
+
+def test_a_requests_history_names_it_its_change_and_every_decision() -> None:
+    view = views.request_history_view(a_request("flood", "Approved", "wang"))
+    assert view.preamble[0].startswith("REQUEST: jtj-app/flood (tenant jtj, year 2027, Raise")
+    assert view.rows == [("2027-03-01T08:00:00Z", "Approved", "wang", "1", "同意")]
