@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
@@ -19,6 +20,25 @@ class Settings(BaseSettings):
     platform_namespaces: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["govcloud-system", "monitoring", "kube-system"],
         description="Namespaces that may always reach every tenant (monitoring, ingress).",
+    )
+    extranet_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "The e-government extranet (电子政务外网): networks every isolated tenant may reach"
+            " (comma-separated CIDRs)."
+        ),
+    )
+    egress_allowed_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Networks a tenant below security level 3 may ask to reach in spec.network.egressTo"
+            " (comma-separated CIDRs); empty: none beyond the default."
+        ),
+    )
+    dns_namespace: str = Field(
+        default="kube-system",
+        min_length=1,
+        description="Where the cluster DNS runs: isolated tenants reach it on port 53.",
     )
     operator_namespace: str = Field(
         default="govcloud-system",
@@ -205,11 +225,21 @@ class Settings(BaseSettings):
     def effective_lease_namespace(self) -> str:
         return self.lease_namespace or self.operator_namespace
 
-    @field_validator("platform_namespaces", mode="before")
+    @field_validator("platform_namespaces", "extranet_cidrs", "egress_allowed_cidrs", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("extranet_cidrs", "egress_allowed_cidrs")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=True)
+            except ValueError as error:
+                raise ValueError(f"{item} is not a network in CIDR form: {error}") from None
         return value
 
 

@@ -67,7 +67,16 @@ def test_a_level_3_city_bureau_gets_everything_from_one_object(tenants, kubectl)
         for selector in selectors
         for expression in selector.get("matchExpressions", [])
     )
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    destinations = [peer for rule in policy["spec"]["egress"] for peer in rule["to"]]
+    assert {"namespaceSelector": {"matchLabels": {"govcloud.io/tenant": name}}} in destinations
+    assert policy["spec"]["egress"][0]["ports"] == [
+        {"protocol": "UDP", "port": 53},
+        {"protocol": "TCP", "port": 53},
+    ]
+    # It lets data-bureau in: data-bureau's egress finds its namespaces by this label.
+    labels = (kubectl.get("namespace", f"{name}-data") or {})["metadata"]["labels"]
+    assert labels["allow-from.govcloud.io/data-bureau"] == "true"
 
     status = tenant["status"]
     assert status["phase"] == "Active"

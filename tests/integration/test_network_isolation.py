@@ -1,4 +1,5 @@
-"""Tenant isolation proven by an independent NetworkPolicy engine (issue #16, item 1).
+"""Tenant isolation, both directions, proven by an independent NetworkPolicy engine (issue #16,
+items 1 and 3).
 
 The local control plane has no network plugin, so the policies the operator writes are judged
 by cyclonus (`govcloud.dev.netpol`): it reads every NetworkPolicy from the API server, and the
@@ -31,9 +32,12 @@ class Layout:
     isolated: set[str]
 
     def expected(self, source: str, destination: str) -> bool:
-        """The model the operator promises (docs/cloudtenant.md): ingress into an isolated
-        tenant's namespace only from its own namespaces, its allowFrom tenants and the platform
-        namespaces; everything else, and all egress, is open."""
+        """The model the operator promises (docs/network.md): a connection needs both ends."""
+        return self.ingress(source, destination) and self.egress(source, destination)
+
+    def ingress(self, source: str, destination: str) -> bool:
+        """Into an isolated tenant's namespace only from its own namespaces, its allowFrom
+        tenants and the platform namespaces; into anything else from anywhere."""
         target = self.owner[destination]
         if target is None or target not in self.isolated:
             return True
@@ -41,6 +45,18 @@ class Layout:
         if origin == target or source == PLATFORM:
             return True
         return origin is not None and origin in self.doors[target]
+
+    def egress(self, source: str, destination: str) -> bool:
+        """Out of an isolated tenant's namespace only to its own namespaces, the platform
+        namespaces and isolated tenants that let it in (DNS and the extranet have no probe
+        here); out of anything else to anywhere."""
+        origin = self.owner[source]
+        if origin is None or origin not in self.isolated:
+            return True
+        target = self.owner[destination]
+        if target == origin or destination == PLATFORM:
+            return True
+        return target in self.isolated and origin in self.doors[target]
 
 
 tenants = helpers.tenants
@@ -104,6 +120,14 @@ def test_the_operators_policies_isolate_tenants_cell_by_cell(
         ]
         assert not wrong, "\n".join(wrong)
         assert len(table.combined) == len(pods) ** 2
-    # The table is not vacuous: isolation refuses something, and every tenant reaches itself.
+    # The table is not vacuous: isolation refuses something in each direction.
     refused = sum(not t.allowed(s, d) for t in tables.values() for s in pods for d in pods)
     assert refused > 0
+    out_only = [
+        (s, d)
+        for s in pods
+        for d in pods
+        if layout.ingress(s.split("/")[0], d.split("/")[0])
+        and not layout.egress(s.split("/")[0], d.split("/")[0])
+    ]
+    assert out_only, "some connection must be refused by egress alone (e.g. into the shared one)"

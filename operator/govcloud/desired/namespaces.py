@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from govcloud import constants
 from govcloud.api.v1alpha1 import cloudtenant
-from govcloud.desired import meta
+from govcloud.desired import meta, networkpolicies
 
 PSA_VERSION = "latest"
 PSA_RESTRICTED = "restricted"
@@ -18,7 +18,13 @@ _HIGHEST_LEVEL = 3
 
 # Label keys a user may never set on a tenant namespace: ours, Pod Security Admission's
 # (any of them, e.g. a pinned old *-version, would weaken the policy) and the API server's.
-_RESERVED_PREFIXES = (f"{constants.GROUP}/", "pod-security.kubernetes.io/")
+# allow-from.govcloud.io/<tenant> opens <tenant>'s egress to the namespace: only the operator
+# sets it, from the receiving tenant's own allowFrom.
+_RESERVED_PREFIXES = (
+    f"{constants.GROUP}/",
+    networkpolicies.ALLOW_FROM_PREFIX,
+    "pod-security.kubernetes.io/",
+)
 _RESERVED_KEYS = frozenset({constants.LABEL_MANAGED_BY, meta.LABEL_NAMESPACE_NAME})
 
 
@@ -56,6 +62,7 @@ def labels(
         **pod_security_labels(spec.security_level),
         **({constants.LABEL_FROZEN: FROZEN_SUSPENDED} if spec.suspended else {}),
         **({constants.LABEL_QUOTA: constants.QUOTA_REQUIRED} if spec.quota else {}),
+        **networkpolicies.door_labels(spec.network),
     }
     return {**user_labels(namespace.labels), **ours}
 

@@ -48,6 +48,7 @@ def build(
     platform_namespaces: Sequence[str],
     allocation: quotas.Allocation,
     reports: Sequence[str] = (),
+    egress: networkpolicies.Egress | None = None,
 ) -> DesiredTenant:
     """Build every object of the tenant; raises ``meta.SpecError`` for specs that cannot work.
     ``reports``: the tenant's UsageReports its members may read (``rbac.own_reports``)."""
@@ -57,7 +58,7 @@ def build(
         namespaced=tuple(
             manifest
             for name in names
-            for manifest in namespaced_objects(tenant, spec, name, platform_namespaces)
+            for manifest in namespaced_objects(tenant, spec, name, platform_namespaces, egress)
         ),
         cluster_scoped=tuple(rbac.cluster_scoped(tenant, spec, names, reports)),
         quotas=tuple(quota_objects(tenant, names, allocation)),
@@ -65,12 +66,16 @@ def build(
 
 
 def namespaced_objects(
-    tenant: str, spec: cloudtenant.CloudTenantSpec, namespace: str, platform: Sequence[str]
+    tenant: str,
+    spec: cloudtenant.CloudTenantSpec,
+    namespace: str,
+    platform: Sequence[str],
+    egress: networkpolicies.Egress | None = None,
 ) -> list[meta.Manifest]:
     """LimitRange, NetworkPolicy and RoleBindings of one namespace (those that are wanted)."""
     optional = [
         limitranges.build(tenant, namespace, spec.limit_range),
-        networkpolicies.build(tenant, namespace, spec.network, platform),
+        networkpolicies.build(tenant, namespace, spec.network, platform, egress),
     ]
     return [
         *(manifest for manifest in optional if manifest is not None),

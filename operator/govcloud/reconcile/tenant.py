@@ -20,7 +20,7 @@ import pydantic
 
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant
-from govcloud.desired import compare, meta, protection, quantity, quotas, rbac
+from govcloud.desired import compare, meta, networkpolicies, protection, quantity, quotas, rbac
 from govcloud.desired import namespaces as desired_namespaces
 from govcloud.desired import tenant as desired_tenant
 from govcloud.federation import placement as federation_placement
@@ -247,6 +247,7 @@ def converge(
             platform_namespaces=settings.platform_namespaces,
             allocation=allocation,
             reports=billed_reports(observed.tenant),
+            egress=egress_of(spec, settings),
         )
     except (meta.SpecError, quantity.QuantityError, ValueError) as error:
         return refuse(hub, observed.tenant, str(error), now)
@@ -326,6 +327,7 @@ def converge(
         now,
         within_plan,
         waiting,
+        egress_of(spec, settings).refused,
     )
     status["placement"] = {"cluster": where}
     if not context.leading():  # the status records a site admission: only the leader's
@@ -876,6 +878,7 @@ def tenant_status(
     now: datetime,
     extra: Sequence[conditions.Condition] = (),
     unquoted: Mapping[str, str] | None = None,
+    egress_refused: Sequence[str] = (),
 ) -> Manifest:
     generation = observed.tenant["metadata"].get("generation")
     used_by_namespace = {
@@ -910,7 +913,9 @@ def tenant_status(
     ]
     total_used = sum_used(spec.quota, used_by_namespace.values())
     wanted = [
-        *decide_conditions(spec, namespace_entries, allocation, errors, total_used, unquoted or {}),
+        *decide_conditions(
+            spec, namespace_entries, allocation, errors, total_used, unquoted or {}, egress_refused
+        ),
         *extra,
     ]
     phase = decide_phase(spec, wanted)
@@ -953,6 +958,39 @@ def usage_summary(hard: Mapping[str, str], used: Mapping[str, str]) -> dict[str,
     return summary
 
 
+def egress_of(spec: cloudtenant.CloudTenantSpec, settings: Any) -> networkpolicies.Egress:
+    """The egress the platform's settings grant the tenant (pure: cheap to ask twice)."""
+    policy = networkpolicies.EgressPolicy(
+        extranet=tuple(getattr(settings, "extranet_cidrs", ()) or ()),
+        allowed=tuple(getattr(settings, "egress_allowed_cidrs", ()) or ()),
+        dns_namespace=str(getattr(settings, "dns_namespace", "kube-system") or "kube-system"),
+    )
+    return networkpolicies.grant_egress(spec, policy)
+
+
+def network_condition(
+    spec: cloudtenant.CloudTenantSpec, egress_refused: Sequence[str] = ()
+) -> conditions.Condition:
+    """NetworkIsolated: what the policies allow, and each egressTo network not granted."""
+    if not spec.network.isolated:
+        return conditions.Condition(
+            NETWORK_ISOLATED, conditions.FALSE, "IsolationDisabled", "network.isolated is false"
+        )
+    message = (
+        "ingress only from the tenant, allowFrom peers and platform namespaces; egress only to"
+        " DNS, the tenant, the platform namespaces, tenants that let it in, the e-government"
+        " extranet and granted egressTo networks"
+    )
+    if egress_refused:
+        return conditions.Condition(
+            NETWORK_ISOLATED,
+            conditions.TRUE,
+            "EgressNotGranted",
+            f"{message}; not granted: {'; '.join(egress_refused)}"[:2000],
+        )
+    return conditions.Condition(NETWORK_ISOLATED, conditions.TRUE, "Restricted", message)
+
+
 def decide_conditions(
     spec: cloudtenant.CloudTenantSpec,
     namespaces: Sequence[Mapping[str, Any]],
@@ -960,6 +998,7 @@ def decide_conditions(
     errors: Sequence[str],
     total_used: Mapping[str, str],
     unquoted: Mapping[str, str] | None = None,
+    egress_refused: Sequence[str] = (),
 ) -> list[conditions.Condition]:
     not_active = [entry for entry in namespaces if entry["phase"] != "Active"]
     if not_active:
@@ -1034,18 +1073,7 @@ def decide_conditions(
             "admins, editors and viewers are bound",
         )
     )
-    network = (
-        conditions.Condition(
-            NETWORK_ISOLATED,
-            conditions.TRUE,
-            "IngressRestricted",
-            "ingress only from the tenant, allowFrom peers and platform namespaces",
-        )
-        if spec.network.isolated
-        else conditions.Condition(
-            NETWORK_ISOLATED, conditions.FALSE, "IsolationDisabled", "network.isolated is false"
-        )
-    )
+    network = network_condition(spec, egress_refused)
     if errors:
         access_or_error = conditions.Condition(
             tenant_types.READY, conditions.FALSE, "ApplyFailed", "; ".join(errors)[:2000]

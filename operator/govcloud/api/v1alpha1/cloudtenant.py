@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from enum import StrEnum
@@ -196,6 +197,15 @@ RESERVED_LABELS = cel.Rule(
 PEER_ONE_OF = cel.Rule(
     rule="has(self.tenant) != has(self.namespaceSelector)",
     message="an allowFrom entry names exactly one of tenant or namespaceSelector",
+)
+EGRESS_CIDR = cel.Rule(
+    rule="isCIDR(self) && cidr(self).masked() == cidr(self)",
+    message=(
+        "cidr is a network in CIDR form with no host bits set, e.g. 10.20.0.0/16 or 2001:db8::/32"
+    ),
+)
+EGRESS_PROTOCOL = cel.Rule(
+    rule="self in ['TCP', 'UDP', 'SCTP']", message="protocol is TCP, UDP or SCTP"
 )
 SELECTOR_NOT_EMPTY = cel.Rule(
     rule="size(self) > 0",
@@ -586,18 +596,74 @@ class NetworkPeer(Model):
         return self
 
 
+class EgressPort(Model):
+    """A port of an egress destination."""
+
+    port: int = Field(ge=1, le=65535, description="The destination port.")
+    protocol: str = Field(
+        default="TCP",
+        max_length=4,
+        description="TCP, UDP or SCTP.",
+        json_schema_extra=cel.validations(EGRESS_PROTOCOL),
+    )
+
+    @field_validator("protocol")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        _refuse_if(value not in ("TCP", "UDP", "SCTP"), EGRESS_PROTOCOL)
+        return value
+
+
+class EgressRule(Model):
+    """A destination beyond the default the tenant asks to reach: a network, maybe some ports."""
+
+    cidr: str = Field(
+        max_length=43,
+        description=(
+            "The network, e.g. 59.203.0.0/16. Granted only inside a network the platform allows"
+            " (GOVCLOUD_EGRESS_ALLOWED_CIDRS) and never for security level 3."
+        ),
+        json_schema_extra=cel.validations(EGRESS_CIDR),
+    )
+    ports: list[EgressPort] = Field(
+        default_factory=list, max_length=16, description="Ports; none means every port."
+    )
+    reason: str = Field(min_length=1, max_length=256, description="What it is for.")
+
+    @field_validator("cidr")
+    @classmethod
+    def _a_network(cls, value: str) -> str:
+        try:
+            ipaddress.ip_network(value, strict=True)
+        except ValueError:
+            raise ValueError(EGRESS_CIDR.message) from None
+        return value
+
+
 class NetworkSpec(Model):
     """Network isolation of the tenant's namespaces."""
 
     isolated: bool = Field(
         default=True,
-        description="Deny ingress from other tenants; the tenant's own namespaces may connect.",
+        description=(
+            "Deny ingress from other tenants (the tenant's own namespaces may connect) and"
+            " egress beyond the default."
+        ),
     )
     allow_from: list[NetworkPeer] = Field(
         default_factory=list,
         alias="allowFrom",
         max_length=MAX_PEERS,
         description="Other tenants or namespaces that may connect although isolated.",
+    )
+    egress_to: list[EgressRule] = Field(
+        default_factory=list,
+        alias="egressTo",
+        max_length=MAX_PEERS,
+        description=(
+            "Networks to reach beyond the default (DNS, the tenant's own and the platform"
+            " namespaces, tenants that let it in, the e-government extranet)."
+        ),
     )
 
 
