@@ -69,7 +69,10 @@ def test_the_bench_runner_measures_the_operator_beside_its_floor(tmp_path: Path)
 
     single = scenarios["single"]
     assert single["trials"] == 3
-    assert 0 < single["floor"]["p50"] < single["operator_ready"]["p50"]
+    # Both measured; which is faster is the benchmark's finding, not this smoke test's (with 3
+    # trials on a loaded machine the floor's p50 was once the slower one).
+    assert single["floor"]["p50"] > 0
+    assert single["operator_ready"]["p50"] > 0
 
     drift = scenarios["drift"]
     assert drift["trials"] == 3

@@ -33,9 +33,10 @@ class Hub:
         if kind == "CloudTenant":
             return copy.deepcopy(self.tenants)
         self.lists.append(label_selector)
+        # A snapshot: metering's writer threads may create reports while a tick lists them.
         return [
             copy.deepcopy(body)
-            for body in self.reports.values()
+            for body in list(self.reports.values())
             if selected(body["metadata"].get("labels") or {}, label_selector)
         ]
 
