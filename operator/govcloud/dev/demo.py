@@ -332,6 +332,58 @@ def plans_and_bills(kubectl: testing.Kubectl, path: Path) -> None:
     print((statement.stdout or statement.stderr).rstrip(), flush=True)
 
 
+def plugin(path: Path, who: tuple[str, ...], *args: str) -> None:
+    """`kubectl govcloud` as `who` (user, groups...), with their own rights; its output shown."""
+    user, *groups = who
+    argv = [sys.executable, "-m", "govcloud.cli.main", "--kubeconfig", str(path), "--as", user]
+    for group in groups:
+        argv += ["--as-group", group]
+    print(f"$ kubectl govcloud {' '.join(args)}    # as {user}", flush=True)
+    ran = subprocess.run([*argv, *args], capture_output=True, text=True, check=False)
+    print((ran.stdout + ran.stderr).rstrip(), flush=True)
+
+
+def self_service(kubectl: testing.Kubectl, path: Path) -> None:
+    """Journey 12: departments and finance serve themselves with their own rights."""
+    jtj = ("wang.jianguo", "ldap:jtj-cloud-admins")
+    approver = ("zhou.approver", "govcloud:plan-approvers")
+    say("市交通运输局's admin reads its bill to date: the migrated app runs, so it is not zero")
+    plugin(path, jtj, "bill")
+    say("包河区's finance: the statement of the units its district pays for, and no others")
+    statement = subprocess.run(
+        [sys.executable, "-m", "govcloud", "report", "--payer", "county:包河区"],
+        env={**os.environ, "KUBECONFIG": str(path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print((statement.stdout or statement.stderr).rstrip(), flush=True)
+    say("an in-year request (年中申请): more for the flood season, approved by the bureau")
+    plugin(
+        path, jtj, "request", "file", "flood-season", "-n", "city-transport-prod",
+        "--year", "2027", "--offering", "ecs.2c4g", "--count", "2", "--reason", "汛期监测扩容",
+    )  # fmt: skip
+
+    def payer_known() -> bool:
+        found = kubectl.get("resourcerequest", "flood-season", "city-transport-prod") or {}
+        return bool((found.get("status") or {}).get("payer"))
+
+    testing.eventually(payer_known, timeout=READY_TIMEOUT, what="the request to be read")
+    plugin(
+        path, approver, "request", "approve", "flood-season", "-n", "city-transport-prod",
+        "--reason", "汛期保障",
+    )  # fmt: skip
+
+    def decided() -> bool:
+        found = kubectl.get("resourcerequest", "flood-season", "city-transport-prod") or {}
+        return ((found.get("status") or {}).get("review") or {}).get("state") == "Approved"
+
+    testing.eventually(decided, timeout=READY_TIMEOUT, what="the request's approval recorded")
+    show(kubectl, "the request, as kubectl shows it", "get", "rreq", "-n", "city-transport-prod")
+    say("the annual assessment, as a plan approver sees it: every unit")
+    plugin(path, approver, "assess")
+
+
 def hold_until_interrupted() -> None:
     if not sys.stdin.isatty() or os.environ.get("GOVCLOUD_DEMO_HOLD") == "0":
         return
@@ -367,6 +419,7 @@ def main() -> int:
                 tour(kubectl, operator)
                 migrate_legacy_app(kubectl)
                 plans_and_bills(kubectl, path)
+                self_service(kubectl, path)
                 if planes:
                     wait_for_sites(kubectl)
                     federation_tour(kubectl, planes)
