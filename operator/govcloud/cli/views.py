@@ -374,12 +374,9 @@ def bill_view(bills: Sequence[Bill]) -> View:
 # -- plans -------------------------------------------------------------------------------------
 
 
-def plan_history_view(plan: Mapping[str, Any]) -> View:
-    status = dict(plan.get("status") or {})
-    review = dict(status.get("review") or {})
-    name = str((plan.get("metadata") or {}).get("name") or "")
-    history = [dict(entry) for entry in status.get("history") or []]
-    rows = [
+def history_rows(history: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
+    """A plan's or a request's decisions, one row each: when, what, who, on which generation."""
+    return [
         (
             _text(entry.get("at")),
             str(entry.get("state") or ""),
@@ -389,6 +386,14 @@ def plan_history_view(plan: Mapping[str, Any]) -> View:
         )
         for entry in history
     ]
+
+
+def plan_history_view(plan: Mapping[str, Any]) -> View:
+    status = dict(plan.get("status") or {})
+    review = dict(status.get("review") or {})
+    name = str((plan.get("metadata") or {}).get("name") or "")
+    history = [dict(entry) for entry in status.get("history") or []]
+    rows = history_rows(history)
     decided = f" by {review.get('decidedBy')}" if review.get("decidedBy") else ""
     preamble = [
         f"PLAN:   {name} (tenant {(plan.get('spec') or {}).get('tenant')},"
@@ -491,19 +496,9 @@ def request_history_view(request: Mapping[str, Any]) -> View:
         f"REVIEW:  {review.get('state') or 'Pending'}{decided}"
         + (f": {review.get('reason')}" if review.get("reason") else ""),
     ]
-    rows = [
-        (
-            _text(entry.get("at")),
-            str(entry.get("state") or ""),
-            _text(entry.get("by")),
-            _text(entry.get("generation")),
-            str(entry.get("reason") or ""),
-        )
-        for entry in history
-    ]
     return View(
         headers=("AT", "STATE", "BY", "GENERATION", "REASON"),
-        rows=rows,
+        rows=history_rows(history),
         data={"request": metadata.get("name"), "review": review, "history": history},
         preamble=preamble,
         empty="HISTORY: no decision yet",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -332,22 +333,79 @@ def plans_and_bills(kubectl: testing.Kubectl, path: Path) -> None:
     print((statement.stdout or statement.stderr).rstrip(), flush=True)
 
 
-def plugin(path: Path, who: tuple[str, ...], *args: str) -> None:
-    """`kubectl govcloud` as `who` (user, groups...), with their own rights; its output shown."""
+def plugin(path: Path, who: tuple[str, ...], *args: str, show_it: bool = True) -> str:
+    """`kubectl govcloud` as `who` (user, groups...), with their own rights; its output."""
     user, *groups = who
     argv = [sys.executable, "-m", "govcloud.cli.main", "--kubeconfig", str(path), "--as", user]
     for group in groups:
         argv += ["--as-group", group]
-    print(f"$ kubectl govcloud {' '.join(args)}    # as {user}", flush=True)
     ran = subprocess.run([*argv, *args], capture_output=True, text=True, check=False)
-    print((ran.stdout + ran.stderr).rstrip(), flush=True)
+    output = (ran.stdout + ran.stderr).rstrip()
+    if show_it:
+        print(f"$ kubectl govcloud {' '.join(args)}    # as {user}", flush=True)
+        print(output, flush=True)
+    return output
+
+
+def traffic_model() -> dict[str, object]:
+    """A workload in 市交通运输局's data namespace: 3 pods of 4 cores and 8Gi requested, fit for
+    Pod Security restricted (the tenant is MLPS level 3)."""
+    container = {
+        "name": "model",
+        "image": "registry.example.gov.cn/traffic-model:2.1",
+        "resources": {
+            "requests": {"cpu": "4", "memory": "8Gi"},
+            "limits": {"cpu": "4", "memory": "8Gi"},
+        },
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    pod = {
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "traffic-model", "namespace": "city-transport-data"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "traffic-model"}},
+            "template": {"metadata": {"labels": {"app": "traffic-model"}}, "spec": pod},
+        },
+    }
+
+
+def charged(kubectl: testing.Kubectl, tenant: str) -> bool:
+    """Whether the tenant's report of this month shows a charge of at least one fen."""
+    reports = kubectl.json("get", "usagereports")["items"]
+    return any(
+        (item.get("spec") or {}).get("tenant") == tenant
+        and float((item.get("status") or {}).get("total") or 0) > 0
+        for item in reports
+    )
 
 
 def self_service(kubectl: testing.Kubectl, path: Path) -> None:
     """Journey 12: departments and finance serve themselves with their own rights."""
     jtj = ("wang.jianguo", "ldap:jtj-cloud-admins")
     approver = ("zhou.approver", "govcloud:plan-approvers")
-    say("市交通运输局's admin reads its bill to date: the migrated app runs, so it is not zero")
+    say("市交通运输局 runs a traffic model: 3 pods of 4 cores and 8Gi")
+    print(kubectl("apply", "-f", "-", stdin=json.dumps(traffic_model())).rstrip(), flush=True)
+    testing.eventually(
+        lambda: charged(kubectl, "city-transport"),
+        timeout=READY_TIMEOUT,
+        what="a charge of at least one fen",
+    )
+    say("its admin reads the bill to date, with their own rights: not zero")
+    testing.eventually(
+        lambda: "no report" not in plugin(path, jtj, "bill", show_it=False),
+        timeout=READY_TIMEOUT,
+        what="the admin's self-view to name this month's report",
+    )
     plugin(path, jtj, "bill")
     say("包河区's finance: the statement of the units its district pays for, and no others")
     statement = subprocess.run(
