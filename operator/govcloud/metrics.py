@@ -200,6 +200,12 @@ PLAN_PENDING = Family(
     " (Unix time); only while it is Pending.",
     ["tenant", "tier"],
 )
+PLAN_APPS_MISSING = Family(
+    "govcloud_plan_apps_missing",
+    "Apps the tenant's approved ResourcePlan of the current year plans to migrate whose target"
+    " date has passed with no MigrationPlan for them (the annual assessment counts them).",
+    ["tenant", "tier"],
+)
 PAYER_CEILING = Family(
     "govcloud_plan_approved_ceiling_by_payer",
     "Sum of the approved ceilings of the current year's ResourcePlans of the tenants the level"
@@ -235,7 +241,7 @@ SUBCENTER_FAMILIES = (
 MIGRATION_TOTALS = (MIGRATION_OVERDUE, MIGRATION_AT_RISK, MIGRATION_ON_TIME)
 MIGRATION_FAMILIES = (MIGRATION_PLANS, *MIGRATION_TOTALS)
 USAGE_FAMILIES = (USAGE_CHARGE, USAGE_HOURS)
-PLAN_FAMILIES = (PLAN_CEILING, PLAN_COST, PLAN_STATE, PLAN_PENDING)
+PLAN_FAMILIES = (PLAN_CEILING, PLAN_COST, PLAN_STATE, PLAN_PENDING, PLAN_APPS_MISSING)
 PAYER_FAMILIES = (PAYER_CEILING, PAYER_COST)
 BILLING_FAMILIES = (
     *USAGE_FAMILIES,
@@ -654,6 +660,7 @@ class PlanSnapshot:
     updated_at: float = 0.0
     pending_since: float | None = None  # Unix time, while the plan waits for a decision
     payer: str = ""  # the level paying for the tenant, whose budget an approved plan enters
+    apps_missing: int = 0  # planned apps past their target date with no MigrationPlan
 
 
 PLAN_STATES = ("Pending", "Approved", "Rejected", "ChangesRequested")
@@ -714,17 +721,23 @@ def _plan_lines(tenant: str, plan: PlanSnapshot) -> tuple[str, ...]:
     pending = (
         "" if plan.state != "Pending" or since is None else PLAN_PENDING.line((tenant, tier), since)
     )
+    missing = (
+        PLAN_APPS_MISSING.line((tenant, tier), plan.apps_missing)
+        if plan.state == "Approved"
+        else ""
+    )
     return (
         "".join(ceiling),
         "" if cost is None else PLAN_COST.line((tenant, tier), cost),
         "".join(states),
         pending,
+        missing,
     )
 
 
 def _add_plans(plans: Mapping[str, PlanSnapshot], *families: GaugeMetricFamily) -> None:
     """The plan families and the per-payer sums, for the collector."""
-    ceiling, cost, state, pending, by_payer, payer_cost = families
+    ceiling, cost, state, pending, missing, by_payer, payer_cost = families
     for tenant, plan in sorted(plans.items()):
         for resource, value in sorted(plan.ceiling.items()):
             ceiling.add_metric([tenant, plan.tier, resource], value)
@@ -734,6 +747,8 @@ def _add_plans(plans: Mapping[str, PlanSnapshot], *families: GaugeMetricFamily) 
             state.add_metric([tenant, candidate], 1 if plan.state == candidate else 0)
         if plan.state == "Pending" and plan.pending_since is not None:
             pending.add_metric([tenant, plan.tier], plan.pending_since)
+        if plan.state == "Approved":
+            missing.add_metric([tenant, plan.tier], plan.apps_missing)
     ceilings, costs = _payer_sums(plan for _, plan in sorted(plans.items()))
     for payer, sums in sorted(ceilings.items()):
         for resource, value in sorted(sums.items()):
@@ -750,9 +765,8 @@ class _BillingCollector(Collector):
         if _PRE_RENDERED.get():
             return
         usage, plans, last_tick = self._recorder.state()
-        charge, hours, tier_charge, ceiling, cost, state, pending, by_payer, payer_cost, tick = (
-            f.gauge() for f in BILLING_FAMILIES
-        )
+        families = [f.gauge() for f in BILLING_FAMILIES]
+        charge, hours, tier_charge = families[:3]
         tiers: dict[str, float] = {}
         for tenant, snapshot in sorted(usage.items()):
             charge.add_metric([tenant, snapshot.tier], snapshot.charge)
@@ -763,21 +777,10 @@ class _BillingCollector(Collector):
                 hours.add_metric([tenant, snapshot.tier, resource, "allocated"], value)
         for tier, value in sorted(tiers.items()):
             tier_charge.add_metric([tier], value)
-        _add_plans(plans, ceiling, cost, state, pending, by_payer, payer_cost)
+        _add_plans(plans, *families[3:-1])
         if last_tick is not None:
-            tick.add_metric([], last_tick)
-        yield from (
-            charge,
-            hours,
-            tier_charge,
-            ceiling,
-            cost,
-            state,
-            pending,
-            by_payer,
-            payer_cost,
-            tick,
-        )
+            families[-1].add_metric([], last_tick)
+        yield from families
 
 
 class BillingRecorder:

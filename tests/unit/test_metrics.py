@@ -156,7 +156,12 @@ def feed(recorder: metrics.Recorder) -> None:
     billing.record_plan(
         "alpha",
         metrics.PlanSnapshot(
-            "gold", "Approved", {"cpu": 16}, estimated_annual_cost=1.5, payer="county:庐江"
+            "gold",
+            "Approved",
+            {"cpu": 16},
+            estimated_annual_cost=1.5,
+            payer="county:庐江",
+            apps_missing=2,
         ),
     )
     billing.record_plan(
@@ -473,3 +478,13 @@ def test_approved_plans_add_up_per_paying_level(recorder: metrics.Recorder) -> N
         'govcloud_plan_approved_ceiling_by_payer{payer="city",resource="cpu"} 4.0'
     ]
     assert gauge_lines(served, "govcloud_plan_approved_cost_by_payer_cny") == []
+
+
+def test_planned_apps_past_their_date_without_a_migration_count_for_approved_plans_only(
+    recorder: metrics.Recorder,
+) -> None:
+    served = assert_same_as_the_collectors(recorder)
+    assert gauge_lines(served, "govcloud_plan_apps_missing") == [
+        'govcloud_plan_apps_missing{tenant="alpha",tier="gold"} 2.0',
+        'govcloud_plan_apps_missing{tenant="epsilon",tier="gold"} 0.0',
+    ]

@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from govcloud.billing import accrual, statement
+from govcloud.billing import accrual, plans, statement
 
 ON_TRACK = "OnTrack"
 LAGGING = "Lagging"
@@ -135,10 +135,7 @@ def _from_plan(rows: dict[str, Row], year: int, plan: Mapping[str, Any], today: 
     row = _row(rows, str(spec.get("tenant")))
     cost = status.get("estimatedAnnualCost")
     row.budget = Decimal(cost) if cost else None
-    for app in status.get("migrations") or []:
-        target = date.fromisoformat(str(app.get("targetDate")))
-        if not app.get("found") and target < today:
-            row.apps_missing.append(f"{app.get('app')} (target {target.isoformat()})")
+    row.apps_missing.extend(plans.apps_missing(status.get("migrations") or [], today))
 
 
 def _judge(row: Row, rule: Rule) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -266,6 +266,16 @@ def _rank(migration: Mapping[str, Any]) -> tuple[int, str, str]:
         inverted,
         f"{metadata.get('namespace')}/{metadata.get('name')}",
     )
+
+
+def apps_missing(linked: Iterable[Mapping[str, Any]], today: date) -> list[str]:
+    """Planned apps (status.migrations) past their target date with no MigrationPlan."""
+    missing = []
+    for app in linked:
+        target = date.fromisoformat(str(app.get("targetDate")))
+        if not app.get("found") and target < today:
+            missing.append(f"{app.get('app')} (target {target.isoformat()})")
+    return missing
 
 
 def link_migrations(

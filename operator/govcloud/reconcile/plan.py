@@ -171,6 +171,9 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
             updated_at=time.time(),
             pending_since=_unix(review.get("pendingSince")),
             payer=payer,
+            apps_missing=len(
+                plans.apps_missing(new_status.get("migrations") or [], now.astimezone(tz).date())
+            ),
         )
     return result
 

@@ -207,3 +207,15 @@ def test_a_level_approver_does_not_decide_another_levels_plans() -> None:
     assert approved(hub)["reason"] == "DeciderNotApprover"
     assert "nor on payers.govcloud.io county:肥西" in approved(hub)["message"]
     assert "DeciderNotApprover" in reasons(result)
+
+
+def test_an_approved_plan_counts_its_planned_apps_past_their_date_without_a_migration() -> None:
+    planned = body(2, decision(generation=1))
+    planned["spec"]["migrations"] = [
+        {"app": "档案系统", "targetDate": "2026-06-30"},  # past, no MigrationPlan
+        {"app": "审批系统", "targetDate": "2026-12-31"},  # not due yet
+    ]
+    result = run(Hub(planned))
+    assert result.snapshot is not None
+    assert result.snapshot.state == "Approved"
+    assert result.snapshot.apps_missing == 1
