@@ -103,10 +103,18 @@ def reconcile(
     )
     result.events.extend(_news(status, new_status, review, refusal, problems))
     old_review = status.get("review") or {}
-    result.tenant_affected = old_review.get("state") != review.get("state") or (
-        status.get("change") != change
+    result.tenant_affected = (
+        old_review.get("state") != review.get("state")
+        or status.get("change") != change
+        or _ready_status(status) != _ready_status(new_status)  # e.g. its plan just approved
     )
     return result
+
+
+def _ready_status(status: Manifest) -> str | None:
+    return next(
+        (c.get("status") for c in status.get("conditions") or [] if c.get("type") == READY), None
+    )
 
 
 def resolve(
