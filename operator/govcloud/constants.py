@@ -28,11 +28,16 @@ ANNOTATION_ORPHANED_AT = f"{GROUP}/orphaned-at"
 ANNOTATION_TENANT_UID = f"{GROUP}/tenant-uid"
 # On a CloudTenant, its own name: deletionPolicy Delete may delete its namespaces.
 ANNOTATION_CONFIRM_DELETE = f"{GROUP}/confirm-delete"
+# On a tenant's finance ClusterRole: the paying level its label's hash stands for.
+ANNOTATION_PAYER = f"{GROUP}/payer"
 # On a namespace: writes are frozen (the tenant is suspended, or the namespace was released).
 LABEL_FROZEN = f"{GROUP}/frozen"
 # On a namespace of a tenant with a quota: the chart's admission policy admits no pod there
 # until the namespace's govcloud-quota is enforced (see charts/.../templates/quota-first.yaml).
 LABEL_QUOTA = f"{GROUP}/quota"
+# On a tenant's finance ClusterRole: which paying level's finance role aggregates it (a hash of
+# the payer, which may be Chinese); see desired/rbac.py and templates/finance-readers.yaml.
+LABEL_FINANCE_PAYER = f"finance.{GROUP}/payer"
 QUOTA_REQUIRED = "required"
 
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"

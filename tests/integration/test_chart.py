@@ -34,7 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from govcloud.api import crdgen
 from govcloud.api.v1alpha1 import cloudtenant
 from govcloud.billing import periods
-from govcloud.desired import quotas
+from govcloud.desired import quotas, rbac
 from govcloud.desired import tenant as desired_tenant
 from govcloud.dev import cluster, testing
 from govcloud.reconcile import tenant_lifecycle
@@ -144,6 +144,8 @@ def test_values_schema_closes_every_object() -> None:
         ("rbac.extraRules[0].verbs[0]=*", "/rbac/extraRules/0"),
         ("peering.name=govcloud-operator", "additional properties 'peering' not allowed"),
         ("leaderElection.leaseNam=x", "additional properties 'leaseNam' not allowed"),
+        ("financeReaders[0].payer=county", "/financeReaders/0/payer"),
+        ("financeReaders[0].group=x", "additional properties 'group' not allowed"),
         (
             "leaderElection.renewDeadline=20",
             "leaseDuration (15) > renewDeadline (20) > retryPeriod (2) must hold",
@@ -1005,6 +1007,73 @@ def test_guard_refuses_aggregation_into_every_tenants_admin(release: Release) ->
     assert release.kubectl.get("clusterrole", name) is None
 
 
+def finance_role(**changes: Any) -> Manifest:
+    """Tenant x's finance ClusterRole as the operator writes it, with `changes` made to it."""
+    role = rbac.finance_role("x", "county:庐江", ["x-2027-01"])
+    assert role is not None
+    role["metadata"]["labels"] = {
+        **role["metadata"]["labels"],
+        **OPERATOR_LABELS,
+        **changes.pop("labels", {}),
+    }
+    return {**role, **changes}
+
+
+def test_guard_keeps_the_finance_role_to_reading_the_tenants_own_bills(release: Release) -> None:
+    """The label that aggregates a tenant's finance role into its level's finance role is
+    admitted only on that role, holding nothing but `get` on the tenant's own reports."""
+    name = rbac.finance_name("x")
+    other_bill = {
+        "apiGroups": ["govcloud.io"],
+        "resources": ["usagereports"],
+        "resourceNames": ["y-2027-01"],
+        "verbs": ["get"],
+    }
+    # The operator may read namespaces itself (RBAC would let it hand that on): the guard says no.
+    spaces = {
+        "apiGroups": [""],
+        "resources": ["namespaces"],
+        "resourceNames": ["x-app"],
+        "verbs": ["get"],
+    }
+    refused = {
+        "another tenant's bill": finance_role(rules=[other_bill]),
+        "namespaces": finance_role(rules=[finance_role()["rules"][0], spaces]),
+        "list": finance_role(rules=[{**finance_role()["rules"][0], "verbs": ["get", "list"]}]),
+        "aggregation into admin": finance_role(
+            labels={"rbac.authorization.k8s.io/aggregate-to-admin": "true"}
+        ),
+        "no payer label": finance_role(labels={"finance.govcloud.io/payer": "not-a-hash"}),
+    }
+    results = {what: as_operator(release, manifest) for what, manifest in refused.items()}
+    assert {what: refused_by_guard(result) for what, result in results.items()} == dict.fromkeys(
+        refused, True
+    ), {what: result.stderr for what, result in results.items()}
+    # The finance label on the members' self-view role: refused (it would hand the level every
+    # member's reads).
+    labelled = self_view("x", [read_rule("cloudtenants", "x")])
+    labelled["metadata"]["labels"]["finance.govcloud.io/payer"] = rbac.payer_label("city")
+    assert refused_by_guard(as_operator(release, labelled))
+    try:
+        made = as_operator(release, finance_role())
+        assert made.returncode == 0, made.stderr
+        # Never bound by the operator: only the level's aggregated role holds it.
+        bound = as_operator(
+            release,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": name, "labels": OPERATOR_LABELS},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": name},
+                "subjects": [MALLORY],
+            },
+        )  # fmt: skip
+        assert refused_by_guard(bound), bound.stdout + bound.stderr
+    finally:
+        release.kubectl.run("delete", "clusterrole", name)
+
+
 def test_guard_admits_what_the_operator_really_writes(release: Release) -> None:
     """The positive case: the tenant lifecycle, written as the operator's ServiceAccount."""
     kubectl = release.kubectl
@@ -1030,7 +1099,9 @@ def test_guard_admits_what_the_operator_really_writes(release: Release) -> None:
         allocation=quotas.allocate(spec.quota, names, {}),
         # Its bills: a report of a month, and one named with its UID (a re-created tenant's).
         reports=[f"{tenant}-2027-01", f"{tenant}-2027-02-0f0e0d0c-0000-4000-8000-000000000001"],
+        payer="county:庐江",  # its finance role, labelled for the county's finance staff
     )
+    assert any(m["metadata"]["name"].endswith(":finance") for m in wanted.cluster_scoped)
     kubectl("create", "namespace", legacy)
     try:
         legacy_manifest = next(m for m in wanted.namespaces if m["metadata"]["name"] == legacy)

@@ -245,15 +245,16 @@ def report_names(body: Mapping[str, Any], period: str) -> list[str]:
     return [item for item in own if item.startswith(f"{name}-{period}")]
 
 
-def bill(ctx: Context, args: argparse.Namespace) -> views.View:
+def month_of(ctx: Context, month: str | None) -> str:
+    """The period --month names (YYYY-MM), else this month in the billing time zone."""
     try:
-        period = (
-            periods.parse(args.month).name
-            if args.month
-            else periods.period_of(ctx.now, ctx.tz).name
-        )
+        return periods.parse(month).name if month else periods.period_of(ctx.now, ctx.tz).name
     except ValueError as error:
         raise CommandError(str(error), 2) from error
+
+
+def bill(ctx: Context, args: argparse.Namespace) -> views.View:
+    period = month_of(ctx, args.month)
     bills = []
     for body in my_tenants(ctx, args.tenant):
         name = name_of(body)

@@ -10,7 +10,7 @@ from typing import TextIO
 
 from govcloud import __version__
 from govcloud.billing import assessment
-from govcloud.cli import commands, requests, views
+from govcloud.cli import commands, requests, statements, views
 from govcloud.k8s import user
 
 Command = Callable[[commands.Context, argparse.Namespace], views.View]
@@ -141,6 +141,7 @@ def parser() -> argparse.ArgumentParser:
     bill = _subcommand(subparsers, "bill", commands.bill, "a month's charge and its lines")
     _tenant_flag(bill)
     bill.add_argument("--month", help="YYYY-MM (default: this month, to date)")
+    statements.add_parser(subparsers, _subcommand)
     _plan_parsers(subparsers)
     migrations = _subcommand(
         subparsers, "migrations", commands.migrations, "your tenants' MigrationPlans"

@@ -18,6 +18,7 @@ from typing import Any
 from govcloud import constants
 
 CLOUDTENANTS = "cloudtenants"
+USAGEREPORTS = "usagereports"
 PAYERS = "payers"
 FILE_PLAN_VERB = "fileplan"
 APPROVE_VERB = "approve"
@@ -37,6 +38,9 @@ class Grants:
     readable: list[str] = field(default_factory=list)
     files_plans: list[str] = field(default_factory=list)
     approves_for: list[str] = field(default_factory=list)
+    # UsageReports the user may get by name: their own tenants' (self-view), and those of the
+    # tenants their level pays for (govcloud:finance:<payer>, aggregated per tenant).
+    reports: list[str] = field(default_factory=list)
 
 
 def _covers(values: Iterable[Any], wanted: str) -> bool:
@@ -46,11 +50,12 @@ def _covers(values: Iterable[Any], wanted: str) -> bool:
 def grants(rules: Iterable[Mapping[str, Any]]) -> Grants:
     """Tenants named (by resourceNames) in rules on cloudtenants.govcloud.io: with ``get`` they
     are readable, with ``fileplan`` the user files their plans; payers named in rules with
-    ``approve`` on payers.govcloud.io. A rule without resourceNames (a platform role: every
-    tenant) names no tenant of the user's own."""
+    ``approve`` on payers.govcloud.io; UsageReports named in rules with ``get``. A rule
+    without resourceNames (a platform role: every tenant) names no tenant of the user's own."""
     readable: set[str] = set()
     files: set[str] = set()
     payers: set[str] = set()
+    reports: set[str] = set()
     for rule in rules:
         names = [str(name) for name in rule.get("resourceNames") or []]
         if not names or not _covers(rule.get("apiGroups") or [], constants.GROUP):
@@ -63,7 +68,14 @@ def grants(rules: Iterable[Mapping[str, Any]]) -> Grants:
                 files.update(names)
         if _covers(resources, PAYERS) and _covers(verbs, APPROVE_VERB):
             payers.update(names)
-    return Grants(readable=sorted(readable), files_plans=sorted(files), approves_for=sorted(payers))
+        if _covers(resources, USAGEREPORTS) and _covers(verbs, "get"):
+            reports.update(names)
+    return Grants(
+        readable=sorted(readable),
+        files_plans=sorted(files),
+        approves_for=sorted(payers),
+        reports=sorted(reports),
+    )
 
 
 def subject_names(username: str) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ one. The bindings that are no longer wanted are pruned by label.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
@@ -42,6 +43,18 @@ def self_view_name(tenant: str) -> str:
 def plan_filer_name(tenant: str) -> str:
     """The per-tenant ClusterRole and ClusterRoleBinding that let its admins file plans."""
     return f"govcloud:tenant:{tenant}:plan-filer"
+
+
+def finance_name(tenant: str) -> str:
+    """The per-tenant ClusterRole its paying level's finance role aggregates (never bound)."""
+    return f"govcloud:tenant:{tenant}:finance"
+
+
+def payer_label(payer: str) -> str:
+    """The label value naming a paying level (``city``, ``county:<region>``, ...): the first
+    16 hex digits of its UTF-8 SHA-256, as the chart computes it (``sha256sum | trunc 16``);
+    a region's Chinese name cannot be a label value itself."""
+    return hashlib.sha256(payer.encode()).hexdigest()[:16]
 
 
 def plan_names(tenant: str) -> list[str]:
@@ -238,18 +251,50 @@ def plan_filer_binding(tenant: str, spec: cloudtenant.CloudTenantSpec) -> meta.M
     }
 
 
+def finance_role(tenant: str, payer: str, reports: Sequence[str]) -> meta.Manifest | None:
+    """``get`` on the tenant's UsageReports by name, labelled with its paying level: the
+    chart's ``govcloud:finance:<payer>`` ClusterRole aggregates every such role of its level
+    (the controller-manager fills it in), so that level's finance staff read these bills and no
+    other. Nothing to read (no reports, or no payer), no role."""
+    if not reports or not payer:
+        return None
+    return {
+        "apiVersion": RBAC_API_VERSION,
+        "kind": "ClusterRole",
+        "metadata": meta.object_meta(
+            finance_name(tenant),
+            None,
+            tenant,
+            extra_labels={constants.LABEL_FINANCE_PAYER: payer_label(payer)},
+            annotations={constants.ANNOTATION_PAYER: payer},
+        ),
+        "rules": [
+            {
+                "apiGroups": [constants.GROUP],
+                "resources": [USAGEREPORT_PLURAL],
+                "resourceNames": sorted(set(reports)),
+                "verbs": ["get"],
+            }
+        ],
+    }
+
+
 def cluster_scoped(
     tenant: str,
     spec: cloudtenant.CloudTenantSpec,
     namespaces: Iterable[str],
     reports: Sequence[str] = (),
+    payer: str = "",
 ) -> list[meta.Manifest]:
-    """The tenant's cluster-scoped RBAC objects: self-view and plan-filer roles and bindings."""
+    """The tenant's cluster-scoped RBAC objects: self-view and plan-filer roles and bindings,
+    and the finance role its paying level reads its bills through."""
     binding = self_view_binding(tenant, spec)
     filer = plan_filer_binding(tenant, spec)
+    finance = finance_role(tenant, payer, reports)
     return [
         self_view_role(tenant, namespaces, reports),
         *([binding] if binding else []),
         plan_filer_role(tenant),
         *([filer] if filer else []),
+        *([finance] if finance else []),
     ]

@@ -49,9 +49,11 @@ def build(
     allocation: quotas.Allocation,
     reports: Sequence[str] = (),
     egress: networkpolicies.Egress | None = None,
+    payer: str = "",
 ) -> DesiredTenant:
     """Build every object of the tenant; raises ``meta.SpecError`` for specs that cannot work.
-    ``reports``: the tenant's UsageReports its members may read (``rbac.own_reports``)."""
+    ``reports``: the tenant's UsageReports its members may read (``rbac.own_reports``);
+    ``payer``: the level that pays its bills, whose finance staff may read those reports."""
     names = namespace_names(tenant, spec)
     return DesiredTenant(
         namespaces=tuple(namespaces.build_all(tenant, spec)),
@@ -60,7 +62,7 @@ def build(
             for name in names
             for manifest in namespaced_objects(tenant, spec, name, platform_namespaces, egress)
         ),
-        cluster_scoped=tuple(rbac.cluster_scoped(tenant, spec, names, reports)),
+        cluster_scoped=tuple(rbac.cluster_scoped(tenant, spec, names, reports, payer)),
         quotas=tuple(quota_objects(tenant, names, allocation)),
     )
 

@@ -20,6 +20,7 @@ import pydantic
 
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant
+from govcloud.billing import statement
 from govcloud.desired import compare, meta, networkpolicies, protection, quantity, quotas, rbac
 from govcloud.desired import namespaces as desired_namespaces
 from govcloud.desired import tenant as desired_tenant
@@ -248,6 +249,7 @@ def converge(
             allocation=allocation,
             reports=billed_reports(observed.tenant),
             egress=egress_of(spec, settings),
+            payer=statement.payer_of(spec.unit.tier.value, spec.unit.region),
         )
     except (meta.SpecError, quantity.QuantityError, ValueError) as error:
         return refuse(hub, observed.tenant, str(error), now)

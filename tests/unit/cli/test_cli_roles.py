@@ -50,7 +50,7 @@ def test_wildcards_count_as_the_verb() -> None:
     found = roles.grants(
         [{"apiGroups": ["*"], "resources": ["*"], "resourceNames": ["jtj"], "verbs": ["*"]}]
     )
-    assert found == roles.Grants(["jtj"], ["jtj"], ["jtj"])
+    assert found == roles.Grants(["jtj"], ["jtj"], ["jtj"], ["jtj"])
 
 
 def test_a_levels_plan_approvers_are_told_by_the_payers_they_approve_for() -> None:
@@ -89,3 +89,13 @@ def test_the_role_is_read_from_the_spec_by_user_group_or_service_account() -> No
 def test_a_decision_names_the_users_groups_but_system_authenticated() -> None:
     groups = ["govcloud:plan-approvers", "system:authenticated", "ldap:x", "ldap:x"]
     assert roles.decision_groups(groups) == ["govcloud:plan-approvers", "ldap:x"]
+
+
+def test_the_reports_are_those_named_by_self_view_and_finance_roles() -> None:
+    self_view = rbac.self_view_role("jtj", ["jtj-app"], ["jtj-2026-12"])["rules"]
+    finance = rbac.finance_role("gaj", "county:庐江", ["gaj-2026-11", "gaj-2026-12"])
+    assert finance is not None
+    found = roles.grants([*self_view, *finance["rules"]])
+    assert found.reports == ["gaj-2026-11", "gaj-2026-12", "jtj-2026-12"]
+    # Bills read through the finance role alone make no tenant the user's own.
+    assert roles.grants(finance["rules"]).readable == []

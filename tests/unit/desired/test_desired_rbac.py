@@ -173,3 +173,48 @@ def test_only_the_tenants_own_people_and_service_accounts_may_be_members(
     subject: dict[str, str], allowed: bool
 ) -> None:
     assert rbac.member_allowed(subject, {"t-apps", "t-web"}) is allowed
+
+
+# -- each level's finance staff read the bills of the units it pays for ------------------------
+
+LUJIANG = "county:庐江"
+LUJIANG_LABEL = "a7d5627b690513a1"  # what `helm template` renders: sha256sum | trunc 16
+
+
+def test_the_finance_role_names_the_tenants_reports_and_its_payer(make_spec: SpecFactory) -> None:
+    reports = ["jtj-2026-11", "jtj-2026-12"]
+    role = rbac.finance_role("jtj", LUJIANG, reports)
+    assert role is not None
+    assert role["metadata"]["name"] == "govcloud:tenant:jtj:finance"
+    assert role["metadata"]["labels"]["finance.govcloud.io/payer"] == LUJIANG_LABEL
+    assert role["metadata"]["labels"]["govcloud.io/tenant"] == "jtj"
+    assert role["metadata"]["annotations"] == {"govcloud.io/payer": LUJIANG}
+    assert role["rules"] == [
+        {
+            "apiGroups": ["govcloud.io"],
+            "resources": ["usagereports"],
+            "resourceNames": reports,
+            "verbs": ["get"],
+        }
+    ]
+    # Bound by nobody but the level's aggregated role: the operator makes no binding for it.
+    scoped = rbac.cluster_scoped("jtj", make_spec(), ["jtj-app"], reports, LUJIANG)
+    assert role in scoped
+    assert not any(
+        item["kind"] == "ClusterRoleBinding" and item["roleRef"]["name"] == rbac.finance_name("jtj")
+        for item in scoped
+    )
+
+
+def test_no_reports_or_no_payer_means_no_finance_role(make_spec: SpecFactory) -> None:
+    # An empty resourceNames would mean every report.
+    assert rbac.finance_role("jtj", LUJIANG, []) is None
+    assert rbac.finance_role("jtj", "", ["jtj-2026-12"]) is None
+    names = [m["metadata"]["name"] for m in rbac.cluster_scoped("jtj", make_spec(), ["jtj-app"])]
+    assert rbac.finance_name("jtj") not in names
+
+
+def test_each_level_has_its_own_label() -> None:
+    labels = {rbac.payer_label(payer) for payer in ("city", LUJIANG, "county:肥西", "devzone:庐江")}
+    assert len(labels) == 4
+    assert all(len(label) == 16 and int(label, 16) >= 0 for label in labels)
