@@ -409,7 +409,7 @@ def needed_after_upgrade(key: tuple[str, str, str, str], world: World) -> bool:
     """Measured: an Event (the InvalidSpec warning), one status write of the tenant beyond the
     new bound, metering's writes (reports, and status.billing of each tenant), the self-view
     roles naming the reports, the new namespace label, the plan's new status.payer (once) and
-    each isolation policy's new egress; the tenants' quotas, limits and bindings, the plan's
+    each isolation policy's new egress, the new finance roles; the tenants' quotas, limits and bindings, the plan's
     spec and the migration are not written at all."""
     verb, resource, _, name = key
     if resource == "leases" or (verb, resource) == ("create", "events"):
@@ -418,8 +418,13 @@ def needed_after_upgrade(key: tuple[str, str, str, str], world: World) -> bool:
         # Error/InvalidSpec for the tenant whose quota is beyond the new bound; and the new
         # status.billing metering writes for every tenant it meters.
         "cloudtenants/status": set(world.names),
-        # The self-view now names the tenant's reports (members read their own bills).
-        "clusterroles": {f"govcloud:tenant:{tenant}:self-view" for tenant in world.names},
+        # The self-view now names the tenant's reports (members read their own bills), and the
+        # new finance role names them for the level that pays (docs/billing.md).
+        "clusterroles": {
+            f"govcloud:tenant:{tenant}:{role}"
+            for tenant in world.names
+            for role in ("self-view", "finance")
+        },
         "networkpolicies": {"govcloud-isolation"},  # egress, new: docs/network.md
         "resourceplans/status": {world.plan},  # the level that pays and decides: status.payer
         "namespaces": world.quota_labelled,  # the new govcloud.io/quota label, once each
