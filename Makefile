@@ -47,7 +47,7 @@ integration: tools
 
 e2e: tools
 	$(PY) -m govcloud.dev tools helm
-	$(VENV)/bin/pytest e2e -q
+	$(VENV)/bin/pytest e2e -q -rs
 
 ## test: every check — lint, types, layers, unit, integration and e2e on the real local control plane
 test: lint unit integration e2e
