@@ -408,9 +408,9 @@ def assert_writes_needed(first: Any, world: World) -> None:
 def needed_after_upgrade(key: tuple[str, str, str, str], world: World) -> bool:
     """Measured: an Event (the InvalidSpec warning), one status write of the tenant beyond the
     new bound, metering's writes (reports, and status.billing of each tenant), the self-view
-    roles naming the reports, the new namespace label, the plan's new status.payer (once) and
-    each isolation policy's new egress, the new finance roles; the tenants' quotas, limits and bindings, the plan's
-    spec and the migration are not written at all."""
+    roles naming the reports, the new finance roles, the new namespace label, the plan's new
+    status.payer (once) and each isolation policy's new egress; the tenants' quotas, limits and
+    bindings, the plan's spec and the migration are not written at all."""
     verb, resource, _, name = key
     if resource == "leases" or (verb, resource) == ("create", "events"):
         return True  # leader election (a Lease now instead of kopf peering) and Events

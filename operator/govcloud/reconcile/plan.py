@@ -24,7 +24,7 @@ from govcloud.api.v1alpha1 import ratecard, resourceplan, resourcerequest
 from govcloud.billing import accrual, periods, plans, rating, statement
 from govcloud.desired import quantity
 from govcloud.k8s import client
-from govcloud.reconcile import conditions, events
+from govcloud.reconcile import conditions, events, statuses
 
 KIND = "ResourcePlan"
 REQUEST_KIND = "ResourceRequest"
@@ -72,12 +72,7 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
         spec = resourceplan.parse(name, body.get("spec") or {})
     except (pydantic.ValidationError, ValueError) as error:
         message = spec_message(error)
-        wanted = [conditions.Condition(READY, conditions.FALSE, "InvalidSpec", message)]
-        new = {
-            "observedGeneration": generation,
-            "conditions": conditions.merge(status.get("conditions") or [], wanted, generation, now),
-        }
-        changed = _write(hub, body, new)
+        changed = _write(hub, body, invalid_spec(status, generation, message, now))
         return Result(
             outcome="invalid",
             body=body,
@@ -373,19 +368,15 @@ def _unix(text: Any) -> float | None:
 
 
 def _write(hub: client.Cluster, body: Manifest, status: Manifest) -> bool:
-    current = body.get("status") or {}
-    if all(current.get(key) == value for key, value in status.items()):
-        return False
-    patch = {**status}
     # Whatever the pass leaves out is cleared, except the decisions on record (append-only).
-    patch.update({key: None for key in current if key not in status and key not in KEPT})
-    try:
-        hub.patch_status(constants.API_VERSION, KIND, body["metadata"]["name"], patch)
-    except client.ApiError as error:
-        if error.status == 404:
-            return False  # deleted meanwhile: nothing left to report on
-        raise
-    return True
+    return statuses.replace(hub, constants.API_VERSION, KIND, body, status, KEPT)
+
+
+def invalid_spec(status: Manifest, generation: int | None, message: str, now: datetime) -> Manifest:
+    """The whole status of an object whose spec cannot work: Ready False (InvalidSpec)."""
+    wanted = [conditions.Condition(READY, conditions.FALSE, "InvalidSpec", message)]
+    merged = conditions.merge(status.get("conditions") or [], wanted, generation, now)
+    return {"observedGeneration": generation, "conditions": merged}
 
 
 def spec_message(error: Exception) -> str:

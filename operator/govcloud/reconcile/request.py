@@ -14,7 +14,7 @@ from govcloud import constants
 from govcloud.api.v1alpha1 import ratecard, resourceplan, resourcerequest
 from govcloud.billing import plans
 from govcloud.k8s import client
-from govcloud.reconcile import conditions, events, plan
+from govcloud.reconcile import conditions, events, plan, statuses
 
 KIND = "ResourceRequest"
 READY = "Ready"
@@ -209,15 +209,7 @@ def _invalid(
     message: str,
     now: datetime,
 ) -> Result:
-    wanted = [conditions.Condition(READY, conditions.FALSE, "InvalidSpec", message)]
-    changed = _write(
-        hub,
-        body,
-        {
-            "observedGeneration": generation,
-            "conditions": conditions.merge(status.get("conditions") or [], wanted, generation, now),
-        },
-    )
+    changed = _write(hub, body, plan.invalid_spec(status, generation, message, now))
     return Result(
         outcome="invalid",
         body=body,
@@ -226,23 +218,4 @@ def _invalid(
 
 
 def _write(hub: client.Cluster, body: Manifest, status: Manifest) -> bool:
-    current = body.get("status") or {}
-    if all(current.get(key) == value for key, value in status.items()) and not (
-        set(current) - set(status) - KEPT
-    ):
-        return False
-    patch = {**status}
-    patch.update({key: None for key in current if key not in status and key not in KEPT})
-    try:
-        hub.patch_status(
-            constants.API_VERSION,
-            KIND,
-            body["metadata"]["name"],
-            patch,
-            body["metadata"]["namespace"],
-        )
-    except client.ApiError as error:
-        if error.status == 404:
-            return False
-        raise
-    return True
+    return statuses.replace(hub, constants.API_VERSION, KIND, body, status, KEPT)

@@ -1,0 +1,37 @@
+"""A pass's whole status of one object, written only when it differs from what is stored;
+whatever the pass leaves out is cleared, except the fields it keeps (append-only records)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from govcloud.k8s import client
+
+Manifest = dict[str, Any]
+
+
+def replace(
+    hub: client.Cluster,
+    api_version: str,
+    kind: str,
+    body: Manifest,
+    status: Manifest,
+    kept: Collection[str] = (),
+) -> bool:
+    """Make `body`'s status `status` (plus the `kept` fields as stored); whether it wrote. An
+    object deleted meanwhile has nothing left to report on: no write, no error."""
+    current = body.get("status") or {}
+    stale = [key for key in current if key not in status and key not in kept]
+    if not stale and all(current.get(key) == value for key, value in status.items()):
+        return False
+    patch = {**status, **dict.fromkeys(stale)}
+    metadata = body["metadata"]
+    namespace = [metadata["namespace"]] if metadata.get("namespace") else []
+    try:
+        hub.patch_status(api_version, kind, metadata["name"], patch, *namespace)
+    except client.ApiError as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
