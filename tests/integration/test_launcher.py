@@ -28,6 +28,19 @@ def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-unty
         time.sleep(0.2)
 
 
+def _state_of(pid: int) -> str:
+    """The kernel's state line of a process (R, S, D: in uninterruptible I/O, Z), and where it
+    waits, for a failure message."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        state = next(
+            line for line in (proc / "status").read_text().splitlines() if line.startswith("State:")
+        )
+        return f"{state.split(':', 1)[1].strip()} in {(proc / 'wchan').read_text() or '-'}"
+    except (OSError, StopIteration):
+        return "gone"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -133,7 +146,15 @@ def test_ctrl_c_of_a_foreground_cluster_stops_everything(tmp_path: Path) -> None
                 break
         pids = json.loads((tmp_path / "interrupted" / "state.json").read_text())["pids"]
         launcher.send_signal(signal.SIGINT)
-        assert launcher.wait(60) == 0
+        try:
+            code = launcher.wait(60)
+        except subprocess.TimeoutExpired:
+            # Seen once on a machine at load 7: say what each process was doing.
+            states = {
+                name: _state_of(pid) for name, pid in {"launcher": launcher.pid, **pids}.items()
+            }
+            raise AssertionError(f"the launcher did not stop within 60 s: {states}") from None
+        assert code == 0
         assert not any(_alive(pid) for pid in pids.values())
         assert not (tmp_path / "interrupted" / "state.json").exists()
     finally:
