@@ -203,6 +203,11 @@ class EarlierMonths:
             else:
                 self._sums[tenant] = found
 
+    def drop(self) -> None:
+        """Hold nothing: the next `due` asks for the earlier months again."""
+        with self._lock:
+            self._period, self._sums = None, {}
+
     def sums(self) -> dict[str, Usage]:
         with self._lock:
             return dict(self._sums)

@@ -444,13 +444,17 @@ def tick(
 def assess(context: Context, tenants: list[Manifest], listed: list[Manifest]) -> None:
     """Every tenant's annual assessment of the current year so far, as `report assessment`
     makes it (`assessment.build`, the same rule) from the same reports: the earlier months'
-    sums held (read once a month, `load_earlier`), the previous month's reports as listed
-    this tick and this month's as this tick wrote them. Plans and tenants come from the
+    sums held (read once a month, `load_earlier`, and again after a tick that caught up on
+    earlier months: an outage across month ends), this and the previous month's reports as
+    they stand after the tick. Plans and tenants come from the
     caches: no read at rest."""
     held = context.earlier_months
     if held is None:
         return
     period = periods.period_of(context.now, context.tz)
+    earlier = set(assessment.earlier_months(period))
+    if any(period_label(body) in earlier for body in context.result.written.values()):
+        held.drop()  # the tick caught up on earlier months (closed or filled): read them again
     if not load_earlier(context, held, period):
         return
     names = {str(tenant["metadata"]["name"]) for tenant in tenants}
@@ -460,7 +464,7 @@ def assess(context: Context, tenants: list[Manifest], listed: list[Manifest]) ->
     rows = assessment.build(
         period.year,
         tenants,
-        reports_so_far(listed, context.result.written),
+        reports_so_far(listed, context.result.written, (period.name, period.previous().name)),
         plans,
         today,
         assessment.Rule(),
@@ -492,12 +496,23 @@ def load_earlier(context: Context, held: assessment.EarlierMonths, period: perio
     return True
 
 
-def reports_so_far(listed: Iterable[Manifest], written: Mapping[str, Manifest]) -> list[Manifest]:
-    """The reports listed at the start of the tick as they stand after it: those it wrote as
-    written (this month's, last month's closed, months filled), the others as listed."""
+def reports_so_far(
+    listed: Iterable[Manifest], written: Mapping[str, Manifest], recent: Iterable[str]
+) -> list[Manifest]:
+    """This and the previous month's reports (`recent`) as they stand after the tick: those it
+    wrote (this month's, last month's closed) as written, the others as listed."""
     found = [written.get(str(body["metadata"]["name"]), body) for body in listed]
     names = {str(body["metadata"]["name"]) for body in listed}
-    return found + [body for name, body in sorted(written.items()) if name not in names]
+    months = set(recent)
+    return found + [
+        body
+        for name, body in sorted(written.items())
+        if name not in names and period_label(body) in months
+    ]
+
+
+def period_label(body: Manifest) -> str:
+    return str(((body.get("metadata") or {}).get("labels") or {}).get(LABEL_PERIOD) or "")
 
 
 def assessment_snapshot(row: assessment.Row) -> metrics.AssessmentSnapshot:

@@ -173,3 +173,35 @@ def test_a_tenant_met_later_counts_its_names_earlier_months_and_a_gone_one_is_dr
     # Without the store (as before), a tick assesses nothing.
     plain = metering.tick(hub, cache, CARD, SETTINGS, now=later + timedelta(minutes=2))  # type: ignore[arg-type]
     assert (plain.assessed, plain.assessments) == (False, {})
+
+
+def test_months_caught_up_after_an_outage_are_read_again_so_nothing_is_missed() -> None:
+    hub, cache = scene()
+    # `late` went down in September with its report open; back on 7 December.
+    hub.tenants.append(tenant("late", "u-late"))
+    hub.reports["late-2026-09"] = {
+        "metadata": {
+            "name": "late-2026-09",
+            "resourceVersion": "1",
+            "labels": {"govcloud.io/tenant": "late", LABEL: "2026-09"},
+        },
+        "spec": {"tenant": "late", "period": "2026-09", "tenantUID": "u-late"},
+        "status": {"lastSampleTime": "2026-09-20T00:00:00Z", "samples": 3, "total": "1.00"},
+    }
+    now = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+    observe(cache, now - timedelta(hours=1), "busy", "idle")
+    held = assessment.EarlierMonths()
+    earlier = f"{LABEL} in ({','.join(f'2026-{m:02d}' for m in range(1, 11))})"
+    tick(hub, cache, now - timedelta(minutes=1), held)  # `late` has no usage yet: not metered
+    assert hub.lists.count(earlier) == 1
+    observe(cache, now - timedelta(seconds=30), "late")
+    first = tick(hub, cache, now, held)
+    # September closed, October filled (earlier months), November filled, December opened.
+    assert hub.reports["late-2026-09"]["status"]["closed"] is True
+    assert hub.reports["late-2026-10"]["status"]["closed"] is True
+    assert hub.lists.count(earlier) == 2  # held at start, read again after catching up
+    assert first.assessments == as_the_cli_says(hub, now)
+    lists = len(hub.lists)
+    later = now + timedelta(minutes=1)
+    assert tick(hub, cache, later, held).assessments == as_the_cli_says(hub, later)
+    assert len(hub.lists) == lists + 1
