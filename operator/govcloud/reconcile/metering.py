@@ -7,7 +7,9 @@ cost one LIST of ResourceQuotas per site (plus the GETs of its SubCenter and kub
 Secret), run on their own threads and bounded in time (`SiteReader`): a site that does not
 answer in time neither stalls the tick nor is billed (its tenants' usage is unknown until it
 answers). A tenant with neither this month's nor last month's report costs one LIST of its
-reports, once, to find what to catch up (`rollover`).
+reports, once, to find what to catch up (`rollover`). The annual assessment of the current
+year (`assess`, for the metrics) reads the year's earlier months once at start and once a
+month (one LIST by the period label), and plans from the cache: nothing more per tick.
 
 Writes: only the reports that are due (`billing.checkpoint`): a charge or the total moved by
 a fen, a line, the tier or the Rated condition changed, the usage changed since the report's
