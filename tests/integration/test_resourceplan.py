@@ -326,6 +326,17 @@ def assessment_cli(kubectl: testing.Kubectl, tenant: str) -> dict[str, Any]:
     }
 
 
+def reads_and_ticks(operator: testing.OperatorProcess) -> tuple[float, float]:
+    """From one scrape: the operator's reads of UsageReports, and its metering ticks."""
+    reads = ticks = 0.0
+    for line in operator.metrics().splitlines():
+        if line.startswith("govcloud_api_reads_total{") and 'kind="UsageReport"' in line:
+            reads += float(line.rpartition(" ")[2])
+        elif line.startswith("govcloud_metering_ticks_total{"):
+            ticks += float(line.rpartition(" ")[2])
+    return reads, ticks
+
+
 def test_the_approved_plan_caps_the_tenant_and_without_one_the_starter_allowance_applies(
     kubectl: testing.Kubectl, operator_b: testing.OperatorProcess, tenants: Any, rate_card: Any
 ) -> None:
@@ -397,6 +408,15 @@ def test_the_approved_plan_caps_the_tenant_and_without_one_the_starter_allowance
     assert found["cli"]["budget"] == float(cost)
     assert found["cli"]["verdict"] == "Lagging"
     assert found["cli"]["utilisationPercent"]["requests.cpu"] == 10
+    # At rest the assessment reads no report: a tick still LISTs UsageReports once (this and
+    # last month's); the year's earlier months stay in memory.
+    before = reads_and_ticks(operator_b)
+    testing.eventually(
+        lambda: reads_and_ticks(operator_b)[1] >= before[1] + 3, what="three metering ticks"
+    )
+    after = reads_and_ticks(operator_b)
+    # One scrape may fall between a tick's LIST and its count: one read of slack.
+    assert after[0] - before[0] <= after[1] - before[1] + 1, (before, after)
     kubectl.run("delete", "usagereport", january, "--wait=false")
     kubectl.run("delete", "resourceplan", plan_name, "--wait=false")
     testing.eventually(lambda: within("NoApprovedPlan"), what="back to the starter allowance")
