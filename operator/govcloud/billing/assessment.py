@@ -115,9 +115,12 @@ class Row:
         return self.requested_hours.get(resource, Decimal(0)) / allocated
 
     def utilisation(self, resource: str) -> int | None:
-        """Requested over allocated hours of `resource`, in percent (None: none allocated)."""
-        ratio = self.utilisation_ratio(resource)
-        return None if ratio is None else int(100 * ratio)
+        """Requested over allocated hours of `resource`, in whole percent, rounded down (None:
+        none allocated); what the rule judges."""
+        allocated = self.allocated_hours.get(resource, Decimal(0))
+        if allocated <= 0:
+            return None
+        return int(100 * self.requested_hours.get(resource, Decimal(0)) / allocated)
 
     @property
     def spend_percent(self) -> int | None:

@@ -448,8 +448,7 @@ def assess(context: Context, tenants: list[Manifest], listed: list[Manifest]) ->
     makes it (`assessment.build`, the same rule) from the same reports: the earlier months'
     sums held (read once a month, `load_earlier`, and again after a tick that caught up on
     earlier months: an outage across month ends), this and the previous month's reports as
-    they stand after the tick. Plans and tenants come from the
-    caches: no read at rest."""
+    they stand after the tick. Plans and tenants come from the caches: no read at rest."""
     held = context.earlier_months
     if held is None:
         return
