@@ -411,8 +411,9 @@ class _EntriesCollector(Collector):
         entries = GaugeMetricFamily(
             "govcloud_operator_entries",
             "Entries the operator holds in memory per store (scheduler, work queues, failure"
-            " backoff, usage timelines, metrics snapshots, site admissions); each follows the"
-            " objects that exist and returns to its level when they are deleted.",
+            " backoff, usage timelines, the assessment's earlier months, metrics snapshots, site"
+            " admissions); each follows the objects that exist and returns to its level when"
+            " they are deleted.",
             labels=["store"],
         )
         for store, count in self._source():
