@@ -42,6 +42,7 @@ FIRST_TICK_MAX_DELAY = 10.0
 async def make_cache(memo: kopf.Memo, **_: Any) -> None:
     """One cache for the operator: kopf gives each object a shallow copy of this memo."""
     cache_of(memo)
+    earlier_of(memo)
     clock = clock_of(memo)
     memo[UNREADABLE] = [()]
     # Sub-center reads get threads of their own: a site that does not answer holds one of
