@@ -218,6 +218,32 @@ PAYER_COST = Family(
     " tenants the level pays for, CNY.",
     ["payer"],
 )
+ASSESSMENT_UTILISATION = Family(
+    "govcloud_assessment_quota_utilisation_ratio",
+    "Annual assessment, current year to date: the tenant's requested over allocated hours of"
+    " the resource in its UsageReports of the year (quota used vs granted, 0 to 1); only where"
+    " some was allocated.",
+    ["tenant", "tier", "resource"],
+)
+ASSESSMENT_SPEND = Family(
+    "govcloud_assessment_spend_cny",
+    "Annual assessment, current year to date: the sum of the totals of the tenant's"
+    " UsageReports of the year, CNY (its approved budget is"
+    " govcloud_plan_estimated_annual_cost_cny).",
+    ["tenant", "tier"],
+)
+ASSESSMENT_LAGGING = Family(
+    "govcloud_assessment_lagging",
+    "Annual assessment, current year to date: 1 when the platform's rule finds the tenant"
+    " Lagging, 0 when OnTrack (as `report assessment` says).",
+    ["tenant", "tier", "payer"],
+)
+ASSESSMENT_REASONS = Family(
+    "govcloud_assessment_lagging_reasons",
+    "Annual assessment, current year to date: how many of the rule's reasons the tenant lags"
+    " for (low cpu quota utilisation, overdue migrations, planned apps with no MigrationPlan).",
+    ["tenant", "tier"],
+)
 METERING_TICK = Family(
     "govcloud_metering_last_tick_timestamp_seconds",
     "When the last metering tick finished (Unix time).",
@@ -243,11 +269,18 @@ MIGRATION_FAMILIES = (MIGRATION_PLANS, *MIGRATION_TOTALS)
 USAGE_FAMILIES = (USAGE_CHARGE, USAGE_HOURS)
 PLAN_FAMILIES = (PLAN_CEILING, PLAN_COST, PLAN_STATE, PLAN_PENDING, PLAN_APPS_MISSING)
 PAYER_FAMILIES = (PAYER_CEILING, PAYER_COST)
+ASSESSMENT_FAMILIES = (
+    ASSESSMENT_UTILISATION,
+    ASSESSMENT_SPEND,
+    ASSESSMENT_LAGGING,
+    ASSESSMENT_REASONS,
+)
 BILLING_FAMILIES = (
     *USAGE_FAMILIES,
     USAGE_TIER_CHARGE,
     *PLAN_FAMILIES,
     *PAYER_FAMILIES,
+    *ASSESSMENT_FAMILIES,
     METERING_TICK,
 )
 GAUGE_FAMILIES = (*TENANT_FAMILIES, *SUBCENTER_FAMILIES, *MIGRATION_FAMILIES, *BILLING_FAMILIES)
@@ -378,8 +411,9 @@ class _EntriesCollector(Collector):
         entries = GaugeMetricFamily(
             "govcloud_operator_entries",
             "Entries the operator holds in memory per store (scheduler, work queues, failure"
-            " backoff, usage timelines, metrics snapshots, site admissions); each follows the"
-            " objects that exist and returns to its level when they are deleted.",
+            " backoff, usage timelines, the assessment's earlier months, metrics snapshots, site"
+            " admissions); each follows the objects that exist and returns to its level when"
+            " they are deleted.",
             labels=["store"],
         )
         for store, count in self._source():
@@ -666,6 +700,45 @@ class PlanSnapshot:
 PLAN_STATES = ("Pending", "Approved", "Rejected", "ChangesRequested")
 
 
+@dataclass(frozen=True)
+class AssessmentSnapshot:
+    """A tenant's annual assessment of the current year so far, as `report assessment` makes
+    it (metering builds it each tick with the same function and rule)."""
+
+    tier: str
+    payer: str
+    spend: float
+    utilisation: Mapping[str, float] = field(default_factory=dict)  # ratio per resource
+    lagging: bool = False
+    reasons: int = 0
+
+
+def _assessment_lines(tenant: str, found: AssessmentSnapshot) -> tuple[str, ...]:
+    tier = found.tier
+    return (
+        "".join(
+            ASSESSMENT_UTILISATION.line((tenant, tier, resource), value)
+            for resource, value in sorted(found.utilisation.items())
+        ),
+        ASSESSMENT_SPEND.line((tenant, tier), found.spend),
+        ASSESSMENT_LAGGING.line((tenant, tier, found.payer), 1 if found.lagging else 0),
+        ASSESSMENT_REASONS.line((tenant, tier), found.reasons),
+    )
+
+
+def _add_assessments(
+    assessments: Mapping[str, AssessmentSnapshot], *families: GaugeMetricFamily
+) -> None:
+    """The assessment families, for the collector."""
+    utilisation, spend, lagging, reasons = families
+    for tenant, found in sorted(assessments.items()):
+        for resource, value in sorted(found.utilisation.items()):
+            utilisation.add_metric([tenant, found.tier, resource], value)
+        spend.add_metric([tenant, found.tier], found.spend)
+        lagging.add_metric([tenant, found.tier, found.payer], 1 if found.lagging else 0)
+        reasons.add_metric([tenant, found.tier], found.reasons)
+
+
 def _usage_lines(tenant: str, snapshot: UsageSnapshot) -> tuple[str, ...]:
     tier = snapshot.tier
     hours = [
@@ -765,6 +838,7 @@ class _BillingCollector(Collector):
         if _PRE_RENDERED.get():
             return
         usage, plans, last_tick = self._recorder.state()
+        assessments = self._recorder.assessments()
         families = [f.gauge() for f in BILLING_FAMILIES]
         charge, hours, tier_charge = families[:3]
         tiers: dict[str, float] = {}
@@ -777,7 +851,9 @@ class _BillingCollector(Collector):
                 hours.add_metric([tenant, snapshot.tier, resource, "allocated"], value)
         for tier, value in sorted(tiers.items()):
             tier_charge.add_metric([tier], value)
-        _add_plans(plans, *families[3:-1])
+        plan_end = 3 + len(PLAN_FAMILIES) + len(PAYER_FAMILIES)
+        _add_plans(plans, *families[3:plan_end])
+        _add_assessments(assessments, *families[plan_end:-1])
         if last_tick is not None:
             families[-1].add_metric([], last_tick)
         yield from families
@@ -797,6 +873,8 @@ class BillingRecorder:
         self._plan_text = [_Rendered(family) for family in PLAN_FAMILIES]
         self._payer_tenants: dict[str, list[str]] = {}  # sorted, as the payer sums add them
         self._payer_text = [_Rendered(family) for family in PAYER_FAMILIES]
+        self._assessments: dict[str, AssessmentSnapshot] = {}
+        self._assessment_text = [_Rendered(family) for family in ASSESSMENT_FAMILIES]
         self._tick_text = _Rendered(METERING_TICK)
         self.tick_seconds = Histogram(
             "govcloud_metering_tick_duration_seconds",
@@ -813,7 +891,11 @@ class BillingRecorder:
 
     def entries(self) -> list[Entries]:
         with self._lock:
-            return [("metrics_usage", len(self._usage)), ("metrics_plans", len(self._plans))]
+            return [
+                ("metrics_usage", len(self._usage)),
+                ("metrics_plans", len(self._plans)),
+                ("metrics_assessments", len(self._assessments)),
+            ]
 
     def record_usage(self, tenant: str, snapshot: UsageSnapshot) -> None:
         lines = _usage_lines(tenant, snapshot)
@@ -826,6 +908,31 @@ class BillingRecorder:
                     self._leave_tier(tenant, previous.tier)
                 bisect.insort(self._tier_tenants.setdefault(snapshot.tier, []), tenant)
             self._render_tier(snapshot.tier)
+
+    def record_assessment(self, tenant: str, snapshot: AssessmentSnapshot) -> None:
+        """The tenant's assessment; its lines are rendered again only when it changed."""
+        with self._lock:
+            if self._assessments.get(tenant) == snapshot:
+                return
+        lines = _assessment_lines(tenant, snapshot)
+        with self._lock:
+            self._assessments[tenant] = snapshot
+            _put_all(self._assessment_text, (tenant,), lines)
+
+    def record_assessments(self, found: Mapping[str, AssessmentSnapshot]) -> None:
+        """Every tenant's assessment as one tick made it: a tenant not in `found` is dropped
+        (gone, or deleted while the tick ran)."""
+        with self._lock:
+            gone = [tenant for tenant in self._assessments if tenant not in found]
+            for tenant in gone:
+                del self._assessments[tenant]
+                _drop_all(self._assessment_text, (tenant,))
+        for tenant, snapshot in sorted(found.items()):
+            self.record_assessment(tenant, snapshot)
+
+    def assessments(self) -> dict[str, AssessmentSnapshot]:
+        with self._lock:
+            return dict(self._assessments)
 
     def record_tick(self, finished_at: float) -> None:
         line = METERING_TICK.line((), finished_at)
@@ -854,6 +961,8 @@ class BillingRecorder:
             usage = self._usage.pop(tenant, None)
             self._forget_plan(tenant)
             _drop_all(self._usage_text, (tenant,))
+            self._assessments.pop(tenant, None)
+            _drop_all(self._assessment_text, (tenant,))
             if usage is not None:
                 self._leave_tier(tenant, usage.tier)
 
@@ -885,6 +994,7 @@ class BillingRecorder:
             self._tier_text,
             *self._plan_text,
             *self._payer_text,
+            *self._assessment_text,
             self._tick_text,
         ]
         with self._lock:

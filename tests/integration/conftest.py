@@ -97,8 +97,9 @@ class Tenants:
     kubectl: testing.Kubectl
     created: list[str] = field(default_factory=list)
 
-    def create(self, prefix: str, **overrides: object) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:5]}"
+    def create(self, prefix: str, *, name: str = "", **overrides: object) -> str:
+        """A tenant named `<prefix>-<random>` (or `name`, made unique by the caller)."""
+        name = name or f"{prefix}-{uuid.uuid4().hex[:5]}"
         self.apply(name, tenant_spec(name, **overrides))
         self.created.append(name)
         return name

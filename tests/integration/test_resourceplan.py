@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -257,11 +258,99 @@ def test_a_department_files_its_plan_and_only_an_approver_decides_as_itself(
         kubectl.run("delete", "resourceplan", plan_name, "--wait=false")
 
 
+def earlier_report(kubectl: testing.Kubectl, tenant: str, period: str) -> str:
+    """A closed UsageReport of an earlier month of a tenant of this name that was deleted, as
+    metering leaves one (cpu quota 10.5% used); its name."""
+    name, uid = f"{tenant}-{period}", str(uuid.uuid4())
+    labels = {"govcloud.io/period": period, "govcloud.io/tenant": tenant}
+    kubectl.apply(
+        {
+            "apiVersion": "govcloud.io/v1alpha1",
+            "kind": "UsageReport",
+            "metadata": {"name": name, "labels": {**labels, "govcloud.io/tenant-uid": uid}},
+            "spec": {"tenant": tenant, "period": period, "tenantUID": uid},
+        }
+    )
+    line = {"resource": "requests.cpu", "unit": "core", "charge": "12.34", "amount": "12.34"}
+    line |= {"allocatedHours": "1000", "requestedHours": "105"}
+    status = {"tier": "county", "currency": "CNY", "total": "12.34", "closed": True}
+    kubectl(
+        "patch", "usagereport", name, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {**status, "resources": [line]}}),
+    )  # fmt: skip
+    return name
+
+
+def assessment_metrics(operator: testing.OperatorProcess, tenant: str) -> dict[str, Any]:
+    """The tenant's assessment as the operator's /metrics says, in the CLI's terms."""
+    text = operator.metrics()
+    lagging = [
+        line for line in text.splitlines() if line.startswith("govcloud_assessment_lagging{")
+    ]
+    mine = [line for line in lagging if f'tenant="{tenant}"' in line]
+    assert len(mine) <= 1, mine
+    percent = {
+        resource: int(
+            100
+            * operator.metric_value(
+                "govcloud_assessment_quota_utilisation_ratio", tenant=tenant, resource=resource
+            )
+        )
+        for resource in ("requests.cpu", "requests.memory")
+    }
+    return {
+        "payer": mine[0].split('payer="')[1].split('"')[0] if mine else None,
+        "verdict": "Lagging" if mine and mine[0].endswith(" 1.0") else "OnTrack",
+        "reasons": operator.metric_value("govcloud_assessment_lagging_reasons", tenant=tenant),
+        "utilisationPercent": percent,
+        "spend": operator.metric_value("govcloud_assessment_spend_cny", tenant=tenant),
+        "budget": operator.metric_value("govcloud_plan_estimated_annual_cost_cny", tenant=tenant),
+    }
+
+
+def assessment_cli(kubectl: testing.Kubectl, tenant: str) -> dict[str, Any]:
+    """The tenant's row of `report assessment` for this year, in the metrics' terms."""
+    out = subprocess.run(
+        [sys.executable, "-m", "govcloud", "report", "assessment", "--format", "json"],
+        env={**os.environ, "KUBECONFIG": str(kubectl.kubeconfig)},
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    row = next(unit for unit in json.loads(out)["units"] if unit["tenant"] == tenant)
+    return {
+        "payer": row["payer"],
+        "verdict": row["verdict"],
+        "reasons": float(len(row["reasons"])),
+        "utilisationPercent": row["utilisationPercent"],
+        "spend": float(row["spend"]),
+        "budget": float(row["budget"] or 0),
+    }
+
+
+def reads_and_ticks(operator: testing.OperatorProcess) -> tuple[float, float]:
+    """From one scrape: the operator's reads of UsageReports, and its metering ticks."""
+    reads = ticks = 0.0
+    for line in operator.metrics().splitlines():
+        if line.startswith("govcloud_api_reads_total{") and 'kind="UsageReport"' in line:
+            reads += float(line.rpartition(" ")[2])
+        elif line.startswith("govcloud_metering_ticks_total{"):
+            ticks += float(line.rpartition(" ")[2])
+    return reads, ticks
+
+
 def test_the_approved_plan_caps_the_tenant_and_without_one_the_starter_allowance_applies(
     kubectl: testing.Kubectl, operator_b: testing.OperatorProcess, tenants: Any, rate_card: Any
 ) -> None:
-    name = tenants.create(
-        "cap", quota={"requests.cpu": "8", "requests.memory": "16Gi", "pods": "20"}
+    name = unique("cap")
+    # Metering has ticked: the year's earlier months it holds were read before this report.
+    testing.eventually(
+        lambda: operator_b.metric_value("govcloud_metering_last_tick_timestamp_seconds") > 0,
+        what="a metering tick",
+    )
+    # Its name billed already this January (a tenant of the name that was deleted): the
+    # year's assessment counts it, in `report assessment` and in the metrics alike.
+    january = earlier_report(kubectl, name, f"{THIS_YEAR}-01")
+    tenants.create(
+        "cap", name=name, quota={"requests.cpu": "8", "requests.memory": "16Gi", "pods": "20"}
     )
     plan_name = f"{name}-{THIS_YEAR}"
 
@@ -302,6 +391,33 @@ def test_the_approved_plan_caps_the_tenant_and_without_one_the_starter_allowance
     level = json.loads(out)["payers"]["county:(no region)"]
     assert level["approvedPlans"] >= 1
     assert Decimal(level["estimatedAnnualCost"]) >= cost
+    # The annual assessment in the metrics is what `report assessment` says: January's report
+    # and this month's (no pods: nothing requested), cpu quota 10% used, so Lagging.
+    found: dict[str, Any] = {}
+
+    def agree() -> bool:
+        found["cli"] = assessment_cli(kubectl, name)
+        found["metrics"] = assessment_metrics(operator_b, name)
+        return bool(found["cli"] == found["metrics"])
+
+    try:
+        testing.eventually(agree, timeout=30, what="the assessment metrics to match the CLI")
+    except testing.WaitTimeoutError:
+        pytest.fail(f"metrics {found.get('metrics')} != report assessment {found.get('cli')}")
+    assert found["cli"]["spend"] == 12.34  # January's, and nothing this month
+    assert found["cli"]["budget"] == float(cost)
+    assert found["cli"]["verdict"] == "Lagging"
+    assert found["cli"]["utilisationPercent"]["requests.cpu"] == 10
+    # At rest the assessment reads no report: a tick still LISTs UsageReports once (this and
+    # last month's); the year's earlier months stay in memory.
+    before = reads_and_ticks(operator_b)
+    testing.eventually(
+        lambda: reads_and_ticks(operator_b)[1] >= before[1] + 3, what="three metering ticks"
+    )
+    after = reads_and_ticks(operator_b)
+    # One scrape may fall between a tick's LIST and its count: one read of slack.
+    assert after[0] - before[0] <= after[1] - before[1] + 1, (before, after)
+    kubectl.run("delete", "usagereport", january, "--wait=false")
     kubectl.run("delete", "resourceplan", plan_name, "--wait=false")
     testing.eventually(lambda: within("NoApprovedPlan"), what="back to the starter allowance")
 

@@ -179,6 +179,19 @@ def feed(recorder: metrics.Recorder) -> None:
     )
     billing.record_plan("beta", metrics.PlanSnapshot(ESCAPED_TIER, "Pending", pending_since=1.7e9))
     billing.record_plan("gamma", metrics.PlanSnapshot("gold", "Rejected", pending_since=1.7e9))
+    billing.record_assessments(
+        {
+            "alpha": metrics.AssessmentSnapshot(
+                "gold",
+                "county:庐江",
+                1234.5,
+                {"requests.cpu": 0.125, "requests.memory": 1 / 3},
+                lagging=True,
+                reasons=2,
+            ),
+            "beta": metrics.AssessmentSnapshot(ESCAPED_TIER, "city", 0.0),
+        }
+    )
     billing.record_tick(1733540200.25)
     recorder.reconciles.labels(kind="CloudTenant", result="success").inc()
     recorder.reconcile_seconds.labels(kind="CloudTenant").observe(0.25)
@@ -282,7 +295,9 @@ def test_forget_drops_every_series_of_the_object_and_record_brings_them_back(
     served = assert_same_as_the_collectors(recorder)
     text = served.decode()
     assert 'tenant="alpha"' not in "".join(
-        line for line in text.splitlines() if line.startswith(("govcloud_tenant", "govcloud_usage"))
+        line
+        for line in text.splitlines()
+        if line.startswith(("govcloud_tenant", "govcloud_usage", "govcloud_assessment"))
     )
     assert 'tenant="alpha"' not in "".join(gauge_lines(served, "govcloud_plan_review_state"))
     assert 'subcenter="feixi"' not in text
@@ -488,3 +503,43 @@ def test_planned_apps_past_their_date_without_a_migration_count_for_approved_pla
         'govcloud_plan_apps_missing{tenant="alpha",tier="gold"} 2.0',
         'govcloud_plan_apps_missing{tenant="epsilon",tier="gold"} 0.0',
     ]
+
+
+def test_the_assessment_of_each_tenant_is_served_and_follows_the_last_tick(
+    recorder: metrics.Recorder,
+) -> None:
+    served = assert_same_as_the_collectors(recorder)
+    assert gauge_lines(served, "govcloud_assessment_quota_utilisation_ratio") == [
+        'govcloud_assessment_quota_utilisation_ratio{resource="requests.cpu",tenant="alpha",'
+        'tier="gold"} 0.125',
+        'govcloud_assessment_quota_utilisation_ratio{resource="requests.memory",tenant="alpha",'
+        'tier="gold"} 0.3333333333333333',
+    ]
+    assert gauge_lines(served, "govcloud_assessment_lagging") == [
+        'govcloud_assessment_lagging{payer="county:庐江",tenant="alpha",tier="gold"} 1.0',
+        'govcloud_assessment_lagging{payer="city",tenant="beta",tier="silver \\"quoted\\"'
+        ' \\\\ back\\nslash"} 0.0',
+    ]
+    assert gauge_lines(served, "govcloud_assessment_lagging_reasons")[0] == (
+        'govcloud_assessment_lagging_reasons{tenant="alpha",tier="gold"} 2.0'
+    )
+    assert gauge_lines(served, "govcloud_assessment_spend_cny")[0] == (
+        'govcloud_assessment_spend_cny{tenant="alpha",tier="gold"} 1234.5'
+    )
+    assert ("metrics_assessments", 2) in recorder.entries()
+    # The next tick's assessments replace them: alpha on track, beta gone meanwhile.
+    recorder.billing.record_assessments(
+        {"alpha": metrics.AssessmentSnapshot("gold", "county:庐江", 1300.0, {"requests.cpu": 0.5})}
+    )
+    served = assert_same_as_the_collectors(recorder)
+    assert gauge_lines(served, "govcloud_assessment_lagging") == [
+        'govcloud_assessment_lagging{payer="county:庐江",tenant="alpha",tier="gold"} 0.0'
+    ]
+    assert gauge_lines(served, "govcloud_assessment_quota_utilisation_ratio") == [
+        'govcloud_assessment_quota_utilisation_ratio{resource="requests.cpu",tenant="alpha",'
+        'tier="gold"} 0.5'
+    ]
+    assert ("metrics_assessments", 1) in recorder.entries()
+    recorder.forget_tenant("alpha")
+    assert not gauge_lines(recorder.exposition(), "govcloud_assessment_spend_cny")
+    assert ("metrics_assessments", 0) in recorder.entries()

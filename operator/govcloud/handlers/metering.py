@@ -2,7 +2,9 @@
 
 Ticks run on the leading replica only, while RateCard `default` exists: a tick reads the card
 and the tenants from the hub's cache, the API server's time (one GET), one LIST of
-UsageReports, plus one bounded LIST per sub-center that has tenants placed on it. Usage is
+UsageReports, plus one bounded LIST per sub-center that has tenants placed on it. The annual
+assessment's metrics come from the same tick: the year's earlier months are held per tenant
+(one more LIST at start and once a month), plans come from the cache. Usage is
 stamped with the API server's time too (the node's clock corrected by the offset the last
 reading showed), so a node clock that is wrong neither closes months nor shifts usage.
 """
@@ -18,7 +20,7 @@ import kopf
 
 from govcloud import constants, settings
 from govcloud.api.v1alpha1 import ratecard
-from govcloud.billing import usage
+from govcloud.billing import assessment, usage
 from govcloud.handlers import startup
 from govcloud.k8s import client
 from govcloud.reconcile import metering
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 KIND = "Metering"  # the scheduler's entry for the ticks
 CACHE = "usage_cache"
+EARLIER = "assessment_earlier_months"
 CLOCK = "metering_clock"
 SITES = "metering_sites"
 SITE_EXECUTOR = "metering_site_executor"
@@ -39,6 +42,7 @@ FIRST_TICK_MAX_DELAY = 10.0
 async def make_cache(memo: kopf.Memo, **_: Any) -> None:
     """One cache for the operator: kopf gives each object a shallow copy of this memo."""
     cache_of(memo)
+    earlier_of(memo)
     clock = clock_of(memo)
     memo[UNREADABLE] = [()]
     # Sub-center reads get threads of their own: a site that does not answer holds one of
@@ -77,6 +81,13 @@ async def stop_sites(memo: kopf.Memo, **_: Any) -> None:
 def cache_of(memo: kopf.Memo) -> usage.UsageCache:
     """The usage cache, made by whichever comes first: start-up or the first quota event."""
     found: usage.UsageCache = memo.setdefault(CACHE, usage.UsageCache())
+    return found
+
+
+def earlier_of(memo: kopf.Memo) -> assessment.EarlierMonths:
+    """Per unit, the current year's earlier months the assessment metrics count (shared like
+    the cache)."""
+    found: assessment.EarlierMonths = memo.setdefault(EARLIER, assessment.EarlierMonths())
     return found
 
 
@@ -122,6 +133,7 @@ def forget_if_gone(memo: kopf.Memo, tenant: str) -> None:
     tenants = memo.hub.informer(constants.API_VERSION, "CloudTenant")
     if tenants is not None and tenants.synced and tenants.store.get(tenant) is None:
         cache_of(memo).forget_if_gone(tenant)
+        earlier_of(memo).forget(tenant)
 
 
 def _queue(memo: kopf.Memo) -> Any:
@@ -159,9 +171,12 @@ async def tick(card: dict[str, Any], memo: kopf.Memo) -> None:
             None,
             memo[SITES],
             clock_of(memo),
+            earlier_of(memo),
         )
     recorder.ticks.labels(result="error" if result.errors else "success").inc()
     recorder.record_tick(time.time())
+    if result.assessed:  # before the usage: a scrape that sees it sees the assessments too
+        recorder.record_assessments(result.assessments)
     for tenant, snapshot in result.usage.items():
         recorder.record_usage(tenant, snapshot)
     for target, event in result.events:
@@ -209,7 +224,11 @@ def entries(memo: kopf.Memo) -> list[tuple[str, int]]:
     if found is None:
         return []
     sizes = found.sizes()
-    return [("usage_tenants", sizes["tenants"]), ("usage_points", sizes["points"])]
+    return [
+        ("usage_tenants", sizes["tenants"]),
+        ("usage_points", sizes["points"]),
+        ("assessment_earlier_months", len(earlier_of(memo))),
+    ]
 
 
 def _register() -> None:

@@ -7,7 +7,9 @@ cost one LIST of ResourceQuotas per site (plus the GETs of its SubCenter and kub
 Secret), run on their own threads and bounded in time (`SiteReader`): a site that does not
 answer in time neither stalls the tick nor is billed (its tenants' usage is unknown until it
 answers). A tenant with neither this month's nor last month's report costs one LIST of its
-reports, once, to find what to catch up (`rollover`).
+reports, once, to find what to catch up (`rollover`). The annual assessment of the current
+year (`assess`, for the metrics) reads the year's earlier months once at start and once a
+month (one LIST by the period label), and plans from the cache: nothing more per tick.
 
 Writes: only the reports that are due (`billing.checkpoint`): a charge or the total moved by
 a fen, a line, the tier or the Rated condition changed, the usage changed since the report's
@@ -54,7 +56,16 @@ from kubernetes.client.exceptions import ApiException
 
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant, ratecard, subcenter, usagereport
-from govcloud.billing import accrual, checkpoint, periods, rating, rollover, statement, usage
+from govcloud.billing import (
+    accrual,
+    assessment,
+    checkpoint,
+    periods,
+    rating,
+    rollover,
+    statement,
+    usage,
+)
 from govcloud.k8s import cache as caches
 from govcloud.k8s import client, clusters
 from govcloud.reconcile import conditions, events, placement
@@ -78,6 +89,11 @@ class TickResult:
 
     events: list[tuple[Manifest, Event]] = field(default_factory=list)
     usage: dict[str, metrics.UsageSnapshot] = field(default_factory=dict)
+    # Every tenant's annual assessment of the current year so far (when the tick was given
+    # the year's earlier months to hold).
+    assessments: dict[str, metrics.AssessmentSnapshot] = field(default_factory=dict)
+    assessed: bool = False  # `assessments` holds every tenant's
+    written: dict[str, Manifest] = field(default_factory=dict)  # reports as this tick wrote them
     conflicts: int = 0
     errors: list[str] = field(default_factory=list)
     unreadable_sites: list[str] = field(default_factory=list)
@@ -336,6 +352,7 @@ class Context:
     result: TickResult
     every: timedelta  # the checkpoint interval
     card_edited: bool  # the rate card changed since the last tick: every report is written
+    earlier_months: assessment.EarlierMonths | None = None  # the year's earlier months, held
 
 
 @dataclass(frozen=True)
@@ -359,9 +376,11 @@ def tick(
     now: datetime | None = None,
     sites: SiteReader | None = None,
     clock: ServerClock | None = None,
+    earlier_months: assessment.EarlierMonths | None = None,
 ) -> TickResult:
     """Accrue every tenant up to `now` (default: the API server's time); roll over and close
-    earlier months' reports and the reports of tenants that are gone."""
+    earlier months' reports and the reports of tenants that are gone. With `earlier_months`
+    (held between ticks), assess every tenant on the current year so far (`assess`)."""
     result = TickResult()
     tz = zone(settings)
     try:
@@ -399,6 +418,7 @@ def tick(
         result=result,
         every=checkpoint_of(settings),
         card_edited=card_edited(card),
+        earlier_months=earlier_months,
     )
     work = [tenant for tenant in tenants if cache.timeline(tenant["metadata"]["name"])]
     # Tenants are independent (each its own report, each patch guarded by its
@@ -410,12 +430,103 @@ def tick(
         metered = list(pool.map(lambda tenant: meter_tenant(context, tenant), work))
     close_gone(context, tenants, listed_reports)
     cache.forget_gone(str(tenant["metadata"]["name"]) for tenant in tenants)
+    if earlier_months is not None:
+        assess(context, tenants, listed_reports)
     unrated: set[str] = set()
     for report in metered:
         if report is not None:
             unrated.update(report.accrued.unrated)
     _card_status(hub, card, sorted(unrated), now, result)
     return result
+
+
+# -- the annual assessment, current year so far -----------------------------------------------
+
+
+def assess(context: Context, tenants: list[Manifest], listed: list[Manifest]) -> None:
+    """Every tenant's annual assessment of the current year so far, as `report assessment`
+    makes it (`assessment.build`, the same rule) from the same reports: the earlier months'
+    sums held (read once a month, `load_earlier`, and again after a tick that caught up on
+    earlier months: an outage across month ends), this and the previous month's reports as
+    they stand after the tick. Plans and tenants come from the caches: no read at rest."""
+    held = context.earlier_months
+    if held is None:
+        return
+    period = periods.period_of(context.now, context.tz)
+    earlier = set(assessment.earlier_months(period))
+    if any(period_label(body) in earlier for body in context.result.written.values()):
+        held.drop()  # the tick caught up on earlier months (closed or filled): read them again
+    if not load_earlier(context, held, period):
+        return
+    names = {str(tenant["metadata"]["name"]) for tenant in tenants}
+    held.keep(names)
+    plans = context.hub.list(constants.API_VERSION, "ResourcePlan")
+    today = context.now.astimezone(context.tz).date()
+    rows = assessment.build(
+        period.year,
+        tenants,
+        reports_so_far(listed, context.result.written, (period.name, period.previous().name)),
+        plans,
+        today,
+        assessment.Rule(),
+        held.sums(),
+    )
+    context.result.assessments = {
+        row.tenant: assessment_snapshot(row) for row in rows if row.tenant in names
+    }
+    context.result.assessed = True
+
+
+def load_earlier(context: Context, held: assessment.EarlierMonths, period: periods.Period) -> bool:
+    """Read the year's earlier months when the month held is not `period` (at start, then
+    once a month: one LIST by the period label); whether they are held."""
+    months = held.due(period)
+    if months is None:
+        return True
+    found: list[Manifest] = []
+    if months:
+        selector = f"{LABEL_PERIOD} in ({','.join(months)})"
+        try:
+            found = context.hub.list(constants.API_VERSION, KIND, label_selector=selector)
+        except client.ApiError as error:
+            context.result.errors.append(
+                f"the year's earlier UsageReports cannot be read, no assessment: {error}"
+            )
+            return False
+    held.load(period, found)
+    return True
+
+
+def reports_so_far(
+    listed: Iterable[Manifest], written: Mapping[str, Manifest], recent: Iterable[str]
+) -> list[Manifest]:
+    """This and the previous month's reports (`recent`) as they stand after the tick: those it
+    wrote (this month's, last month's closed) as written, the others as listed."""
+    found = [written.get(str(body["metadata"]["name"]), body) for body in listed]
+    names = {str(body["metadata"]["name"]) for body in listed}
+    months = set(recent)
+    return found + [
+        body
+        for name, body in sorted(written.items())
+        if name not in names and period_label(body) in months
+    ]
+
+
+def period_label(body: Manifest) -> str:
+    return str(((body.get("metadata") or {}).get("labels") or {}).get(LABEL_PERIOD) or "")
+
+
+def assessment_snapshot(row: assessment.Row) -> metrics.AssessmentSnapshot:
+    """The metrics of one unit's assessment."""
+    ratios = {resource: row.utilisation_ratio(resource) for resource in assessment.UTILISED}
+    return metrics.AssessmentSnapshot(
+        tier=row.tier,
+        payer=row.payer,
+        spend=float(row.spend),
+        utilisation={key: float(value) for key, value in ratios.items() if value is not None},
+        lagging=row.verdict == assessment.LAGGING,
+        reasons=len(row.reasons),
+    )
 
 
 def checkpoint_of(settings: Any) -> timedelta:
@@ -492,8 +603,10 @@ def meter_tenant(context: Context, tenant: Mapping[str, Any]) -> Metered | None:
         earlier = {previous: old} if old is not None else {}
         if current is None and not earlier:
             # A new tenant, or one down across month ends
-            earlier, taken = history(context.hub, tenant, period)
+            earlier, taken, listed = history(context.hub, tenant, period)
             meter.taken.update(taken)
+            if context.earlier_months is not None:  # what its assessment counts, too
+                context.earlier_months.learn(period, name, listed)
         backlog = rollover.catch_up(
             period,
             {
@@ -656,15 +769,17 @@ def concurrency_of(settings: Any) -> int:
 
 def history(
     hub: client.Cluster, tenant: Mapping[str, Any], before: periods.Period
-) -> tuple[dict[periods.Period, Manifest], set[str]]:
-    """The tenant's reports of months before `before` (one LIST by the tenant label), and the
-    names of every report listed (another tenant of the same name may hold some)."""
+) -> tuple[dict[periods.Period, Manifest], set[str], list[Manifest]]:
+    """The tenant's reports of months before `before` (one LIST by the tenant label), the
+    names of every report listed (another tenant of the same name may hold some), and the
+    listing itself."""
     name = str(tenant["metadata"]["name"])
     found: dict[periods.Period, Manifest] = {}
     taken: set[str] = set()
-    for body in hub.list(
+    listed = hub.list(
         constants.API_VERSION, KIND, label_selector=f"{constants.LABEL_TENANT}={name}"
-    ):
+    )
+    for body in listed:
         taken.add(str(body["metadata"]["name"]))
         spec = body.get("spec") or {}
         try:
@@ -673,7 +788,7 @@ def history(
             continue
         if owns(tenant, body) and month < before:
             found[month] = body
-    return found, taken
+    return found, taken, listed
 
 
 class Meter:
@@ -847,6 +962,8 @@ class Meter:
             status,
             resource_version=body["metadata"]["resourceVersion"],
         )
+        with self.result.lock:  # as it stands now (the assessment counts it so)
+            self.result.written[str(body["metadata"]["name"])] = {**body, "status": status}
 
 
 def _card_status(

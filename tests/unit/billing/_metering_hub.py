@@ -22,6 +22,7 @@ class Hub:
         self.writes: list[tuple[str, dict[str, Any]]] = []
         self.lists: list[str | None] = []  # the label selector of each LIST of reports
         self.bills: list[tuple[str, dict[str, Any]]] = []  # CloudTenant status.billing writes
+        self.plans: list[dict[str, Any]] = []  # ResourcePlans (the operator's cache holds them)
 
     def list(
         self,
@@ -32,6 +33,8 @@ class Hub:
     ) -> list[dict[str, Any]]:
         if kind == "CloudTenant":
             return copy.deepcopy(self.tenants)
+        if kind == "ResourcePlan":
+            return copy.deepcopy(self.plans)
         self.lists.append(label_selector)
         # A snapshot: metering's writer threads may create reports while a tick lists them.
         return [

@@ -7,9 +7,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from govcloud.billing import assessment
+from govcloud.billing import assessment, periods
 
 TODAY = date(2026, 12, 7)
+LABEL = "govcloud.io/period"
 
 
 def tenant(name: str, region: str | None = None, **rollup: int) -> dict[str, Any]:
@@ -137,3 +138,86 @@ def test_each_level_sees_the_budget_basis_of_its_approved_plans() -> None:
     assert "2027,county:庐江县,2,150.50" in text
     assert text.splitlines()[-1] == "2027,(all),3,157.50"
     assert json.loads(assessment.budgets_json(2027, found))["total"] == "157.50"
+
+
+# -- the operator's year so far: the earlier months held, the rest as listed ----------------
+
+
+def labelled(body: dict[str, Any]) -> dict[str, Any]:
+    """A report as the API server holds it: named and labelled by its period."""
+    spec = body["spec"]
+    name = f"{spec['tenant']}-{spec['period']}"
+    return {**body, "metadata": {"name": name, "labels": {"govcloud.io/period": spec["period"]}}}
+
+
+YEAR_REPORTS = [
+    labelled(report("busy", f"2026-{month:02d}", "720", str(40 * month), f"{month}.{month:02d}"))
+    for month in range(1, 13)
+] + [
+    labelled(report("idle", "2026-02", "1000", "10", "0.10")),
+    labelled(report("idle", "2026-11", "1000", "30", "0.33")),
+    labelled(report("busy", "2025-10", "1000", "1000", "999.00")),  # last year: not counted
+    labelled(report("gone", "2026-05", "10", "10", "7.00")),  # no tenant now
+]
+
+
+def units(rows: list[assessment.Row]) -> list[assessment.Row]:
+    """The rows of units with a tenant (the ones the operator exports)."""
+    return [row for row in rows if row.tenant in ("busy", "idle")]
+
+
+def test_the_earlier_months_are_those_before_the_previous_one_of_the_same_year() -> None:
+    assert assessment.earlier_months(periods.Period(2026, 1)) == []
+    assert assessment.earlier_months(periods.Period(2026, 2)) == []
+    assert assessment.earlier_months(periods.Period(2026, 3)) == ["2026-01"]
+    assert assessment.earlier_months(periods.Period(2026, 12)) == [
+        f"2026-{month:02d}" for month in range(1, 11)
+    ]
+
+
+def test_earlier_months_held_and_the_rest_listed_assess_as_every_report_of_the_year() -> None:
+    tenants = [tenant("busy", planned=2, overdue=1), tenant("idle", region="庐江县")]
+    plans = [plan("busy", 2026, "200.00"), plan("idle", 2026, "1.00")]
+    whole = assessment.build(2026, tenants, YEAR_REPORTS, plans, TODAY)
+    for month in range(1, 13):
+        period = periods.Period(2026, month)
+        months = assessment.earlier_months(period)
+        held = assessment.EarlierMonths()
+        assert held.due(period) == months
+        held.load(period, [r for r in YEAR_REPORTS if r["metadata"]["labels"][LABEL] in months])
+        assert held.due(period) is None
+        # What metering lists each tick: this and the previous month, by the same label.
+        recent = {period.name, period.previous().name}
+        listed = [r for r in YEAR_REPORTS if r["metadata"]["labels"][LABEL] in recent]
+        upto = [r for r in YEAR_REPORTS if r["metadata"]["labels"][LABEL] <= period.name]
+        expected = units(assessment.build(2026, tenants, upto, plans, TODAY))
+        found = units(assessment.build(2026, tenants, listed, plans, TODAY, earlier=held.sums()))
+        assert assessment.to_json(2026, found) == assessment.to_json(2026, expected), month
+    # By December that is the whole year; spend and utilisation are the sums of every month.
+    assert assessment.to_json(2026, found) == assessment.to_json(2026, units(whole))
+    busy = {row.tenant: row for row in found}["busy"]
+    assert busy.spend == sum(Decimal(f"{m}.{m:02d}") for m in range(1, 13))
+    assert busy.utilisation_ratio("requests.cpu") == Decimal(40 * 78) / (720 * 12)
+    assert busy.utilisation("requests.cpu") == 36
+    assert busy.verdict == "Lagging"
+    assert busy.reasons == ["1 migrations overdue"]
+
+
+def test_what_is_held_follows_the_units_that_exist() -> None:
+    period = periods.Period(2026, 12)
+    held = assessment.EarlierMonths()
+    held.load(period, YEAR_REPORTS)
+    assert set(held.sums()) == {"busy", "idle", "gone"}
+    held.keep(["busy", "idle"])
+    assert set(held.sums()) == {"busy", "idle"}
+    held.forget("idle")
+    assert len(held) == 1
+    # A unit met for the first time: its earlier months (by the period label) from its own
+    # reports' LIST; this and the previous month are not held (metering lists them).
+    held.learn(period, "idle", [r for r in YEAR_REPORTS if r["spec"]["tenant"] == "idle"])
+    assert held.sums()["idle"].spend == Decimal("0.10")
+    held.learn(period, "busy", [])
+    assert "busy" not in held.sums()
+    # Nothing is learnt for a month not held (the next load reads every unit anyway).
+    held.learn(periods.Period(2027, 3), "busy", YEAR_REPORTS)
+    assert "busy" not in held.sums()
