@@ -488,3 +488,26 @@ def test_planned_apps_past_their_date_without_a_migration_count_for_approved_pla
         'govcloud_plan_apps_missing{tenant="alpha",tier="gold"} 2.0',
         'govcloud_plan_apps_missing{tenant="epsilon",tier="gold"} 0.0',
     ]
+
+
+def test_grants_are_counted_per_tenant_and_side_and_expiring_by_the_clock() -> None:
+    registry = CollectorRegistry()
+    now = [1_000_000.0]
+    grants = metrics.GrantRecorder(registry, window=3600.0, clock=lambda: now[0])
+    grants.record("mz-app/a", metrics.GrantSnapshot("rsj", "mz", "Active", 1_000_000.0 + 7200))
+    grants.record("mz-app/b", metrics.GrantSnapshot("rsj", "mz", "Active", 1_000_000.0 + 60))
+    grants.record("mz-app/c", metrics.GrantSnapshot("gaj", "mz", "Pending", 1_000_000.0 + 60))
+
+    def value(name: str, tenant: str, side: str) -> float | None:
+        return registry.get_sample_value(name, {"tenant": tenant, "side": side})
+
+    assert value("govcloud_network_grants_active", "rsj", "provider") == 2
+    assert value("govcloud_network_grants_active", "mz", "consumer") == 2
+    assert value("govcloud_network_grants_expiring", "mz", "consumer") == 1
+    assert value("govcloud_network_grants_pending", "gaj", "provider") == 1
+    now[0] += 3600  # a grant crosses into "expiring" without a pass; one has ended
+    assert value("govcloud_network_grants_expiring", "rsj", "provider") == 1
+    assert value("govcloud_network_grants_active", "rsj", "provider") == 1
+    grants.forget("mz-app/a")
+    grants.forget("mz-app/b")
+    assert value("govcloud_network_grants_active", "rsj", "provider") is None
