@@ -293,6 +293,15 @@ def test_a_grant_opens_exactly_the_granted_service_port_with_consent_until_it_en
     assert active["status"]["consentedBy"] == "li.health"
     _table_is(hub, layout, {(consumer_ns, provider_ns, 5432)})
     assert datetime.datetime.now(datetime.UTC) < ends, "the table must be read before the expiry"
+    # A grant's policy deleted by hand (the provider's admin may) is put back by its grant's
+    # pass, and the tenants' own passes (every 5 s here) never prune it.
+    policy = f"govcloud-grant-{active['metadata']['uid']}"
+    kubectl("delete", "networkpolicy", policy, "-n", provider_ns)
+    testing.eventually(
+        lambda: kubectl.get("networkpolicy", policy, provider_ns),
+        timeout=15,
+        what="the grant's ingress policy restored",
+    )
 
     # Without the policy, a consumer's own consent is admitted but the operator ignores it.
     with _review_unbound(kubectl):

@@ -9,6 +9,7 @@ from typing import Any
 import kopf
 
 from govcloud import constants
+from govcloud.desired import networkgrants
 from govcloud.handlers import startup
 from govcloud.reconcile import events
 from govcloud.reconcile import networkgrant as grants
@@ -65,6 +66,16 @@ def grant_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None
         startup.in_background(memo, grants.withdraw, memo.hub, uid, ())
         return
     request(memo, key)
+
+
+@startup.route("NetworkPolicy")
+def policy_changed(memo: kopf.Memo, _event_type: str, obj: dict[str, Any]) -> None:
+    """A grant's policy edited or deleted by hand: its grant's pass repairs or withdraws it."""
+    annotations = obj["metadata"].get("annotations") or {}
+    grant = annotations.get(networkgrants.ANNOTATION_GRANT)
+    labels = obj["metadata"].get("labels") or {}
+    if grant and networkgrants.LABEL_GRANT in labels:
+        request(memo, grant)
 
 
 @startup.on_activate

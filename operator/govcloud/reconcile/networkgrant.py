@@ -20,12 +20,13 @@ import pydantic
 
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import networkgrant
-from govcloud.desired import networkgrants
+from govcloud.desired import compare, networkgrants
 from govcloud.k8s import client
 from govcloud.reconcile import conditions, events, plan
 
 KIND = "NetworkGrant"
 API_NETWORK_POLICY = "networking.k8s.io/v1"
+KIND_POLICY = "NetworkPolicy"
 READY = "Ready"
 ACTIVE = "Active"
 KEPT = frozenset({"history"})
@@ -189,9 +190,14 @@ def _converge(
     errors: list[str] = []
     placed: list[str] = []
     for manifest in wanted:
-        where = f"{manifest['metadata']['namespace']}/{manifest['metadata']['name']}"
+        namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        where = f"{namespace}/{name}"
         try:
-            hub.apply(manifest)
+            # From the cache: a resync of an unchanged grant writes nothing.
+            if compare.needs_update(
+                manifest, hub.get(API_NETWORK_POLICY, KIND_POLICY, name, namespace)
+            ):
+                hub.apply(manifest)
             placed.append(where)
         except client.ApiError as error:
             errors.append(f"NetworkPolicy {where}: {error}")

@@ -23,6 +23,7 @@ class Hub:
         self.body = body
         self.policies: dict[tuple[str, str], Manifest] = {}
         self.reviews: list[Manifest] = []
+        self.applied = 0
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
         if kind == "Namespace":
@@ -32,6 +33,8 @@ class Hub:
             }
         if kind == "NetworkGrant":
             return copy.deepcopy(self.body)
+        if kind == "NetworkPolicy":
+            return copy.deepcopy(self.policies.get((namespace or "", name)))
         if kind == "Service" and (namespace, name) == ("rsj-data", "api"):
             return {
                 "metadata": {"name": "api", "namespace": "rsj-data"},
@@ -55,6 +58,7 @@ class Hub:
         ]
 
     def apply(self, manifest: Manifest) -> Manifest:
+        self.applied += 1
         self.policies[(manifest["metadata"]["namespace"], manifest["metadata"]["name"])] = manifest
         return manifest
 
@@ -138,6 +142,7 @@ def test_the_providers_consent_opens_both_sides_and_is_recorded() -> None:
     assert "GrantActive" in events(result)
     run(hub)  # honoured on this generation: no second question to the API server
     assert len(hub.reviews) == 1
+    assert hub.applied == 2  # and nothing written again: the policies are as wanted
 
 
 def test_a_consumer_consenting_itself_is_ignored_even_without_the_admission_policy() -> None:
