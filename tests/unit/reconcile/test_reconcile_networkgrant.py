@@ -49,12 +49,16 @@ class Hub:
         namespace: str | None = None,
         label_selector: str | None = None,
     ) -> list[Manifest]:
+        if kind == "NetworkGrant":
+            return [copy.deepcopy(self.body)] if self.body else []
         assert kind == "NetworkPolicy"
-        uid = (label_selector or "").rpartition("=")[2]
+        last = (label_selector or "").split(",")[-1]
+        key, _, uid = last.partition("=")
+        assert key == "govcloud.io/network-grant"
         return [
             p
             for p in self.policies.values()
-            if p["metadata"]["labels"]["govcloud.io/network-grant"] == uid
+            if uid in ("", p["metadata"]["labels"]["govcloud.io/network-grant"])
         ]
 
     def apply(self, manifest: Manifest) -> Manifest:
@@ -80,12 +84,19 @@ class Hub:
         self.reviews.append(manifest)
         spec = manifest["spec"]
         asked = spec["resourceAttributes"]
-        allowed = spec["user"] == "li.rsj" and asked == {
-            "group": "govcloud.io",
-            "resource": "networkgrants",
-            "verb": "consent",
-            "namespace": "rsj-data",
-        }
+        allowed = (
+            spec["user"] == "li.rsj"
+            and asked
+            == {
+                "group": "govcloud.io",
+                "resource": "networkgrants",
+                "verb": "consent",
+                "namespace": "rsj-data",
+            }
+        ) or (
+            spec["user"] == "ops.platform"
+            and asked == {"group": "govcloud.io", "resource": "networkgrants", "verb": "approve"}
+        )
         return {**manifest, "status": {"allowed": allowed}}
 
 
@@ -205,3 +216,23 @@ def test_a_grant_within_one_tenant_or_too_long_is_invalid() -> None:
     run(hub)
     assert hub.body["status"]["state"] == "Invalid"
     assert "365 days" in hub.body["status"]["conditions"][0]["message"]
+
+
+def test_the_platform_consents_on_both_sides_behalf_at_filing() -> None:
+    hub = Hub(
+        a_grant(1, requestedBy="ops.platform", consent={"by": "ops.platform", "generation": 0})
+    )
+    run(hub)
+    assert hub.body["status"]["state"] == "Active"
+    assert hub.body["status"]["consentedBy"] == "ops.platform"
+
+
+def test_policies_of_a_grant_deleted_while_nobody_watched_are_swept() -> None:
+    hub = Hub(a_grant(2, consent={"by": "li.rsj", "generation": 1}))
+    run(hub)
+    assert len(hub.policies) == 2
+    assert networkgrant.sweep(cast(client.Cluster, hub)) == []  # its grant exists: kept
+    hub.body = {}
+    swept = networkgrant.sweep(cast(client.Cluster, hub))
+    assert sorted(swept) == ["mz-app/govcloud-grant-u-1", "rsj-data/govcloud-grant-u-1"]
+    assert hub.policies == {}
