@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import io
 import json
 import time
 import uuid
@@ -24,6 +25,7 @@ from typing import Any
 import _tenant_helpers as helpers
 import pytest
 
+from govcloud.cli import main
 from govcloud.dev import cluster, netpol, testing
 
 GRANTS = testing.REPO_ROOT / "charts" / "govcloud-operator" / "files" / "network" / "grants.yaml"
@@ -224,6 +226,17 @@ def _table_is(hub: cluster.ControlPlane, layout: Layout, opened: set[tuple[str, 
     assert not wrong, "\n".join(wrong)
 
 
+def _plugin(hub: cluster.ControlPlane, who: tuple[str, ...], *args: str) -> str:
+    """`kubectl govcloud ...` in this process as `who` (user, groups...): its output."""
+    user, *groups = who
+    argv = ["--kubeconfig", str(hub.kubeconfig), "--as", user]
+    for group in groups:
+        argv += ["--as-group", group]
+    out, err = io.StringIO(), io.StringIO()
+    assert main.run([*argv, *args], out, err) == 0, err.getvalue()
+    return out.getvalue()
+
+
 def _refused(result: Any, needle: str) -> bool:
     """Whether the API server refused the call, saying `needle` (the policy's message)."""
     return result.returncode != 0 and needle in " ".join(result.stderr.split())
@@ -327,17 +340,18 @@ def test_a_grant_opens_exactly_the_granted_service_port_with_consent_until_it_en
     assert ignored["status"].get("policies", []) == []
     assert ignored["status"]["history"][-1]["event"] == "ConsentIgnored"
 
-    # The provider consents to the other one too, then revokes it: withdrawn and recorded.
-    def provider_consents() -> bool:
-        generation = _generation(kubectl, consumer_ns, "long")
-        again = {"by": "li.health", "groups": [f"{health}-admins"], "generation": generation}
-        return _patch(provider, consumer_ns, "long", {"consent": again}).returncode == 0
-
-    testing.eventually(provider_consents, what="the review policy enforced again, consent admitted")
+    # The provider consents to the other one too, then revokes it, with the kubectl plugin
+    # (its own rights, the acting user recorded): withdrawn and recorded.
+    as_provider = ("li.health", f"{health}-admins")
+    said = _plugin(
+        hub, as_provider, "grant", "consent", "long", "-n", consumer_ns, "--reason", "同意"
+    )
+    assert said.startswith(f"networkgrant.govcloud.io/long in {consumer_ns} consented"), said
     assert _state(kubectl, consumer_ns, "long", "Active")["status"]["policies"]
-    revocation = {"by": "li.health", "groups": [f"{health}-admins"], "reason": "项目结束"}
-    revoked = _patch(provider, consumer_ns, "long", {"revocation": revocation})
-    assert revoked.returncode == 0, revoked.stderr
+    said = _plugin(
+        hub, as_provider, "grant", "revoke", "long", "-n", consumer_ns, "--reason", "项目结束"
+    )
+    assert "revoked" in said, said
     gone = _state(kubectl, consumer_ns, "long", "Revoked")
     assert gone["status"].get("policies", []) == []
     assert [(h["event"], h.get("by")) for h in gone["status"]["history"]] == [
@@ -348,6 +362,11 @@ def test_a_grant_opens_exactly_the_granted_service_port_with_consent_until_it_en
     ]
     undo = _patch(consumer, consumer_ns, "long", {"revocation": None})
     assert undo.returncode != 0, "a revocation is final"
+    history = _plugin(
+        hub, ("wang.tax", f"{tax}-admins"), "grant", "history", "long", "-n", consumer_ns
+    )
+    assert "Revoked" in history, history
+    assert "li.health" in history, history
     left = kubectl.json(
         "get", "networkpolicy", "-A", "-l", f"govcloud.io/network-grant={gone['metadata']['uid']}"
     )
