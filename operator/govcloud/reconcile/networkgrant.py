@@ -95,10 +95,16 @@ def reconcile(
     provider_tenant = tenant_of(hub, spec.provider.namespace)
     consumers = spec.consumer_namespaces(namespace)
     problems = _tenancy(hub, namespace, consumers, spec, consumer_tenant, provider_tenant)
-    service = hub.get("v1", "Service", spec.provider.service, spec.provider.namespace)
+    # A grant that has ended stays ended: its later passes read no Service (not cached).
+    ended = status.get("state") in (State.EXPIRED.value, State.REVOKED.value)
+    service = (
+        None if ended else hub.get("v1", "Service", spec.provider.service, spec.provider.namespace)
+    )
     target, unresolved = networkgrants.resolve(service, spec.provider.ports)
     problems += [
-        f"Service {spec.provider.namespace}/{spec.provider.service}: {p}" for p in unresolved
+        f"Service {spec.provider.namespace}/{spec.provider.service}: {p}"
+        for p in unresolved
+        if not ended
     ]
     default = timedelta(days=float(getattr(settings, "grant_default_days", DEFAULT_DAYS)))
     longest = timedelta(days=float(getattr(settings, "grant_max_days", MAX_DAYS)))
@@ -141,7 +147,9 @@ def reconcile(
         "state": state.value,
         "providerTenant": provider_tenant,
         "consumerTenant": consumer_tenant,
-        "ports": target.describe() if target is not None else ",".join(spec.provider.ports),
+        "ports": target.describe()
+        if target is not None
+        else (status.get("ports") if ended else None) or ",".join(spec.provider.ports),
         "expiresAt": _text(expires_at),
         "consentedBy": spec.consent.by if consented and spec.consent is not None else None,
         "policies": sorted(placed),

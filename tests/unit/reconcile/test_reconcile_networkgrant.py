@@ -184,8 +184,14 @@ def test_at_expiry_the_policies_are_withdrawn_with_an_event() -> None:
     assert hub.body["status"]["state"] == "Expired"
     assert hub.policies == {}
     assert "GrantExpired" in events(result)
+    assert result.service is not None  # the provider is told too
     assert hub.body["status"]["history"][-1]["event"] == "Expired"
     assert result.next_look is None
+    status = copy.deepcopy(hub.body["status"])
+    again = run(hub, later + timedelta(minutes=1))
+    assert again.service is None  # an ended grant reads no Service any more
+    assert hub.body["status"] == status  # and writes nothing
+    assert again.events == []
 
 
 def test_a_revocation_withdraws_and_records_who() -> None:
