@@ -91,24 +91,26 @@ def reconcile(
             "invalid", body, [Event("Warning", "InvalidSpec", message)] if changed else []
         )
 
+    default = timedelta(days=float(getattr(settings, "grant_default_days", DEFAULT_DAYS)))
+    longest = timedelta(days=float(getattr(settings, "grant_max_days", MAX_DAYS)))
+    expires_at, too_long = networkgrants.expiry(created, spec.expires, default, longest)
+    settled = _settled(spec, status, generation, now, expires_at)
+    if settled is not None:
+        # An ended grant is a record: once said, its passes read nothing (the Service is not
+        # cached) and write nothing, whatever becomes of the namespaces; they only make sure
+        # its policies are gone.
+        withdraw(hub, uid, keep=())
+        return Result("success", body, snapshot=settled)
+
     consumer_tenant = tenant_of(hub, namespace)
     provider_tenant = tenant_of(hub, spec.provider.namespace)
     consumers = spec.consumer_namespaces(namespace)
     problems = _tenancy(hub, namespace, consumers, spec, consumer_tenant, provider_tenant)
-    # A grant that has ended stays ended: its later passes read no Service (not cached).
-    ended = status.get("state") in (State.EXPIRED.value, State.REVOKED.value)
-    service = (
-        None if ended else hub.get("v1", "Service", spec.provider.service, spec.provider.namespace)
-    )
+    service = hub.get("v1", "Service", spec.provider.service, spec.provider.namespace)
     target, unresolved = networkgrants.resolve(service, spec.provider.ports)
     problems += [
-        f"Service {spec.provider.namespace}/{spec.provider.service}: {p}"
-        for p in unresolved
-        if not ended
+        f"Service {spec.provider.namespace}/{spec.provider.service}: {p}" for p in unresolved
     ]
-    default = timedelta(days=float(getattr(settings, "grant_default_days", DEFAULT_DAYS)))
-    longest = timedelta(days=float(getattr(settings, "grant_max_days", MAX_DAYS)))
-    expires_at, too_long = networkgrants.expiry(created, spec.expires, default, longest)
     if too_long:
         problems.append(too_long)
 
@@ -147,9 +149,7 @@ def reconcile(
         "state": state.value,
         "providerTenant": provider_tenant,
         "consumerTenant": consumer_tenant,
-        "ports": target.describe()
-        if target is not None
-        else (status.get("ports") if ended else None) or ",".join(spec.provider.ports),
+        "ports": target.describe() if target is not None else ",".join(spec.provider.ports),
         "expiresAt": _text(expires_at),
         "consentedBy": spec.consent.by if consented and spec.consent is not None else None,
         "policies": sorted(placed),
@@ -239,6 +239,29 @@ def _history(
     return history
 
 
+def _settled(
+    spec: networkgrant.NetworkGrantSpec,
+    status: Manifest,
+    generation: int | None,
+    now: datetime,
+    expires_at: datetime,
+) -> metrics.GrantSnapshot | None:
+    """The snapshot of a grant whose end a previous pass already recorded, else None."""
+    ended = State.REVOKED if spec.revocation is not None else None
+    if ended is None and now >= expires_at:
+        ended = State.EXPIRED
+    if ended is None or status.get("state") != ended.value:
+        return None
+    if status.get("observedGeneration") != generation:
+        return None
+    return metrics.GrantSnapshot(
+        provider=str(status.get("providerTenant") or ""),
+        consumer=str(status.get("consumerTenant") or ""),
+        state=ended.value,
+        expires_at=expires_at.timestamp(),
+    )
+
+
 def _tenancy(
     hub: client.Cluster,
     namespace: str,
@@ -282,16 +305,20 @@ def refuse_consent(
             f"the grant changed after the consent (consented on generation {consent.generation},"
             f" now {generation}); the provider's admins consent again to the grant as it is now",
         )
-    if status.get("consentedBy") == consent.by and status.get("observedGeneration") == generation:
-        return None  # honoured on this very generation already
-    if may_consent(hub, consent.by, list(consent.groups), spec.provider.namespace):
-        return None
-    return (
+    refused = (
         CONSENT_REFUSED,
         f"{consent.by} may not consent for namespace {spec.provider.namespace} (no `consent`"
         " verb on networkgrants there, nor `approve` on networkgrants), so the consent is"
         " ignored: only the provider's admins or the platform consent to a grant",
     )
+    if status.get("observedGeneration") == generation:  # this very consent was judged already
+        if status.get("consentedBy") == consent.by:
+            return None
+        if plan.condition_reason(status, ACTIVE) == CONSENT_REFUSED:
+            return refused  # asked once; a resync does not ask the API server again
+    if may_consent(hub, consent.by, list(consent.groups), spec.provider.namespace):
+        return None
+    return refused
 
 
 def may_consent(hub: client.Cluster, user: str, groups: list[str], provider_namespace: str) -> bool:

@@ -7,6 +7,8 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import pytest
+
 from govcloud.k8s import client
 from govcloud.reconcile import networkgrant
 
@@ -163,6 +165,10 @@ def test_a_consumer_consenting_itself_is_ignored_even_without_the_admission_poli
     assert hub.policies == {}
     assert "ConsentRefused" in events(result)
     assert hub.body["status"]["history"][-1]["event"] == "ConsentIgnored"
+    asked = len(hub.reviews)
+    assert run(hub).events == []  # a resync neither asks again nor says it again
+    assert len(hub.reviews) == asked
+    assert hub.body["status"]["state"] == "Pending"
 
 
 def test_a_consent_to_an_earlier_version_of_the_grant_does_not_hold() -> None:
@@ -174,7 +180,9 @@ def test_a_consent_to_an_earlier_version_of_the_grant_does_not_hold() -> None:
     assert hub.reviews == []
 
 
-def test_at_expiry_the_policies_are_withdrawn_with_an_event() -> None:
+def test_at_expiry_the_policies_are_withdrawn_with_an_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     hub = Hub(a_grant(2, consent={"by": "li.rsj", "generation": 1}))
     first = run(hub)
     assert first.next_look is not None
@@ -188,6 +196,7 @@ def test_at_expiry_the_policies_are_withdrawn_with_an_event() -> None:
     assert hub.body["status"]["history"][-1]["event"] == "Expired"
     assert result.next_look is None
     status = copy.deepcopy(hub.body["status"])
+    monkeypatch.delitem(TENANTS, "mz-app")  # the consumer's namespace goes: still a record
     again = run(hub, later + timedelta(minutes=1))
     assert again.service is None  # an ended grant reads no Service any more
     assert hub.body["status"] == status  # and writes nothing
