@@ -382,4 +382,7 @@ def test_a_grant_opens_exactly_the_granted_service_port_with_consent_until_it_en
     assert expired["status"]["history"][-1]["event"] == "Expired"
     reasons = {e["reason"] for e in helpers.events_for(kubectl, "short", "NetworkGrant")}
     assert {"GrantRequested", "GrantActive", "GrantExpired"} <= reasons
+    # The data owner is told in its own namespace, on the Service the grant names.
+    told = {e["reason"] for e in helpers.events_for(kubectl, "records", "Service")}
+    assert {"GrantRequested", "GrantActive", "GrantRevoked", "GrantExpired"} <= told
     _table_is(hub, layout, set())
