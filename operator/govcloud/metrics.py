@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import contextvars
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -544,6 +545,7 @@ class Recorder:
         )
         registry.register(_SnapshotCollector(self))
         self.billing = BillingRecorder(registry)
+        self.grants = GrantRecorder(registry)
 
     def record_tenant(self, name: str, snapshot: TenantSnapshot) -> None:
         lines = _tenant_lines(name, snapshot)
@@ -614,7 +616,7 @@ class Recorder:
                 ("metrics_migrations", len(self._migrations)),
                 ("metrics_lines", sum(len(text) for text in self._tenant_text)),
             ]
-        return held + self.billing.entries()
+        return held + self.billing.entries() + self.grants.entries()
 
     def count_read(self, cluster: str, verb: str, kind: str) -> None:
         self.api_reads.labels(cluster=cluster, verb=verb, kind=kind).inc()
@@ -1017,3 +1019,105 @@ class BillingRecorder:
         for tenant in members:
             total += self._usage[tenant].charge
         self._tier_text.put((tier,), USAGE_TIER_CHARGE.line((tier,), total))
+
+
+# -- network grants (issue #16): active and expiring grants per tenant, read at scrape --------
+
+GRANT_EXPIRING_SECONDS = 7 * 86400.0  # "expiring": active, and ending within this
+GRANT_SIDES = ("provider", "consumer")
+
+
+@dataclass(frozen=True)
+class GrantSnapshot:
+    """One NetworkGrant as its last pass saw it."""
+
+    provider: str
+    consumer: str
+    state: str
+    expires_at: float  # Unix time
+
+
+class _GrantCollector(Collector):
+    """Per tenant and side, the grants active and those active but expiring soon; counted at
+    each scrape, so a grant crosses into "expiring" without a pass."""
+
+    def __init__(self, recorder: GrantRecorder) -> None:
+        self._recorder = recorder
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from grant_families(
+            self._recorder.grants(), self._recorder.now(), self._recorder.window
+        )
+
+
+def grant_families(
+    grants: Mapping[str, GrantSnapshot], now: float, window: float
+) -> Iterator[GaugeMetricFamily]:
+    active = GaugeMetricFamily(
+        "govcloud_network_grants_active",
+        "Active NetworkGrants per tenant and side (provider: others reach its services;"
+        " consumer: it reaches others').",
+        labels=["tenant", "side"],
+    )
+    expiring = GaugeMetricFamily(
+        "govcloud_network_grants_expiring",
+        "Active NetworkGrants per tenant and side that end within the warning window.",
+        labels=["tenant", "side"],
+    )
+    pending = GaugeMetricFamily(
+        "govcloud_network_grants_pending",
+        "NetworkGrants per tenant and side waiting for the provider's consent.",
+        labels=["tenant", "side"],
+    )
+    window_family = GaugeMetricFamily(
+        "govcloud_network_grant_expiry_warning_seconds",
+        "How long before its expiry an active grant counts as expiring.",
+    )
+    counts: dict[tuple[str, str], list[int]] = {}
+    for grant in grants.values():
+        for side, tenant in zip(GRANT_SIDES, (grant.provider, grant.consumer), strict=True):
+            if not tenant:
+                continue
+            row = counts.setdefault((tenant, side), [0, 0, 0])
+            if grant.state == "Active" and grant.expires_at > now:
+                row[0] += 1
+                row[1] += grant.expires_at - now <= window
+            row[2] += grant.state == "Pending"
+    for (tenant, side), (on, ending, waiting) in sorted(counts.items()):
+        active.add_metric([tenant, side], on)
+        expiring.add_metric([tenant, side], ending)
+        pending.add_metric([tenant, side], waiting)
+    window_family.add_metric([], window)
+    yield from (active, expiring, pending, window_family)
+
+
+class GrantRecorder:
+    """The NetworkGrants' snapshots, by <namespace>/<name>; forgotten when a grant is deleted."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        window: float = GRANT_EXPIRING_SECONDS,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._grants: dict[str, GrantSnapshot] = {}
+        self.window = window
+        self.now = clock or time.time
+        registry.register(_GrantCollector(self))
+
+    def record(self, key: str, snapshot: GrantSnapshot) -> None:
+        with self._lock:
+            self._grants[key] = snapshot
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._grants.pop(key, None)
+
+    def grants(self) -> dict[str, GrantSnapshot]:
+        with self._lock:
+            return dict(self._grants)
+
+    def entries(self) -> list[Entries]:
+        with self._lock:
+            return [("metrics_grants", len(self._grants))]

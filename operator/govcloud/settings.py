@@ -161,6 +161,21 @@ class Settings(BaseSettings):
             " one, at the starter allowance."
         ),
     )
+    grant_default_days: float = Field(
+        default=90.0,
+        gt=0,
+        le=3660,
+        description="How long a NetworkGrant that names no spec.expires lasts from its filing.",
+    )
+    grant_max_days: float = Field(
+        default=365.0,
+        gt=0,
+        le=3660,
+        description=(
+            "The longest a NetworkGrant may last from its filing; one asking for longer is"
+            " invalid and opens nothing."
+        ),
+    )
     plan_grace_days: float = Field(
         default=31.0,
         ge=0,

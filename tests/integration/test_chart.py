@@ -516,6 +516,28 @@ def scraped(
             timeout=60,
             what=f"the overdue MigrationPlan of {tenant} in the operator's metrics",
         )
+        # A NetworkGrant of the tenant (waiting for consent), so that the grant series exist.
+        kubectl.apply(
+            {
+                "apiVersion": "govcloud.io/v1alpha1",
+                "kind": "NetworkGrant",
+                "metadata": {"name": "metrics", "namespace": f"{tenant}-app"},
+                "spec": {
+                    "provider": {
+                        "namespace": "kube-system",
+                        "service": "kube-dns",
+                        "ports": ["53"],
+                    },
+                    "purpose": "指标",
+                    "requestedBy": "govcloud-admin",
+                },
+            }
+        )
+        testing.eventually(
+            lambda: "govcloud_network_grants_pending{" in operator.metrics(),
+            timeout=60,
+            what=f"the NetworkGrant of {tenant} in the operator's metrics",
+        )
         testing.eventually(
             lambda: operator.metric_value("govcloud_subcenter_up", subcenter=site),
             timeout=60,

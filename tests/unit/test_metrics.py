@@ -543,3 +543,26 @@ def test_the_assessment_of_each_tenant_is_served_and_follows_the_last_tick(
     recorder.forget_tenant("alpha")
     assert not gauge_lines(recorder.exposition(), "govcloud_assessment_spend_cny")
     assert ("metrics_assessments", 0) in recorder.entries()
+
+
+def test_grants_are_counted_per_tenant_and_side_and_expiring_by_the_clock() -> None:
+    registry = CollectorRegistry()
+    now = [1_000_000.0]
+    grants = metrics.GrantRecorder(registry, window=3600.0, clock=lambda: now[0])
+    grants.record("mz-app/a", metrics.GrantSnapshot("rsj", "mz", "Active", 1_000_000.0 + 7200))
+    grants.record("mz-app/b", metrics.GrantSnapshot("rsj", "mz", "Active", 1_000_000.0 + 60))
+    grants.record("mz-app/c", metrics.GrantSnapshot("gaj", "mz", "Pending", 1_000_000.0 + 60))
+
+    def value(name: str, tenant: str, side: str) -> float | None:
+        return registry.get_sample_value(name, {"tenant": tenant, "side": side})
+
+    assert value("govcloud_network_grants_active", "rsj", "provider") == 2
+    assert value("govcloud_network_grants_active", "mz", "consumer") == 2
+    assert value("govcloud_network_grants_expiring", "mz", "consumer") == 1
+    assert value("govcloud_network_grants_pending", "gaj", "provider") == 1
+    now[0] += 3600  # a grant crosses into "expiring" without a pass; one has ended
+    assert value("govcloud_network_grants_expiring", "rsj", "provider") == 1
+    assert value("govcloud_network_grants_active", "rsj", "provider") == 1
+    grants.forget("mz-app/a")
+    grants.forget("mz-app/b")
+    assert value("govcloud_network_grants_active", "rsj", "provider") is None

@@ -12,6 +12,7 @@ from govcloud.api import cel
 from govcloud.api.v1alpha1 import (
     cloudtenant,
     migrationplan,
+    networkgrant,
     ratecard,
     resourceplan,
     resourcerequest,
@@ -285,10 +286,40 @@ USAGEREPORT = Kind(
     selectable_fields=(".spec.tenant", ".spec.period"),
 )
 
+NETWORKGRANT = Kind(
+    kind="NetworkGrant",
+    plural="networkgrants",
+    singular="networkgrant",
+    short_names=("ngrant",),
+    scope="Namespaced",
+    spec=networkgrant.NetworkGrantSpec,
+    status=networkgrant.NetworkGrantStatus,
+    description=(
+        "Sharing by grant: the consumer tenant's namespaces may reach the provider tenant's"
+        " named Service ports, for a stated purpose, until a date; filed by the consumer's"
+        " admins, in effect once the provider's admins (or the platform) consent."
+    ),
+    printer_columns=(
+        PrinterColumn("Provider", "string", ".status.providerTenant", "The data owner's tenant."),
+        PrinterColumn("Consumer", "string", ".status.consumerTenant", "The requesting tenant."),
+        PrinterColumn("Service", "string", ".spec.provider.service", "The Service reached."),
+        PrinterColumn("Ports", "string", ".status.ports", "The ports granted."),
+        PrinterColumn("Purpose", "string", ".spec.purpose", "What the data is used for."),
+        PrinterColumn("Expires", "string", ".status.expiresAt", "When the grant ends by itself."),
+        PrinterColumn("State", "string", ".status.state", "Pending, Active, Expired, ..."),
+        AGE,
+        PrinterColumn("Namespace", "string", ".spec.provider.namespace", "Provider ns.", 1),
+        PrinterColumn("ConsentedBy", "string", ".status.consentedBy", "Who consented.", 1),
+        PrinterColumn("RequestedBy", "string", ".spec.requestedBy", "Who requested.", 1),
+    ),
+    selectable_fields=(".spec.provider.namespace",),
+)
+
 KINDS: tuple[Kind, ...] = (
     CLOUDTENANT,
     SUBCENTER,
     MIGRATIONPLAN,
+    NETWORKGRANT,
     RATECARD,
     RESOURCEPLAN,
     RESOURCEREQUEST,

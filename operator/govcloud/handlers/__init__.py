@@ -11,6 +11,7 @@ MODULES = (
     "govcloud.handlers.migrationplan",
     "govcloud.handlers.resourceplan",
     "govcloud.handlers.resourcerequest",
+    "govcloud.handlers.networkgrant",
     "govcloud.handlers.metering",
     "govcloud.handlers.legacy",
 )

@@ -37,6 +37,7 @@ HUB_KINDS: tuple[tuple[str, str, str | None], ...] = (
     (constants.API_VERSION, "MigrationPlan", None),
     (constants.API_VERSION, "ResourcePlan", None),
     (constants.API_VERSION, "ResourceRequest", None),
+    (constants.API_VERSION, "NetworkGrant", None),
     (constants.API_VERSION, "RateCard", None),
     ("v1", "Namespace", None),
     ("v1", "ResourceQuota", MANAGED_SELECTOR),

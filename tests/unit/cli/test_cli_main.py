@@ -136,3 +136,26 @@ def test_a_plan_file_is_a_resourceplan_or_its_spec_and_never_carries_a_decision(
         with pytest.raises(commands.CommandError) as refused:
             commands.load_plan_file(bad)
         assert refused.value.code == 2
+
+
+def test_grant_commands_take_what_the_review_policy_needs() -> None:
+    asked = main.parser().parse_args(
+        ["grant", "request", "check", "--provider", "rsj-data/api", "--port", "https",
+         "--port", "8443", "--purpose", "核验", "-n", "mz-app"]
+    )  # fmt: skip
+    assert (asked.provider, asked.port, asked.namespace) == (
+        "rsj-data/api",
+        ["https", "8443"],
+        "mz-app",
+    )
+    consent = main.parser().parse_args(
+        ["grant", "consent", "check", "-n", "mz-app", "--reason", "同意"]
+    )
+    assert (consent.name, consent.namespace, consent.reason) == ("check", "mz-app", "同意")
+    for missing in (
+        ["grant", "consent", "check", "-n", "mz-app"],  # no reason: every act says why
+        ["grant", "revoke", "check", "--reason", "done"],  # no namespace
+        ["grant", "request", "check", "--provider", "rsj-data/api", "--purpose", "x"],  # no port
+    ):
+        with pytest.raises(SystemExit):
+            main.parser().parse_args(missing)
