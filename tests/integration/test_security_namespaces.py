@@ -317,3 +317,54 @@ def test_a_sub_center_keeps_its_protected_and_ungranted_namespaces(
     for namespace, found in before.items():
         assert found is not None
         untouched(site_kubectl, namespace, found)
+
+
+# -- a department never writes its own network boundary (issue #16) -------------------------
+
+
+def allow_all(namespace: str) -> Manifest:
+    """What a department's admin would write to get around isolation: everything in, and
+    everything out (the internet too)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "open-everything", "namespace": namespace},
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{}],
+            "egress": [{}],
+        },
+    }
+
+
+def test_a_tenant_admin_cannot_write_network_policies_in_the_tenants_namespaces(
+    release: Release, kubectl: testing.Kubectl, tenants: Any
+) -> None:
+    name = helpers.unique("netlock")
+    tenants.apply(tenant(name, {"name": "apps"}))
+    helpers.wait_phase(kubectl, name, "Active")
+    namespace = f"{name}-apps"
+    mallory = kubectl.impersonate(MALLORY)
+    policy = json.dumps(allow_all(namespace))
+    # RBAC alone lets her: the built-in admin role she holds there includes networkpolicies.
+    assert (
+        mallory.run("auth", "can-i", "create", "networkpolicies", "-n", namespace).stdout.strip()
+        == "yes"
+    )
+    # Policies take effect a moment after they are made: try without storing anything first.
+    testing.eventually(
+        lambda: mallory.run("create", "--dry-run=server", "-f", "-", stdin=policy).returncode,
+        timeout=30,
+        what="the tenant-network policy to take effect",
+    )
+    opened = mallory.run("create", "-f", "-", stdin=policy)
+    assert helpers.forbidden(opened, "NetworkGrant", "tenant-network-policies"), opened.stderr
+    removed = mallory.run("delete", "networkpolicy", "govcloud-isolation", "-n", namespace)
+    assert helpers.forbidden(removed, "written by the platform only"), removed.stderr
+    assert kubectl.get("networkpolicy", "open-everything", namespace) is None
+    assert kubectl.get("networkpolicy", "govcloud-isolation", namespace) is not None
+    # The platform's own writes go on: a cluster admin may (the operator is checked above, in
+    # test_chart.py's guard tests and by every tenant the operator isolates).
+    admitted = kubectl.run("create", "--dry-run=server", "-f", "-", stdin=policy)
+    assert admitted.returncode == 0, admitted.stderr
