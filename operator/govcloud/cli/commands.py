@@ -161,6 +161,41 @@ def my_tenants(ctx: Context, only: str | None = None) -> list[Manifest]:
     return found
 
 
+def namespace_of(ctx: Context, args: argparse.Namespace) -> str:
+    """--namespace, else the first active namespace of the user's one tenant."""
+    if args.namespace:
+        return str(args.namespace)
+    tenants = my_tenants(ctx, args.tenant)
+    if len(tenants) != 1:
+        raise CommandError("name the namespace with -n (or the tenant with --tenant)", 2)
+    for item in (tenants[0].get("status") or {}).get("namespaces") or []:
+        if item.get("phase") == "Active":
+            return str(item["name"])
+    raise CommandError(f"tenant {name_of(tenants[0])} has no active namespace yet")
+
+
+def in_my_namespaces(ctx: Context, tenant: str | None, plural: str, kind: str) -> list[Manifest]:
+    """Every `plural` (a govcloud.io kind) in the active hub namespaces of the user's tenants
+    (or of `tenant`), listed namespace by namespace with the user's rights."""
+    found: list[Manifest] = []
+    for body in my_tenants(ctx, tenant):
+        for item in (body.get("status") or {}).get("namespaces") or []:
+            if item.get("phase") != "Active" or views.site_of(body) != "hub":
+                continue
+            namespace = str(item["name"])
+            try:
+                found += ctx.client.list(govcloud_path(plural, namespace=namespace))
+            except user.RefusedError as error:
+                if error.status == 404:
+                    raise CommandError(f"this cluster serves no {kind}s") from error
+                raise failure(
+                    error,
+                    f"list the {kind}s of namespace {namespace}",
+                    lacks("list", plural, namespace=namespace),
+                ) from error
+    return found
+
+
 def name_of(body: Mapping[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("name") or "")
 

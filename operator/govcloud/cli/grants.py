@@ -25,19 +25,6 @@ def grant_path(namespace: str, name: str | None = None) -> str:
     return commands.govcloud_path(PLURAL, name, namespace)
 
 
-def _namespace(ctx: commands.Context, args: argparse.Namespace) -> str:
-    """--namespace, else the first active namespace of the user's one tenant."""
-    if args.namespace:
-        return str(args.namespace)
-    tenants = commands.my_tenants(ctx, args.tenant)
-    if len(tenants) != 1:
-        raise CommandError("name the namespace with -n (or the tenant with --tenant)", 2)
-    for item in (tenants[0].get("status") or {}).get("namespaces") or []:
-        if item.get("phase") == "Active":
-            return str(item["name"])
-    raise CommandError(f"tenant {commands.name_of(tenants[0])} has no active namespace yet")
-
-
 def _me(ctx: commands.Context) -> tuple[str, list[str]]:
     info = commands.user_info(ctx)
     groups = roles.decision_groups(info.get("groups") or [])
@@ -45,7 +32,7 @@ def _me(ctx: commands.Context) -> tuple[str, list[str]]:
 
 
 def grant_request(ctx: commands.Context, args: argparse.Namespace) -> views.View:
-    namespace = _namespace(ctx, args)
+    namespace = commands.namespace_of(ctx, args)
     provider_namespace, _, service = str(args.provider).partition("/")
     if not service:
         raise CommandError("--provider is <namespace>/<service>, e.g. rsj-data/eligibility", 2)
@@ -88,22 +75,7 @@ def grant_request(ctx: commands.Context, args: argparse.Namespace) -> views.View
 
 
 def grant_list(ctx: commands.Context, args: argparse.Namespace) -> views.View:
-    found: list[Manifest] = []
-    for body in commands.my_tenants(ctx, args.tenant):
-        for item in (body.get("status") or {}).get("namespaces") or []:
-            if item.get("phase") != "Active" or views.site_of(body) != "hub":
-                continue
-            namespace = str(item["name"])
-            try:
-                found += ctx.client.list(grant_path(namespace))
-            except user.RefusedError as error:
-                if error.status == 404:
-                    raise CommandError("this cluster serves no NetworkGrants") from error
-                raise commands.failure(
-                    error,
-                    f"list the NetworkGrants of namespace {namespace}",
-                    commands.lacks("list", PLURAL, namespace=namespace),
-                ) from error
+    found = commands.in_my_namespaces(ctx, args.tenant, PLURAL, "NetworkGrant")
     return grants_view(found)
 
 

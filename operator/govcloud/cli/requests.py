@@ -22,19 +22,6 @@ def request_path(namespace: str, name: str | None = None) -> str:
     return commands.govcloud_path(PLURAL, name, namespace)
 
 
-def _namespace(ctx: commands.Context, args: argparse.Namespace) -> str:
-    """--namespace, else the first active namespace of the user's one tenant."""
-    if args.namespace:
-        return str(args.namespace)
-    tenants = commands.my_tenants(ctx, args.tenant)
-    if len(tenants) != 1:
-        raise CommandError("name the namespace with -n (or the tenant with --tenant)", 2)
-    for item in (tenants[0].get("status") or {}).get("namespaces") or []:
-        if item.get("phase") == "Active":
-            return str(item["name"])
-    raise CommandError(f"tenant {commands.name_of(tenants[0])} has no active namespace yet")
-
-
 def _spec(ctx: commands.Context, args: argparse.Namespace) -> dict[str, Any]:
     if not (args.offering or args.resources) or not args.reason:
         raise CommandError(
@@ -62,7 +49,7 @@ def _spec(ctx: commands.Context, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def request_file(ctx: commands.Context, args: argparse.Namespace) -> views.View:
-    namespace = _namespace(ctx, args)
+    namespace = commands.namespace_of(ctx, args)
     body = {
         "apiVersion": constants.API_VERSION,
         "kind": "ResourceRequest",
@@ -82,22 +69,7 @@ def request_file(ctx: commands.Context, args: argparse.Namespace) -> views.View:
 
 
 def request_list(ctx: commands.Context, args: argparse.Namespace) -> views.View:
-    found: list[Manifest] = []
-    for body in commands.my_tenants(ctx, args.tenant):
-        for item in (body.get("status") or {}).get("namespaces") or []:
-            if item.get("phase") != "Active" or views.site_of(body) != "hub":
-                continue
-            namespace = str(item["name"])
-            try:
-                found += ctx.client.list(request_path(namespace))
-            except user.RefusedError as error:
-                if error.status == 404:
-                    raise CommandError("this cluster serves no ResourceRequests") from error
-                raise commands.failure(
-                    error,
-                    f"list the ResourceRequests of namespace {namespace}",
-                    commands.lacks("list", PLURAL, namespace=namespace),
-                ) from error
+    found = commands.in_my_namespaces(ctx, args.tenant, PLURAL, "ResourceRequest")
     return views.requests_view(found)
 
 
@@ -116,7 +88,7 @@ def _read(ctx: commands.Context, namespace: str, name: str) -> Manifest:
 def _decide(ctx: commands.Context, args: argparse.Namespace, state: str) -> views.View:
     """spec.decision as the review policy wants it (by the acting user, bound to the
     generation read, with the groups through which the user approves)."""
-    namespace = _namespace(ctx, args)
+    namespace = commands.namespace_of(ctx, args)
     body = _read(ctx, namespace, args.name)
     info = commands.user_info(ctx)
     groups = list(args.group) if args.group else roles.decision_groups(info.get("groups") or [])
@@ -154,7 +126,7 @@ def request_reject(ctx: commands.Context, args: argparse.Namespace) -> views.Vie
 
 
 def request_history(ctx: commands.Context, args: argparse.Namespace) -> views.View:
-    return views.request_history_view(_read(ctx, _namespace(ctx, args), args.name))
+    return views.request_history_view(_read(ctx, commands.namespace_of(ctx, args), args.name))
 
 
 def add_parsers(

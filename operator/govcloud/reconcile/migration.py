@@ -37,7 +37,7 @@ from govcloud.api.v1alpha1 import migrationplan, subcenter
 from govcloud.api.v1alpha1.migrationplan import Phase
 from govcloud.k8s import cache, client, clusters
 from govcloud.migration import machine, transform
-from govcloud.reconcile import conditions, events, finalizers, placement
+from govcloud.reconcile import conditions, events, finalizers, placement, statuses
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def reconcile(
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     body = hub.get(constants.API_VERSION, KIND, name, namespace)
     if body is None:
-        tenant = tenant_of_namespace(hub, namespace)
+        tenant = statuses.tenant_of(hub, namespace)
         if tenant:
             rollup(hub, tenant, settings, now)
         return Result(outcome="deleted")
@@ -306,13 +306,6 @@ def wake_after(
 # -- authorization ---------------------------------------------------------------------------
 
 
-def tenant_of_namespace(hub: client.Cluster, namespace: str) -> str | None:
-    found = hub.get("v1", "Namespace", namespace)
-    labels = ((found or {}).get("metadata") or {}).get("labels") or {}
-    owner = labels.get(constants.LABEL_TENANT)
-    return str(owner) if owner else None
-
-
 def authorize(
     hub: client.Cluster,
     registry: clusters.ClusterRegistry | None,
@@ -321,7 +314,7 @@ def authorize(
 ) -> Access:
     """Who the plan acts for, and whether it may read its source and write its target."""
     namespace = body["metadata"]["namespace"]
-    tenant = tenant_of_namespace(hub, namespace)
+    tenant = statuses.tenant_of(hub, namespace)
     if tenant is None:
         return Access(
             reason="NotInTenantNamespace",
@@ -1181,7 +1174,7 @@ def finalize(  # noqa: PLR0911 - each kind of deleted plan is let go its own way
         return release(
             hub, body, [_left_alone(f"the spec is invalid: {_validation_message(error)}")]
         )
-    tenant = tenant_of_namespace(hub, body["metadata"]["namespace"]) or status.get("tenant")
+    tenant = statuses.tenant_of(hub, body["metadata"]["namespace"]) or status.get("tenant")
     source, reason, message = source_cluster(hub, registry, spec)
     if source is not None and tenant:
         reason, message = source_verdict(source, str(tenant), spec)

@@ -22,7 +22,7 @@ from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import networkgrant
 from govcloud.desired import compare, networkgrants
 from govcloud.k8s import client
-from govcloud.reconcile import conditions, events, plan
+from govcloud.reconcile import conditions, events, plan, statuses
 
 KIND = "NetworkGrant"
 API_NETWORK_POLICY = "networking.k8s.io/v1"
@@ -49,13 +49,6 @@ class Result:
     service_events: list[Event] = field(default_factory=list)
     next_look: float | None = None  # seconds until the grant's expiry, while it can still act
     snapshot: metrics.GrantSnapshot | None = None
-
-
-def tenant_of(hub: client.Cluster, namespace: str) -> str | None:
-    """The CloudTenant owning `namespace` (its tenant label, which only the operator sets)."""
-    found = hub.get("v1", "Namespace", namespace)
-    labels = ((found or {}).get("metadata") or {}).get("labels") or {}
-    return labels.get(constants.LABEL_TENANT)
 
 
 def reconcile(
@@ -102,8 +95,8 @@ def reconcile(
         withdraw(hub, uid, keep=())
         return Result("success", body, snapshot=settled)
 
-    consumer_tenant = tenant_of(hub, namespace)
-    provider_tenant = tenant_of(hub, spec.provider.namespace)
+    consumer_tenant = statuses.tenant_of(hub, namespace)
+    provider_tenant = statuses.tenant_of(hub, spec.provider.namespace)
     consumers = spec.consumer_namespaces(namespace)
     problems = _tenancy(hub, namespace, consumers, spec, consumer_tenant, provider_tenant)
     service = hub.get("v1", "Service", spec.provider.service, spec.provider.namespace)
@@ -284,7 +277,7 @@ def _tenancy(
             " other already; a grant is between two tenants"
         )
     for other in consumers:
-        if other != namespace and tenant_of(hub, other) != consumer_tenant:
+        if other != namespace and statuses.tenant_of(hub, other) != consumer_tenant:
             problems.append(f"consumer namespace {other} is not tenant {consumer_tenant}'s")
     return problems
 
@@ -500,26 +493,7 @@ def _news(
 
 
 def _write(hub: client.Cluster, body: Manifest, status: Manifest) -> bool:
-    current = body.get("status") or {}
-    if all(current.get(key) == value for key, value in status.items()) and not (
-        set(current) - set(status) - KEPT
-    ):
-        return False
-    patch = {**status}
-    patch.update({key: None for key in current if key not in status and key not in KEPT})
-    try:
-        hub.patch_status(
-            constants.API_VERSION,
-            KIND,
-            body["metadata"]["name"],
-            patch,
-            body["metadata"]["namespace"],
-        )
-    except client.ApiError as error:
-        if error.status == 404:
-            return False
-        raise
-    return True
+    return statuses.replace(hub, constants.API_VERSION, KIND, body, status, KEPT)
 
 
 def _time(text: Any) -> datetime | None:

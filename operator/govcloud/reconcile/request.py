@@ -40,13 +40,6 @@ class Result:
     tenant_affected: bool = False
 
 
-def tenant_of(hub: client.Cluster, namespace: str) -> str | None:
-    """The CloudTenant owning `namespace` (its tenant label, which only the operator sets)."""
-    found = hub.get("v1", "Namespace", namespace)
-    labels = ((found or {}).get("metadata") or {}).get("labels") or {}
-    return labels.get(constants.LABEL_TENANT)
-
-
 def reconcile(
     hub: client.Cluster, namespace: str, name: str, settings: Any, now: datetime | None = None
 ) -> Result:
@@ -57,7 +50,7 @@ def reconcile(
         return Result(outcome="deleted")
     generation = body["metadata"].get("generation")
     status = body.get("status") or {}
-    tenant_name = tenant_of(hub, namespace)
+    tenant_name = statuses.tenant_of(hub, namespace)
     tenant = hub.get(constants.API_VERSION, "CloudTenant", tenant_name) if tenant_name else None
     try:
         spec = resourcerequest.parse(body.get("spec") or {})

@@ -1,11 +1,14 @@
-"""A pass's whole status of one object, written only when it differs from what is stored;
-whatever the pass leaves out is cleared, except the fields it keeps (append-only records)."""
+"""What the passes over namespaced requests (plans, ResourceRequests, NetworkGrants) share:
+the whole status of one object, written only when it differs from what is stored (whatever the
+pass leaves out is cleared, except the fields it keeps: append-only records), and the tenant a
+namespace belongs to."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from typing import Any
 
+from govcloud import constants
 from govcloud.k8s import client
 
 Manifest = dict[str, Any]
@@ -35,3 +38,11 @@ def replace(
             return False
         raise
     return True
+
+
+def tenant_of(hub: client.Cluster, namespace: str) -> str | None:
+    """The CloudTenant owning `namespace` (its tenant label, which only the operator sets)."""
+    found = hub.get("v1", "Namespace", namespace)
+    labels = ((found or {}).get("metadata") or {}).get("labels") or {}
+    owner = labels.get(constants.LABEL_TENANT)
+    return str(owner) if owner else None
