@@ -1,11 +1,18 @@
 """Velero, the real parts (issue 17, item 4): the pinned `velero server` and its AWS plugin back
 up a department's namespace on the hub into a bucket of a real S3-compatible server (moto), and
 a second Velero on another control plane restores it from that bucket; the restored objects
-equal the originals. Only API objects: volume data needs a node agent (the kind workflow)."""
+equal the originals. Only API objects: volume data needs a node agent (the kind workflow).
+
+Backups by policy (item 1): the operator, with backups on, keeps each tenant's Velero Schedule
+of exactly its namespaces; the backup Velero makes from it shows in the tenant's status and
+/metrics; a tenant whose RPO passes with no backup says so (condition, Event, metric); deleting
+the tenant deletes its Schedule; the object store's credentials appear nowhere it writes."""
 
 from __future__ import annotations
 
 import base64
+import datetime
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,6 +22,7 @@ import _tenant_helpers as helpers
 import pytest
 
 from govcloud.dev import cluster, objectstore, testing, velero
+from govcloud.reconcile import tenant_backup
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +190,256 @@ def test_a_department_backed_up_on_the_hub_is_restored_on_another_cluster_as_it_
         site_kubectl.run("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
         uninstall(kubectl)
         uninstall(site_kubectl)
+
+
+# -- backups by policy: the operator keeps the Schedules --------------------------------------
+
+# Level 3: an RPO of two hours (met once a backup completes). Level 2: an RPO of 20 s, so that
+# one with no backup misses it within the test. Yearly crons: Velero's clock makes no backup
+# while the test runs (Velero 1.18 does not back up when a Schedule is created either); the
+# test makes the backup from the Schedule, as `velero backup create --from-schedule` does.
+BACKUP_LEVELS = {
+    "2": {"schedule": "0 0 1 1 *", "interval": "10s", "ttl": "1h", "rpo": "20s"},
+    "3": {"schedule": "0 0 1 1 *", "interval": "1h", "ttl": "720h", "rpo": "2h"},
+}
+
+
+def backup_tenant(name: str, level: int) -> Manifest:
+    return {
+        "apiVersion": "govcloud.io/v1alpha1",
+        "kind": "CloudTenant",
+        "metadata": {"name": name, "annotations": {"govcloud.io/confirm-delete": name}},
+        "spec": {
+            "displayName": f"备份测试 {name}",
+            "unit": {"code": name[:30], "tier": "county"},
+            "contacts": [{"name": "测试员", "email": "test@example.gov.cn"}],
+            "admins": {"groups": [f"{name}-admins"]},
+            "securityLevel": level,
+            "namespaces": [{"name": "web"}, {"name": "db"}],
+            "deletionPolicy": "Delete",
+        },
+    }
+
+
+def condition(kubectl: testing.Kubectl, name: str, type_: str) -> Manifest:
+    found = kubectl.get("cloudtenant", name) or {}
+    for item in (found.get("status") or {}).get("conditions") or []:
+        if item["type"] == type_:
+            return dict(item)
+    return {}
+
+
+def backup_status(kubectl: testing.Kubectl, name: str) -> Manifest:
+    return dict(((kubectl.get("cloudtenant", name) or {}).get("status") or {}).get("backup") or {})
+
+
+def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point(
+    hub: cluster.ControlPlane,
+    kubectl: testing.Kubectl,
+    store: objectstore.ObjectStore,
+    operator: testing.OperatorProcess,
+) -> None:
+    kept, late = helpers.unique("bk-keep"), helpers.unique("bk-late")
+    other = helpers.unique("bk-other")  # a namespace of no tenant: never in a Schedule
+    server: velero.VeleroServer | None = None
+    backing: testing.OperatorProcess | None = None
+    operator.stop()  # the shared operator does no backups: one that does, in its place
+    try:
+        testing.eventually(
+            lambda: not kubectl.json("get", "crd", "-l", "component=velero")["items"],
+            timeout=90,
+            what="Velero's CRDs of an earlier test to be gone",
+        )
+        server = running_velero(hub, store, read_only=False)
+        kubectl("create", "namespace", other)
+        backing = testing.OperatorProcess(
+            hub.kubeconfig,
+            LOGS / f"operator-backup-{os.getpid()}.log",
+            env={
+                "GOVCLOUD_RESYNC_SECONDS": "5",
+                "GOVCLOUD_PLATFORM_NAMESPACES": "monitoring",
+                "GOVCLOUD_BACKUP_ENABLED": "true",
+                "GOVCLOUD_BACKUP_LEVELS": json.dumps(BACKUP_LEVELS),
+            },
+        ).start()
+        kubectl.apply(backup_tenant(kept, 3))
+
+        # The Schedule: in Velero's namespace, of exactly the tenant's two namespaces.
+        schedule_name = f"govcloud-{kept}"
+        schedule = testing.eventually(
+            lambda: kubectl.get("schedule", schedule_name, velero.NAMESPACE),
+            timeout=60,
+            what=f"the Schedule of {kept}",
+        )
+        template = schedule["spec"]["template"]
+        assert sorted(template["includedNamespaces"]) == [f"{kept}-db", f"{kept}-web"]
+        assert template["ttl"] == "720h0m0s"
+        assert schedule["spec"]["useOwnerReferencesInBackup"] is False
+        assert schedule["metadata"]["labels"]["govcloud.io/tenant"] == kept
+
+        # A backup from the Schedule, as `velero backup create --from-schedule` makes one (its
+        # template and labels, the schedule-name label); Velero runs it, it completes, and the
+        # tenant's status, condition and /metrics show it.
+        made_name = f"{schedule_name}-manual"
+        kubectl.apply(
+            {
+                "apiVersion": "velero.io/v1",
+                "kind": "Backup",
+                "metadata": {
+                    "name": made_name,
+                    "namespace": velero.NAMESPACE,
+                    "labels": {
+                        **template["metadata"]["labels"],
+                        "velero.io/schedule-name": schedule_name,
+                    },
+                },
+                "spec": {k: v for k, v in template.items() if k != "metadata"},
+            }
+        )
+        assert finished(server, kubectl, "backup", made_name) == "Completed", server.log_tail()
+        made = kubectl.get("backup", made_name, velero.NAMESPACE)
+        assert made is not None
+        assert made["spec"]["includedNamespaces"] == template["includedNamespaces"]
+        assert made["metadata"]["labels"]["govcloud.io/tenant"] == kept
+        written = store.keys(BUCKET, f"backups/{made['metadata']['name']}/")
+        assert f"backups/{made['metadata']['name']}/{made['metadata']['name']}.tar.gz" in written
+        status = testing.eventually(
+            lambda: (found := backup_status(kubectl, kept)).get("lastBackup") and found,
+            timeout=60,
+            what=f"status.backup of {kept} to name its backup",
+        )
+        assert status["lastBackup"] == made["metadata"]["name"]
+        assert status["rpoMet"] is True
+        assert status["schedule"] == f"{velero.NAMESPACE}/{schedule_name}"
+        assert status["lastBackupTime"] == made["status"]["completionTimestamp"]
+        healthy = condition(kubectl, kept, tenant_backup.BACKUP_HEALTHY)
+        assert (healthy["status"], healthy["reason"]) == ("True", "RPOMet"), healthy
+        columns = kubectl("get", "ct", kept, "--no-headers", "-o", "wide")
+        assert columns.split()[-1] == "true", columns  # RPO-MET
+        assert backing.metric_value("govcloud_tenant_backup_rpo_met", tenant=kept) == 1
+        completed_at = backing.metric_value(
+            "govcloud_tenant_backup_last_success_timestamp_seconds", tenant=kept
+        )
+        assert completed_at > 0
+        assert abs(completed_at - _unix(made["status"]["completionTimestamp"])) < 1
+
+        # At rest: passes of the tenant write nothing (its Schedule, status, nothing).
+        writes = _writes(backing)
+        _wait_resyncs(backing, kept, 2)
+        assert _writes(backing) == writes
+
+        # No Velero server any more: the next tenant's Schedule gets no backup, and once its
+        # RPO (20 s at level 2) has passed from the Schedule's creation, it is missed.
+        server.stop()
+        kubectl.apply(backup_tenant(late, 2))
+        testing.eventually(
+            lambda: kubectl.get("schedule", f"govcloud-{late}", velero.NAMESPACE),
+            timeout=60,
+            what=f"the Schedule of {late}",
+        )
+        missed = testing.eventually(
+            lambda: (
+                (found := condition(kubectl, late, tenant_backup.BACKUP_HEALTHY)).get("reason")
+                == tenant_backup.RPO_MISSED
+                and found
+            ),
+            timeout=60,
+            what=f"{late} to miss its RPO",
+        )
+        assert missed["status"] == "False"
+        assert backup_status(kubectl, late)["rpoMet"] is False
+        assert "lastBackup" not in backup_status(kubectl, late)
+        assert backing.metric_value("govcloud_tenant_backup_rpo_met", tenant=late) == 0
+        warnings = testing.eventually(
+            lambda: [
+                item
+                for item in kubectl.json(
+                    "get", "events", "-A", "--field-selector",
+                    f"involvedObject.name={late},reason={tenant_backup.RPO_MISSED}",
+                )["items"]
+                if item["type"] == "Warning"
+            ],
+            timeout=30,
+            what=f"a Warning Event {tenant_backup.RPO_MISSED} on {late}",
+        )  # fmt: skip
+        assert len(warnings) == 1, warnings  # once, not once per pass
+        assert (warnings[0].get("count") or 1) == 1
+        # The level-3 tenant still meets its objective; no Schedule names a foreign namespace.
+        assert backing.metric_value("govcloud_tenant_backup_rpo_met", tenant=kept) == 1
+        for item in kubectl.json("get", "schedules", "-n", velero.NAMESPACE)["items"]:
+            included = item["spec"]["template"]["includedNamespaces"]
+            assert other not in included
+            assert "*" not in included
+
+        # Deleting a tenant deletes its Schedule (its Backups stay until their ttl).
+        kubectl("delete", "cloudtenant", kept, "--wait=false")
+        testing.eventually(
+            lambda: kubectl.get("schedule", schedule_name, velero.NAMESPACE) is None,
+            timeout=60,
+            what=f"the Schedule of {kept} to be deleted with it",
+        )
+        testing.eventually(
+            lambda: kubectl.get("cloudtenant", kept) is None, timeout=60, what=f"{kept} to go"
+        )
+        assert kubectl.get("backup", made["metadata"]["name"], velero.NAMESPACE) is not None
+        assert backing.metric_value("govcloud_tenant_backup_rpo_met", tenant=kept) == 0
+        assert f'tenant="{kept}"' not in backing.metrics()
+
+        # The object store's credentials appear nowhere the operator writes.
+        places = {
+            "log": backing.log_path.read_text(errors="replace"),
+            "events": json.dumps(kubectl.json("get", "events", "-A")),
+            "tenants": json.dumps(kubectl.json("get", "cloudtenants")),
+            "metrics": backing.metrics(),
+        }
+        for where, text in places.items():
+            assert store.secret_key not in text, where
+            assert store.access_key not in text, where
+    finally:
+        for name in (kept, late):
+            kubectl.run("delete", "cloudtenant", name, "--wait=false", "--ignore-not-found")
+        if backing is not None:
+            for name in (kept, late):
+                testing.eventually(
+                    lambda name=name: kubectl.get("cloudtenant", name) is None,
+                    timeout=60,
+                    what=f"CloudTenant {name} to be deleted",
+                )
+            backing.stop()
+        if server is not None:
+            server.stop()
+        kubectl.run("delete", "namespace", other, "--wait=false", "--ignore-not-found")
+        uninstall(kubectl)
+        operator.start()
+
+
+def _unix(text: str) -> float:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _wait_resyncs(process: testing.OperatorProcess, tenant: str, passes: int) -> None:
+    """Until the tenant has had `passes` more passes (its last-reconcile time moves)."""
+    seen = process.metric_value("govcloud_tenant_last_reconcile_timestamp_seconds", tenant=tenant)
+    for _ in range(passes):
+        seen = testing.eventually(
+            lambda seen=seen: (
+                (
+                    value := process.metric_value(
+                        "govcloud_tenant_last_reconcile_timestamp_seconds", tenant=tenant
+                    )
+                )
+                > seen
+                and value
+            ),
+            timeout=30,
+            what=f"another pass of {tenant}",
+        )
+
+
+def _writes(process: testing.OperatorProcess) -> list[str]:
+    """The operator's write counters, one line per cluster, verb and kind."""
+    return sorted(
+        line
+        for line in process.metrics().splitlines()
+        if line.startswith("govcloud_api_writes_total{")
+    )

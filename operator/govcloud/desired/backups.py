@@ -181,6 +181,9 @@ def schedule(
         "metadata": meta.object_meta(schedule_name(tenant), policy.namespace, tenant),
         "spec": {
             "schedule": plan.schedule,
+            # Velero writes false here once it has read a Schedule; said as it will be, so that
+            # the operator's next pass finds nothing to change (no write at rest).
+            "skipImmediately": False,
             # Backups outlive the Schedule (deleted with the tenant) until their ttl.
             "useOwnerReferencesInBackup": False,
             "template": {

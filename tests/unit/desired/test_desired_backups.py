@@ -142,6 +142,7 @@ def test_the_schedule_covers_exactly_the_tenants_own_namespaces() -> None:
     spec = found["spec"]
     assert spec["schedule"] == "0 18 * * *"
     assert spec["useOwnerReferencesInBackup"] is False
+    assert spec["skipImmediately"] is False
     assert spec["template"]["includedNamespaces"] == ["finance-db", "finance-web"]
     assert spec["template"]["ttl"] == "720h0m0s"
     assert spec["template"]["metadata"]["labels"] == labels
