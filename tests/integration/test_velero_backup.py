@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import _subcenter_helpers as sc
 import _tenant_helpers as helpers
 import pytest
 
@@ -45,6 +46,15 @@ def store() -> Iterator[objectstore.ObjectStore]:
 
 
 def uninstall(kubectl: testing.Kubectl) -> None:
+    # Velero's server is stopped by now: the finalizers it puts on its objects (a Restore's) would
+    # never go, and the CRDs would wait for them forever, so a later install could not start.
+    for kind in ("restores", "backups"):
+        listed = kubectl.run("get", kind, "-n", velero.NAMESPACE, "-o", "name")
+        for name in listed.stdout.split():
+            kubectl.run(
+                "patch", name, "-n", velero.NAMESPACE, "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}',
+            )  # fmt: skip
     kubectl.run("delete", "namespace", velero.NAMESPACE, "--wait=false", "--ignore-not-found")
     kubectl.run("delete", "clusterrolebinding", "velero", "--ignore-not-found")
     kubectl.run("delete", "crd", "-l", "component=velero", "--wait=false", "--ignore-not-found")
@@ -235,21 +245,32 @@ def backup_status(kubectl: testing.Kubectl, name: str) -> Manifest:
 
 def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point(
     hub: cluster.ControlPlane,
+    subcenter: cluster.ControlPlane,
     kubectl: testing.Kubectl,
+    site_kubectl: testing.Kubectl,
+    system_namespace: str,
     store: objectstore.ObjectStore,
     operator: testing.OperatorProcess,
 ) -> None:
     kept, late = helpers.unique("bk-keep"), helpers.unique("bk-late")
+    onsite = helpers.unique("bk-site")  # placed on the sub-center: its Schedule lives there
     other = helpers.unique("bk-other")  # a namespace of no tenant: never in a Schedule
     server: velero.VeleroServer | None = None
     backing: testing.OperatorProcess | None = None
+    sites = sc.Sites(kubectl)
+    placed = sc.PlacedTenants(kubectl, site_kubectl)
     operator.stop()  # the shared operator does no backups: one that does, in its place
     try:
-        testing.eventually(
-            lambda: not kubectl.json("get", "crd", "-l", "component=velero")["items"],
-            timeout=90,
-            what="Velero's CRDs of an earlier test to be gone",
-        )
+        for plane in (kubectl, site_kubectl):
+            testing.eventually(
+                lambda plane=plane: not plane.json("get", "crd", "-l", "component=velero")["items"],
+                timeout=90,
+                what="Velero's CRDs of an earlier test to be gone",
+            )
+        # Velero installed on the sub-center too (its server is not needed to hold Schedules).
+        velero.VeleroServer(
+            subcenter.kubeconfig, store, BUCKET, LOGS / f"velero-site-{os.getpid()}.log"
+        ).install(site_kubectl)
         server = running_velero(hub, store, read_only=False)
         kubectl("create", "namespace", other)
         backing = testing.OperatorProcess(
@@ -263,6 +284,7 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
             },
         ).start()
         kubectl.apply(backup_tenant(kept, 3))
+        site = sites.create(helpers.unique("bk-county"), sc.kubeconfig_of(subcenter))
 
         # The Schedule: in Velero's namespace, of exactly the tenant's two namespaces.
         schedule_name = f"govcloud-{kept}"
@@ -314,6 +336,9 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
         assert status["lastBackupTime"] == made["status"]["completionTimestamp"]
         healthy = condition(kubectl, kept, tenant_backup.BACKUP_HEALTHY)
         assert (healthy["status"], healthy["reason"]) == ("True", "RPOMet"), healthy
+        header, row = kubectl("get", "ct", kept).splitlines()[:2]
+        assert header.split()[-1] == "LAST-BACKUP", header
+        assert row.split()[-1] != "<none>", row  # its age, e.g. 5s
         columns = kubectl("get", "ct", kept, "--no-headers", "-o", "wide")
         assert columns.split()[-1] == "true", columns  # RPO-MET
         assert backing.metric_value("govcloud_tenant_backup_rpo_met", tenant=kept) == 1
@@ -332,6 +357,25 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
         # RPO (20 s at level 2) has passed from the Schedule's creation, it is missed.
         server.stop()
         kubectl.apply(backup_tenant(late, 2))
+        sites.wait_ready(site, timeout=60)
+        placed.place(onsite, site, namespaces=("web",), level=2)
+
+        # A placed tenant's Schedule is on its sub-center, of its namespace there; none on the hub.
+        on_site = testing.eventually(
+            lambda: site_kubectl.get("schedule", f"govcloud-{onsite}", velero.NAMESPACE),
+            timeout=60,
+            what=f"the Schedule of {onsite} on the sub-center",
+        )
+        assert on_site["spec"]["template"]["includedNamespaces"] == [f"{onsite}-web"]
+        assert kubectl.get("schedule", f"govcloud-{onsite}", velero.NAMESPACE) is None
+        testing.eventually(
+            lambda: (
+                backup_status(kubectl, onsite).get("schedule")
+                == f"{velero.NAMESPACE}/govcloud-{onsite}"
+            ),
+            timeout=30,
+            what=f"status.backup of {onsite} to name its Schedule",
+        )
         testing.eventually(
             lambda: kubectl.get("schedule", f"govcloud-{late}", velero.NAMESPACE),
             timeout=60,
@@ -385,6 +429,14 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
         assert backing.metric_value("govcloud_tenant_backup_rpo_met", tenant=kept) == 0
         assert f'tenant="{kept}"' not in backing.metrics()
 
+        # So does deleting a placed tenant, on its sub-center.
+        kubectl("delete", "cloudtenant", onsite, "--wait=false")
+        testing.eventually(
+            lambda: site_kubectl.get("schedule", f"govcloud-{onsite}", velero.NAMESPACE) is None,
+            timeout=60,
+            what=f"the Schedule of {onsite} to be deleted on the sub-center",
+        )
+
         # The object store's credentials appear nowhere the operator writes.
         places = {
             "log": backing.log_path.read_text(errors="replace"),
@@ -398,19 +450,25 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
     finally:
         for name in (kept, late):
             kubectl.run("delete", "cloudtenant", name, "--wait=false", "--ignore-not-found")
-        if backing is not None:
-            for name in (kept, late):
-                testing.eventually(
-                    lambda name=name: kubectl.get("cloudtenant", name) is None,
-                    timeout=60,
-                    what=f"CloudTenant {name} to be deleted",
-                )
-            backing.stop()
-        if server is not None:
-            server.stop()
-        kubectl.run("delete", "namespace", other, "--wait=false", "--ignore-not-found")
-        uninstall(kubectl)
-        operator.start()
+        try:
+            if backing is not None:
+                placed.cleanup()
+                for name in (kept, late):
+                    testing.eventually(
+                        lambda name=name: kubectl.get("cloudtenant", name) is None,
+                        timeout=60,
+                        what=f"CloudTenant {name} to be deleted",
+                    )
+                sites.cleanup()
+        finally:
+            if backing is not None:
+                backing.stop()
+            if server is not None:
+                server.stop()
+            kubectl.run("delete", "namespace", other, "--wait=false", "--ignore-not-found")
+            uninstall(kubectl)
+            uninstall(site_kubectl)
+            operator.start()
 
 
 def _unix(text: str) -> float:
@@ -443,3 +501,29 @@ def _writes(process: testing.OperatorProcess) -> list[str]:
         for line in process.metrics().splitlines()
         if line.startswith("govcloud_api_writes_total{")
     )
+
+
+@pytest.mark.parametrize(
+    ("level", "backup", "message"),
+    [
+        (
+            3,
+            {"enabled": False},
+            "backups of a security level 3 (等保三级) system cannot be turned off",
+        ),
+        (2, {"every": "1d"}, "a duration in hours and minutes, e.g. 6h, 90m or 720h"),
+        (2, {"ttl": ""}, "a duration in hours and minutes, e.g. 6h, 90m or 720h"),
+    ],
+)
+def test_the_api_server_refuses_backup_overrides_no_policy_allows(
+    kubectl: testing.Kubectl, crds: None, level: int, backup: Manifest, message: str
+) -> None:
+    tenant = backup_tenant(helpers.unique("bk-refused"), level)
+    tenant["spec"]["backup"] = backup
+    result = kubectl.run("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(tenant))
+    assert result.returncode != 0, f"spec.backup {backup} was accepted at level {level}"
+    assert message in result.stderr, result.stderr
+    allowed = backup_tenant(helpers.unique("bk-allowed"), 2)
+    allowed["spec"]["backup"] = {"enabled": False, "every": "6h", "ttl": "2160h"}
+    result = kubectl.run("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(allowed))
+    assert result.returncode == 0, result.stderr
