@@ -283,7 +283,10 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
                 "GOVCLOUD_BACKUP_LEVELS": json.dumps(BACKUP_LEVELS),
             },
         ).start()
-        kubectl.apply(backup_tenant(kept, 3))
+        # Level 3, asking for backups every hour (its level: at least hourly here) kept 1000 h.
+        asking = backup_tenant(kept, 3)
+        asking["spec"]["backup"] = {"every": "1h", "ttl": "1000h"}
+        kubectl.apply(asking)
         site = sites.create(helpers.unique("bk-county"), sc.kubeconfig_of(subcenter))
 
         # The Schedule: in Velero's namespace, of exactly the tenant's two namespaces.
@@ -295,7 +298,14 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
         )
         template = schedule["spec"]["template"]
         assert sorted(template["includedNamespaces"]) == [f"{kept}-db", f"{kept}-web"]
-        assert template["ttl"] == "720h0m0s"
+        assert template["ttl"] == "1000h0m0s"
+        assert schedule["spec"]["schedule"] == "@every 1h0m0s"
+        # Velero validates the Schedule (its cron parser takes @every) and enables it.
+        testing.eventually(
+            lambda: _field(server, kubectl, "schedule", schedule_name) == "Enabled",
+            timeout=30,
+            what=f"Velero to enable the Schedule {schedule_name}",
+        )
         assert schedule["spec"]["useOwnerReferencesInBackup"] is False
         assert schedule["metadata"]["labels"]["govcloud.io/tenant"] == kept
 
