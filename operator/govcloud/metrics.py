@@ -284,7 +284,12 @@ BILLING_FAMILIES = (
     *ASSESSMENT_FAMILIES,
     METERING_TICK,
 )
-GAUGE_FAMILIES = (*TENANT_FAMILIES, *SUBCENTER_FAMILIES, *MIGRATION_FAMILIES, *BILLING_FAMILIES)
+GAUGE_FAMILIES: tuple[Family, ...] = (
+    *TENANT_FAMILIES,
+    *SUBCENTER_FAMILIES,
+    *MIGRATION_FAMILIES,
+    *BILLING_FAMILIES,
+)
 
 _Key = tuple[str, ...]
 
@@ -546,6 +551,7 @@ class Recorder:
         registry.register(_SnapshotCollector(self))
         self.billing = BillingRecorder(registry)
         self.grants = GrantRecorder(registry)
+        self.backup = BackupRecorder(registry)
 
     def record_tenant(self, name: str, snapshot: TenantSnapshot) -> None:
         lines = _tenant_lines(name, snapshot)
@@ -558,6 +564,7 @@ class Recorder:
             self._tenants.pop(name, None)
             _drop_all(self._tenant_text, (name,))
         self.billing.forget_tenant(name)
+        self.backup.record(name, None)
 
     def tenants(self) -> dict[str, TenantSnapshot]:
         with self._lock:
@@ -616,7 +623,7 @@ class Recorder:
                 ("metrics_migrations", len(self._migrations)),
                 ("metrics_lines", sum(len(text) for text in self._tenant_text)),
             ]
-        return held + self.billing.entries() + self.grants.entries()
+        return held + self.billing.entries() + self.grants.entries() + self.backup.entries()
 
     def count_read(self, cluster: str, verb: str, kind: str) -> None:
         self.api_reads.labels(cluster=cluster, verb=verb, kind=kind).inc()
@@ -632,6 +639,7 @@ class Recorder:
         with self._lock:
             texts = [store.text() for store in self._stores()]
         texts += self.billing.texts()
+        texts += self.backup.texts()
         return classic + "".join(texts).encode()
 
     def _stores(self) -> list[_Rendered]:
@@ -1121,3 +1129,91 @@ class GrantRecorder:
     def entries(self) -> list[Entries]:
         with self._lock:
             return [("metrics_grants", len(self._grants))]
+
+
+# -- backups: each tenant's recovery point ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackupSnapshot:
+    """A tenant's backups as its last pass saw them."""
+
+    rpo_met: bool
+    rpo_seconds: float
+    last_success: float | None = None  # Unix time the newest completed backup finished
+
+
+BACKUP_LAST_SUCCESS = Family(
+    "govcloud_tenant_backup_last_success_timestamp_seconds",
+    "When the tenant's newest completed Velero backup finished (Unix time), once there is one.",
+    ["tenant"],
+)
+BACKUP_RPO_MET = Family(
+    "govcloud_tenant_backup_rpo_met",
+    "1 while the tenant's newest completed backup is within its recovery-point objective.",
+    ["tenant"],
+)
+BACKUP_RPO = Family(
+    "govcloud_tenant_backup_rpo_seconds",
+    "The tenant's recovery-point objective (its security level's policy), seconds.",
+    ["tenant"],
+)
+BACKUP_FAMILIES = (BACKUP_LAST_SUCCESS, BACKUP_RPO_MET, BACKUP_RPO)
+GAUGE_FAMILIES = (*GAUGE_FAMILIES, *BACKUP_FAMILIES)
+
+
+def _backup_lines(tenant: str, snapshot: BackupSnapshot) -> tuple[str, ...]:
+    last = snapshot.last_success
+    return (
+        "" if last is None else BACKUP_LAST_SUCCESS.line((tenant,), last),
+        BACKUP_RPO_MET.line((tenant,), 1 if snapshot.rpo_met else 0),
+        BACKUP_RPO.line((tenant,), snapshot.rpo_seconds),
+    )
+
+
+class _BackupCollector(Collector):
+    def __init__(self, recorder: BackupRecorder) -> None:
+        self._recorder = recorder
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if _PRE_RENDERED.get():
+            return
+        last, met, rpo = (family.gauge() for family in BACKUP_FAMILIES)
+        for tenant, snapshot in sorted(self._recorder.state().items()):
+            if snapshot.last_success is not None:
+                last.add_metric([tenant], snapshot.last_success)
+            met.add_metric([tenant], 1 if snapshot.rpo_met else 0)
+            rpo.add_metric([tenant], snapshot.rpo_seconds)
+        yield from (last, met, rpo)
+
+
+class BackupRecorder:
+    """The backup part of the recorder: one snapshot per backed-up tenant."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._lock = threading.Lock()
+        self._tenants: dict[str, BackupSnapshot] = {}
+        self._text = [_Rendered(family) for family in BACKUP_FAMILIES]
+        registry.register(_BackupCollector(self))
+
+    def record(self, tenant: str, snapshot: BackupSnapshot | None) -> None:
+        """The tenant's recovery point; None: it is not backed up (no series)."""
+        with self._lock:
+            if snapshot is None:
+                self._tenants.pop(tenant, None)
+                _drop_all(self._text, (tenant,))
+                return
+            self._tenants[tenant] = snapshot
+            _put_all(self._text, (tenant,), _backup_lines(tenant, snapshot))
+
+    def state(self) -> dict[str, BackupSnapshot]:
+        with self._lock:
+            return dict(self._tenants)
+
+    def entries(self) -> list[Entries]:
+        with self._lock:
+            return [("metrics_backups", len(self._tenants))]
+
+    def texts(self) -> list[str]:
+        with self._lock:
+            return [store.text() for store in self._text]

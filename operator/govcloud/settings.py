@@ -5,11 +5,45 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from govcloud.desired import quantity
+from govcloud.desired import backups, quantity
 from govcloud.k8s import lease
+
+
+class BackupLevel(BaseModel):
+    """The platform's backups of one security level (durations like 24h, 720h, 26h)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schedule: str = Field(min_length=1, description="Velero cron schedule (UTC).")
+    interval: str = Field(description="The longest gap between two backups it makes.")
+    ttl: str = Field(description="How long each backup is kept.")
+    rpo: str = Field(description="The newest completed backup may be at most this old.")
+
+    @field_validator("interval", "ttl", "rpo")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        backups.parse_duration(value)
+        return value
+
+    def policy(self) -> backups.LevelPolicy:
+        return backups.LevelPolicy(
+            schedule=self.schedule,
+            interval=backups.parse_duration(self.interval),
+            ttl=backups.parse_duration(self.ttl),
+            rpo=backups.parse_duration(self.rpo),
+        )
+
+
+# Level 3 (等保三级): daily at 02:00 UTC+8, kept 30 days; levels 1 and 2: weekly (Sunday 03:00
+# UTC+8), kept 30 days. The RPO leaves two hours (level 3) or a day for a backup to finish.
+DEFAULT_BACKUP_LEVELS = {
+    1: BackupLevel(schedule="0 19 * * 6", interval="168h", ttl="720h", rpo="192h"),
+    2: BackupLevel(schedule="0 19 * * 6", interval="168h", ttl="720h", rpo="192h"),
+    3: BackupLevel(schedule="0 18 * * *", interval="24h", ttl="720h", rpo="26h"),
+}
 
 
 class Settings(BaseSettings):
@@ -197,6 +231,60 @@ class Settings(BaseSettings):
     billing_utc_offset_hours: float = Field(
         default=8.0, ge=-12, le=14, description="Billing months and rate dates: UTC+8 (China)."
     )
+
+    backup_enabled: bool = Field(
+        default=False,
+        description=(
+            "Keep a Velero Schedule of each tenant's namespaces by the policy of its security"
+            " level (docs/backup.md); Velero must be installed where tenants live."
+        ),
+    )
+    backup_namespace: str = Field(
+        default="velero", min_length=1, description="Velero's namespace (its Schedules)."
+    )
+    backup_levels: dict[int, BackupLevel] = Field(
+        default_factory=lambda: dict(DEFAULT_BACKUP_LEVELS),
+        description=(
+            "Per security level: schedule, interval, ttl and rpo (JSON); levels not given keep"
+            " the defaults."
+        ),
+    )
+    backup_min_interval: str = Field(
+        default="1h", description="The most often a tenant may ask to be backed up."
+    )
+    backup_max_ttl: str = Field(
+        default="8760h", description="The longest a tenant may ask its backups to be kept."
+    )
+
+    @field_validator("backup_levels", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {**DEFAULT_BACKUP_LEVELS, **{int(key): item for key, item in value.items()}}
+        return value
+
+    @field_validator("backup_min_interval", "backup_max_ttl")
+    @classmethod
+    def _backup_duration(cls, value: str) -> str:
+        backups.parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _backup_policy_works(self) -> Settings:
+        try:
+            self.backup_policy.check()
+        except backups.PolicyError as error:
+            raise ValueError(f"GOVCLOUD_BACKUP_LEVELS: {error}") from error
+        return self
+
+    @property
+    def backup_policy(self) -> backups.Policy:
+        return backups.Policy(
+            namespace=self.backup_namespace,
+            levels={level: item.policy() for level, item in self.backup_levels.items()},
+            min_interval=backups.parse_duration(self.backup_min_interval),
+            max_ttl=backups.parse_duration(self.backup_max_ttl),
+        )
 
     @field_validator("starter_allowance", mode="before")
     @classmethod

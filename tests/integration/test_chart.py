@@ -31,6 +31,7 @@ from _chart_helpers import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from govcloud import metrics, settings
 from govcloud.api import crdgen
 from govcloud.api.v1alpha1 import cloudtenant
 from govcloud.billing import periods
@@ -49,6 +50,10 @@ METRICS_DOC = REPO_ROOT / "docs" / "metrics.md"
 # Series that Prometheus itself makes for every scrape target: `up` is the health of the
 # scrape of the operator's own /metrics, the only way to alert on "no replica answers".
 PROMETHEUS_SERIES = {"up"}
+# Exported only by an operator with backups on (backup.enabled): the shared operator here runs
+# without Velero, so their names and labels come from the recorder's own definitions, and
+# test_velero_backup.py scrapes them from an operator that backs tenants up.
+BACKUP_SERIES = {family.name: set(family.labels) for family in metrics.BACKUP_FAMILIES}
 # Labels Prometheus adds to every scraped series (target labels from the ServiceMonitor).
 TARGET_LABELS = {"job", "namespace", "instance", "pod", "service", "container", "endpoint"}
 
@@ -146,6 +151,9 @@ def test_values_schema_closes_every_object() -> None:
         ("leaderElection.leaseNam=x", "additional properties 'leaseNam' not allowed"),
         ("financeReaders[0].payer=county", "/financeReaders/0/payer"),
         ("financeReaders[0].group=x", "additional properties 'group' not allowed"),
+        ("backup.levels.3.rpo=1d", "/backup/levels/3/rpo"),
+        ("backup.levels.4.rpo=1h", "additional properties '4' not allowed"),
+        ("backup.maxTtl=1h", "additional properties 'maxTtl' not allowed"),
         (
             "leaderElection.renewDeadline=20",
             "leaseDuration (15) > renewDeadline (20) > retryPeriod (2) must hold",
@@ -236,6 +244,52 @@ def test_features_widen_rbac_only_when_switched_on(all_features: list[Manifest])
     namespace_rules = [r for r in operator_role["rules"] if r["resources"] == ["namespaces"]]
     assert namespace_rules
     assert all("delete" not in rule["verbs"] for rule in namespace_rules)
+
+
+def test_backups_grant_a_role_in_veleros_namespace_only_when_switched_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def velero_rules(manifests: list[Manifest]) -> list[tuple[str, str | None, Manifest]]:
+        return [
+            (role["kind"], role["metadata"].get("namespace"), rule)
+            for role in of_kind(manifests, "ClusterRole") + of_kind(manifests, "Role")
+            for rule in role.get("rules") or []
+            if "velero.io" in rule.get("apiGroups", [])
+        ]
+
+    default = render()
+    assert velero_rules(default) == []
+    env = {item["name"] for item in one(default, "Deployment")["spec"]["template"]["spec"][
+        "containers"][0]["env"]}  # fmt: skip
+    assert not any(name.startswith("GOVCLOUD_BACKUP") for name in env)
+    enabled = render(
+        "--set", "backup.enabled=true", "--set", "backup.namespace=backups",
+        "--set", "backup.levels.3.ttl=2160h",
+    )  # fmt: skip
+    assert velero_rules(enabled) == [
+        ("Role", "backups", {"apiGroups": ["velero.io"], "resources": ["schedules"],
+                             "verbs": ["get", "list", "watch", "create", "patch", "delete"]}),
+        ("Role", "backups", {"apiGroups": ["velero.io"], "resources": ["backups"],
+                             "verbs": ["get", "list", "watch"]}),
+    ]  # fmt: skip
+    binding = named(enabled, "RoleBinding", "govcloud-backup")
+    assert binding["metadata"]["namespace"] == "backups"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "govcloud", "namespace": "govcloud-system"}
+    ]
+    # The operator reads the policy the chart renders as the chart's values say.
+    container = one(enabled, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    for item in container["env"]:
+        if item["name"].startswith("GOVCLOUD_BACKUP"):
+            monkeypatch.setenv(item["name"], item["value"])
+    policy = settings.Settings().backup_policy
+    assert settings.Settings().backup_enabled
+    assert policy.namespace == "backups"
+    assert policy.levels[3].ttl == 2160 * 3600
+    assert policy.levels[3].schedule == "0 18 * * *"
+    assert policy.levels[1].rpo == 192 * 3600
+    assert policy.min_interval == 3600
+    assert policy.max_ttl == 8760 * 3600
 
 
 def test_operator_may_serve_exactly_the_kinds_whose_crds_ship() -> None:
@@ -634,7 +688,7 @@ def test_scrape_has_every_series_the_assets_use(scraped: str) -> None:
 def test_every_promql_name_and_label_is_exported_by_the_operator(
     scraped: str, all_features: list[Manifest]
 ) -> None:
-    exported = exported_series(scraped)
+    exported = {**BACKUP_SERIES, **exported_series(scraped)}
     queries = observability_queries(all_features)
     assert len(queries) >= 15
     problems = []

@@ -566,3 +566,22 @@ def test_grants_are_counted_per_tenant_and_side_and_expiring_by_the_clock() -> N
     grants.forget("mz-app/a")
     grants.forget("mz-app/b")
     assert value("govcloud_network_grants_active", "rsj", "provider") is None
+
+
+def test_a_tenants_backups_are_served_as_the_collectors_see_them_and_forgotten_with_it() -> None:
+    recorder = metrics.Recorder(CollectorRegistry())
+    recorder.backup.record("alpha", metrics.BackupSnapshot(True, 93600.0, 1_765_000_000.0))
+    recorder.backup.record("beta", metrics.BackupSnapshot(False, 93600.0))
+    served = assert_same_as_the_collectors(recorder)
+    assert gauge_lines(served, "govcloud_tenant_backup_rpo_met") == [
+        'govcloud_tenant_backup_rpo_met{tenant="alpha"} 1.0',
+        'govcloud_tenant_backup_rpo_met{tenant="beta"} 0.0',
+    ]
+    assert gauge_lines(served, "govcloud_tenant_backup_last_success_timestamp_seconds") == [
+        'govcloud_tenant_backup_last_success_timestamp_seconds{tenant="alpha"} 1.765e+09'
+    ]
+    recorder.forget_tenant("alpha")
+    recorder.backup.record("beta", None)  # no longer backed up
+    served = assert_same_as_the_collectors(recorder)
+    assert gauge_lines(served, "govcloud_tenant_backup_rpo_met") == []
+    assert gauge_lines(served, "govcloud_tenant_backup_rpo_seconds") == []

@@ -86,10 +86,23 @@ CLOUDTENANT = Kind(
             "Charge", "string", ".status.billing.charge", "Charge to date this month (whole units)."
         ),
         AGE,
+        PrinterColumn(
+            "Last-Backup",
+            "date",
+            ".status.backup.lastBackupTime",
+            "When the newest backup completed (with the operator's backup.enabled).",
+        ),
         PrinterColumn("Unit", "string", ".spec.unit.code", "Unit code.", priority=1),
         PrinterColumn("Suspended", "boolean", ".spec.suspended", "Suspended.", priority=1),
         PrinterColumn(
             "Cluster", "string", ".status.placement.cluster", "hub or sub-center.", priority=1
+        ),
+        PrinterColumn(
+            "RPO-Met",
+            "boolean",
+            ".status.backup.rpoMet",
+            "Whether the newest backup is within the recovery-point objective.",
+            priority=1,
         ),
     ),
     root_rules=cloudtenant.ROOT_RULES,

@@ -27,6 +27,8 @@ CHILD_KINDS = (
     "RoleBinding",
     "ClusterRole",
     "ClusterRoleBinding",
+    "Schedule",  # Velero's, and the Backups it makes (with the operator's backup.enabled)
+    "Backup",
     startup.SITE_EVENTS,
 )
 
@@ -61,6 +63,8 @@ async def reconcile(name: str, memo: kopf.Memo) -> tenant_types.Result:
         recorder.record_tenant(name, result.snapshot)
     elif result.outcome == "deleted":
         recorder.forget_tenant(name)
+    if result.snapshot is not None:  # a pass that converged: its backups too (None: none)
+        recorder.backup.record(name, result.backup)
     body: Any = result.body
     if body is not None:
         for event in events.coalesce(result.events):
@@ -68,7 +72,10 @@ async def reconcile(name: str, memo: kopf.Memo) -> tenant_types.Result:
     if result.outcome == "deleted":
         startup.forget(memo, KIND, name)
     else:
-        startup.next_look(memo, KIND, name, RETRY_SECONDS if result.retry else None)
+        delays = [RETRY_SECONDS] if result.retry else []
+        if result.due_in is not None:  # its backups' objective would be missed then
+            delays.append(result.due_in)
+        startup.next_look(memo, KIND, name, min(delays) if delays else None)
     return result
 
 

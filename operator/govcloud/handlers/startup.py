@@ -55,6 +55,9 @@ SITE_KINDS: tuple[tuple[str, str, str | None], ...] = (
     ("networking.k8s.io/v1", "NetworkPolicy", MANAGED_SELECTOR),
     (RBAC, "RoleBinding", MANAGED_SELECTOR),
 )
+# With backups on: Velero's Schedules the operator keeps and the Backups they make, in
+# Velero's namespace only, on the hub and on every sub-center (a tenant's lives where it does).
+BACKUP_KINDS = (("velero.io/v1", "Schedule"), ("velero.io/v1", "Backup"))
 SITE_EVENTS = "site"  # the route kind of every event from a sub-center's caches
 # Quota refusals that controllers record (Events of this reason) wake the refused tenant.
 REFUSALS = "reason=FailedCreate"
@@ -144,7 +147,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         on_write=lambda verb, kind: recorder.count_write("hub", verb, kind),
         on_read=lambda verb, kind: recorder.count_read("hub", verb, kind),
     )
-    memo.hub = cache.CachedCluster(direct, _informers(direct, HUB_KINDS, dispatch))
+    memo.hub = cache.CachedCluster(
+        direct,
+        _informers(direct, HUB_KINDS, dispatch) + _backup_informers(direct, config, dispatch),
+    )
     memo.poster = posting.Poster(
         client.Cluster(direct.api, "hub"),
         component=constants.MANAGED_BY,
@@ -156,7 +162,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         on_write=lambda verb, kind: recorder.count_write("subcenter", verb, kind),
         on_read=lambda verb, kind: recorder.count_read("subcenter", verb, kind),
         secret_namespace=config.subcenter_secret_namespace or config.operator_namespace,
-        wrap=lambda site: cache.CachedCluster(site, _informers(site, SITE_KINDS, site_dispatch)),
+        wrap=lambda site: cache.CachedCluster(
+            site,
+            _informers(site, SITE_KINDS, site_dispatch)
+            + _backup_informers(site, config, site_dispatch),
+        ),
     )
     memo.hub.start()
     memo.refusals = FieldSelectedInformer(
@@ -219,6 +229,27 @@ def _informers(
     return [
         cache.Informer(cluster, api_version, kind, label_selector=selector, on_event=dispatch)
         for api_version, kind, selector in kinds
+    ]
+
+
+def _backup_informers(
+    cluster: client.Cluster,
+    config: settings.Settings,
+    dispatch: Callable[[str, str, dict[str, Any]], None],
+) -> list[cache.Informer]:
+    """Velero's kinds in its namespace, by the operator's label; none with backups off."""
+    if not config.backup_enabled:
+        return []
+    return [
+        cache.Informer(
+            cluster,
+            api_version,
+            kind,
+            label_selector=MANAGED_SELECTOR,
+            on_event=dispatch,
+            namespace=config.backup_namespace,
+        )
+        for api_version, kind in BACKUP_KINDS
     ]
 
 

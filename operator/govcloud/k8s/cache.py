@@ -387,6 +387,7 @@ class Informer:
         on_event: EventHandler | None = None,
         page_size: int = 500,
         watch_seconds: int | None = None,
+        namespace: str | None = None,
     ) -> None:
         if kind == "Secret" and api_version == "v1":
             raise ValueError("Secrets are never cached: read them fresh, when needed")
@@ -395,6 +396,8 @@ class Informer:
         self.kind = kind
         self.label_selector = label_selector
         self.selector = parse_selector(label_selector)
+        # Set: only that namespace is watched (RBAC there suffices); reads name it.
+        self.namespace = namespace
         self.on_event = on_event
         self.page_size = page_size
         self.watch_seconds = watch_seconds
@@ -514,6 +517,8 @@ class Informer:
 
     def _path(self) -> str:
         resource = self.cluster.resource(self.api_version, self.kind)
+        if self.namespace is not None:
+            return str(resource.path(namespace=self.namespace))
         return str(resource.path())
 
     def _relist(self) -> None:
@@ -766,7 +771,7 @@ class CachedCluster(client.Cluster):
         retry_deadline: float = client.RETRY_DEADLINE,
     ) -> list[Manifest]:
         informer = self.informer(api_version, kind)
-        if informer is not None and _covers(informer, label_selector):
+        if informer is not None and _covers(informer, label_selector, namespace):
             informer = self._synced_informer(api_version, kind)
             if informer is not None:
                 return informer.store.list(namespace, label_selector)
@@ -861,7 +866,9 @@ class CachedCluster(client.Cluster):
         return written
 
 
-def _covers(informer: Informer, label_selector: str | None) -> bool:
+def _covers(informer: Informer, label_selector: str | None, namespace: str | None = None) -> bool:
+    if informer.namespace is not None and namespace != informer.namespace:
+        return False  # it holds one namespace only
     try:
         return implies(parse_selector(label_selector), informer.selector)
     except SelectorError:

@@ -20,7 +20,7 @@ import pydantic
 
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant
-from govcloud.billing import statement
+from govcloud.billing import plans, statement
 from govcloud.desired import compare, meta, networkpolicies, protection, quantity, quotas, rbac
 from govcloud.desired import namespaces as desired_namespaces
 from govcloud.desired import tenant as desired_tenant
@@ -31,6 +31,7 @@ from govcloud.reconcile import (
     events,
     placement,
     plan,
+    tenant_backup,
     tenant_lifecycle,
     tenant_namespaces,
     tenant_types,
@@ -109,7 +110,7 @@ def reconcile_valid(
         return site_unreachable(hub, body, target, target.unreachable, now)
     try:
         if deleting:
-            return tenant_lifecycle.finalize(hub, target.cluster, body)
+            return finalize(hub, target.cluster, body, settings)
         if constants.FINALIZER not in (body["metadata"].get("finalizers") or []):
             if tenant_lifecycle.crd_deleting(
                 hub
@@ -132,6 +133,22 @@ def reconcile_valid(
         if target.cluster is hub:
             raise
         return site_unreachable(hub, body, target, str(error), now)
+
+
+def finalize(
+    hub: client.Cluster, target: client.Cluster, body: Manifest, settings: Any
+) -> tenant_types.Result:
+    """The tenant is going: its backup Schedules first (its Backups stay until their ttl),
+    then its namespaces and access (tenant_lifecycle); held while a Schedule cannot go."""
+    pruned, errors = tenant_backup.finalize(hub, target, body, settings)
+    if errors:
+        warning = Event("Warning", "CleanupFailed", "; ".join(errors)[:1000])
+        return tenant_types.Result(
+            outcome="error", body=body, events=[*pruned, warning], retry=True
+        )
+    result = tenant_lifecycle.finalize(hub, target, body)
+    result.events[:0] = pruned
+    return result
 
 
 def unplaced(
@@ -312,13 +329,9 @@ def converge(
         result.events,
         errors,
     )
-    within_plan = (
-        [conditions.Condition(plan.WITHIN_PLAN, cap.status, cap.reason, cap.message)]
-        if cap is not None
-        else []
-    )
-    within_plan += site_capacity
-    within_plan += tenant_lifecycle.deletion_condition(observed.tenant, spec)
+    within_plan = extra_conditions(cap, site_capacity, observed.tenant, spec)
+    backed = tenant_backup.converge(hub, target, observed, spec, usable, settings, now)
+    within_plan += tenant_backup.conditions_of(backed, result)
     status = tenant_status(
         with_quotas_as_applied(observed, applied),
         spec,
@@ -331,21 +344,47 @@ def converge(
         waiting,
         egress_of(spec, settings).refused,
     )
-    status["placement"] = {"cluster": where}
+    status.update(placement={"cluster": where}, **tenant_backup.status_of(backed, observed.tenant))
     if not context.leading():  # the status records a site admission: only the leader's
         raise tenant_types.NotLeadingError(f"not leading: the status of {name} is left")
     result.events.extend(write_status(hub, observed.tenant, status))
     result.snapshot = snapshot(spec, status)
     if errors:
         result.outcome, result.retry = "error", True
-    elif (
+    else:
+        result.retry = unsettled(verdicts, allocation, final_quotas, waiting, applied)
+    return result
+
+
+def extra_conditions(
+    cap: plans.Cap | None,
+    site_capacity: Sequence[conditions.Condition],
+    tenant: Manifest,
+    spec: cloudtenant.CloudTenantSpec,
+) -> list[conditions.Condition]:
+    """WithinPlan (with a cap), QuotaGranted (on a sub-center) and the deletion condition."""
+    within_plan = (
+        [conditions.Condition(plan.WITHIN_PLAN, cap.status, cap.reason, cap.message)]
+        if cap is not None
+        else []
+    )
+    return [*within_plan, *site_capacity, *tenant_lifecycle.deletion_condition(tenant, spec)]
+
+
+def unsettled(
+    verdicts: Sequence[tenant_namespaces.NamespaceVerdict],
+    allocation: quotas.Allocation,
+    final_quotas: Mapping[str, Mapping[str, str]],
+    waiting: Mapping[str, str],
+    applied: tenant_types.Applier,
+) -> bool:
+    """Whether the pass left something to look at again soon (a retry, not a resync)."""
+    return bool(
         any(verdict.phase == "Pending" for verdict in verdicts)
         or allocation_pending(allocation, final_quotas)
         or waiting
         or applied.conflicts
-    ):
-        result.retry = True
-    return result
+    )
 
 
 # -- gather -------------------------------------------------------------------------------

@@ -48,6 +48,10 @@ class Result:
     events: list[Event] = field(default_factory=list)
     snapshot: metrics.TenantSnapshot | None = None
     retry: bool = False
+    # Backups (tenant_backup): the tenant's recovery point for /metrics, and in how many
+    # seconds its objective would be missed (the scheduler looks again then).
+    backup: metrics.BackupSnapshot | None = None
+    due_in: float | None = None
 
 
 @dataclass(frozen=True)

@@ -640,3 +640,17 @@ def test_select_copies_only_the_objects_it_keeps(
     assert copies[0] == 100
     found[0]["metadata"]["name"] = "changed"  # a copy: the store keeps its own
     assert big_store.get("cm-103", "ns-3") is not None
+
+
+def test_a_namespaced_informer_answers_reads_of_its_namespace_only() -> None:
+    direct = RecordingCluster()
+    informer = cache.Informer(direct, "v1", "ConfigMap", label_selector="team=a", namespace="ns")
+    informer.store.replace([configmap("x", 5, team="a")], "100")
+    informer._synced.set()
+    cached = cache.CachedCluster(direct, [informer])
+    assert [o["metadata"]["name"] for o in cached.list("v1", "ConfigMap", "ns", "team=a")] == ["x"]
+    assert direct.calls == []
+    # Another namespace, or every namespace, is not what it holds: the API server answers.
+    assert cached.list("v1", "ConfigMap", "other", "team=a") == []
+    assert cached.list("v1", "ConfigMap", None, "team=a") == []
+    assert direct.calls == ["list team=a", "list team=a"]

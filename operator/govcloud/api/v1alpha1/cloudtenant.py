@@ -686,8 +686,60 @@ class Placement(Model):
         return value
 
 
+BACKUP_DURATION_PATTERN = r"^([0-9]{1,5}h)?([0-9]{1,5}m)?$"
+BACKUP_DURATION = cel.Rule(
+    rule="self != '' && self.matches(r'" + BACKUP_DURATION_PATTERN + "')",
+    message="a duration in hours and minutes, e.g. 6h, 90m or 720h",
+)
+BACKUP_REQUIRED_AT_LEVEL_3 = cel.Rule(
+    rule="!has(self.backup) || !has(self.backup.enabled) || self.backup.enabled"
+    " || self.securityLevel < 3",
+    message=(
+        "backups of a security level 3 (等保三级) system cannot be turned off: remove"
+        " backup.enabled: false"
+    ),
+    field_path=".backup.enabled",
+)
+
+
+class BackupSpec(Model):
+    """Overrides of the platform's backup policy for the tenant's level, within its limits."""
+
+    enabled: bool = Field(
+        default=True,
+        description="false: no backups (security levels 1 and 2 only).",
+    )
+    every: str | None = Field(
+        default=None,
+        max_length=12,
+        description=(
+            "Back up at this interval instead of the level's schedule, e.g. 6h: only more often"
+            " than the level's policy, and not more often than the platform allows."
+        ),
+        json_schema_extra=cel.validations(BACKUP_DURATION),
+    )
+    ttl: str | None = Field(
+        default=None,
+        max_length=12,
+        description=(
+            "Keep each backup this long instead of the level's retention, e.g. 2160h: only"
+            " longer, and not longer than the platform allows."
+        ),
+        json_schema_extra=cel.validations(BACKUP_DURATION),
+    )
+
+    @field_validator("every", "ttl")
+    @classmethod
+    def _a_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            _refuse_if(not value or not re.match(BACKUP_DURATION_PATTERN, value), BACKUP_DURATION)
+        return value
+
+
 class CloudTenantSpec(Model):
     """The desired state of a department on the government cloud."""
+
+    model_config = ConfigDict(json_schema_extra=cel.validations(BACKUP_REQUIRED_AT_LEVEL_3))
 
     display_name: str = Field(
         alias="displayName",
@@ -743,6 +795,21 @@ class CloudTenantSpec(Model):
         default=None,
         description="The SubCenter that hosts the tenant; without it, the tenant lives on the hub.",
     )
+    backup: BackupSpec | None = Field(
+        default=None,
+        description=(
+            "Overrides of the platform's backup policy for the tenant's security level"
+            " (docs/backup.md); without it, the level's policy."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _backed_up_at_level_3(self) -> Self:
+        _refuse_if(
+            self.backup is not None and not self.backup.enabled and self.security_level >= 3,
+            BACKUP_REQUIRED_AT_LEVEL_3,
+        )
+        return self
 
     @field_validator("contacts")
     @classmethod
@@ -852,6 +919,32 @@ class BillingStatus(Model):
     )
 
 
+class BackupStatus(Model):
+    """The tenant's backups: its Velero Schedule and the newest backup that completed."""
+
+    enabled: bool | None = Field(
+        default=None, description="Whether the tenant's namespaces are backed up."
+    )
+    schedule: str | None = Field(default=None, description="The Velero Schedule (namespace/name).")
+    cron: str | None = Field(default=None, description="When it backs up (Velero's schedule).")
+    ttl: str | None = Field(default=None, description="How long each backup is kept.")
+    rpo: str | None = Field(default=None, description="The recovery-point objective.")
+    last_backup: str | None = Field(
+        default=None, alias="lastBackup", description="The newest Completed Velero Backup."
+    )
+    last_backup_time: str | None = Field(
+        default=None,
+        alias="lastBackupTime",
+        description="When it completed.",
+        json_schema_extra={"format": "date-time"},
+    )
+    rpo_met: bool | None = Field(
+        default=None,
+        alias="rpoMet",
+        description="Whether the newest completed backup is younger than the RPO.",
+    )
+
+
 class CloudTenantStatus(Model):
     """The observed state of the tenant, written by the operator."""
 
@@ -875,3 +968,6 @@ class CloudTenantStatus(Model):
         default=None, description="Written by the MigrationPlan reconciler."
     )
     billing: BillingStatus | None = Field(default=None, description="Written by metering.")
+    backup: BackupStatus | None = Field(
+        default=None, description="Backups by policy (with the operator's backup.enabled)."
+    )
