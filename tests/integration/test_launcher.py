@@ -67,6 +67,34 @@ def test_two_clusters_run_at_once_and_are_independent(
         hub.kubectl("delete", "namespace", "only-on-hub", "--wait=false")
 
 
+def test_a_port_taken_between_the_pick_and_the_bind_means_other_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel test workers start clusters at once: a port one picked free may be bound by
+    another before its etcd binds it. The start picks fresh ports instead of failing."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        picks = iter([port])  # etcd's client port is picked first
+        real = cluster.free_port
+        monkeypatch.setattr(cluster, "free_port", lambda: next(picks, 0) or real())
+        messages: list[str] = []
+        plane = cluster.ControlPlane(name="port-race", state_root=tmp_path, log=messages.append)
+        try:
+            plane.start()
+            assert plane.ports is not None
+            assert port not in (
+                plane.ports.etcd_client,
+                plane.ports.etcd_peer,
+                plane.ports.apiserver,
+            )
+            assert any("a port was taken meanwhile" in message for message in messages)
+            plane.kubectl("get", "namespaces")
+        finally:
+            plane.stop()
+
+
 def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

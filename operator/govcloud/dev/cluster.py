@@ -21,7 +21,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,8 @@ from govcloud.dev import binaries, pki
 
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 10.0
+PORT_ATTEMPTS = 3
+PORT_TAKEN = "address already in use"  # in the log lines a component's exit error quotes
 SERVICE_CIDR = "10.0.0.0/24"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
@@ -182,14 +184,9 @@ class ControlPlane:
         (self.state_dir / "logs").mkdir(exist_ok=True)
         if self.apiserver_port is not None:
             require_free(self.apiserver_port)
-        self.ports = Ports(free_port(), free_port(), self.apiserver_port or free_port())
         certs = pki.generate(self.state_dir / "pki")
-        self._write_kubeconfig(certs)
         try:
-            self._spawn("etcd", self._etcd_args(paths["etcd"]))
-            self._wait_for(self._etcd_healthy, "etcd", 30.0)
-            self._spawn("kube-apiserver", self._apiserver_args(paths["kube-apiserver"], certs))
-            self._wait_for(lambda: self._readyz(certs), "kube-apiserver /readyz", READY_TIMEOUT)
+            self._start_serving(paths, certs)
             self._spawn(
                 "kube-controller-manager",
                 self._controller_manager_args(paths["kube-controller-manager"], certs),
@@ -202,6 +199,26 @@ class ControlPlane:
             self.stop()
             raise
         self.log(f"cluster {self.name!r} ready at {self.server} (KUBECONFIG={self.kubeconfig})")
+
+    def _start_serving(self, paths: Mapping[str, Path], certs: pki.Pki) -> None:
+        """etcd and kube-apiserver on free ports. Another process (a parallel test worker
+        starting its own cluster) may take a port between our pick and their bind: a port
+        found taken means fresh ports and a fresh etcd, up to PORT_ATTEMPTS times."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self.ports = Ports(free_port(), free_port(), self.apiserver_port or free_port())
+            self._write_kubeconfig(certs)
+            try:
+                self._spawn("etcd", self._etcd_args(paths["etcd"]))
+                self._wait_for(self._etcd_healthy, "etcd", 30.0)
+                self._spawn("kube-apiserver", self._apiserver_args(paths["kube-apiserver"], certs))
+                self._wait_for(lambda: self._readyz(certs), "kube-apiserver /readyz", READY_TIMEOUT)
+                return
+            except ClusterError as error:
+                if attempt == PORT_ATTEMPTS or PORT_TAKEN not in str(error):
+                    raise
+                self.log(f"cluster {self.name!r}: a port was taken meanwhile; trying others")
+                self.stop()
+                shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
 
     def stop(self) -> None:
         """Stop exactly the processes this cluster started: etcd last, once nothing uses it."""
