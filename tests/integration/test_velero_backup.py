@@ -58,6 +58,16 @@ def uninstall(kubectl: testing.Kubectl) -> None:
     kubectl.run("delete", "namespace", velero.NAMESPACE, "--wait=false", "--ignore-not-found")
     kubectl.run("delete", "clusterrolebinding", "velero", "--ignore-not-found")
     kubectl.run("delete", "crd", "-l", "component=velero", "--wait=false", "--ignore-not-found")
+    # The next install must not meet a namespace still terminating (it refuses new objects).
+    testing.eventually(
+        lambda: velero_gone(kubectl), timeout=120, what="Velero's CRDs and namespace to be gone"
+    )
+
+
+def velero_gone(kubectl: testing.Kubectl) -> bool:
+    """No Velero CRD and no Velero namespace left."""
+    crds = kubectl.json("get", "crd", "-l", "component=velero")["items"]
+    return not crds and kubectl.get("namespace", velero.NAMESPACE) is None
 
 
 def running_velero(
@@ -263,9 +273,9 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
     try:
         for plane in (kubectl, site_kubectl):
             testing.eventually(
-                lambda plane=plane: not plane.json("get", "crd", "-l", "component=velero")["items"],
-                timeout=90,
-                what="Velero's CRDs of an earlier test to be gone",
+                lambda plane=plane: velero_gone(plane),
+                timeout=120,
+                what="Velero's CRDs and namespace of an earlier test to be gone",
             )
         # Velero installed on the sub-center too (its server is not needed to hold Schedules).
         velero.VeleroServer(
