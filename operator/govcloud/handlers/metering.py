@@ -21,7 +21,7 @@ import kopf
 from govcloud import constants, settings
 from govcloud.api.v1alpha1 import ratecard
 from govcloud.billing import assessment, usage
-from govcloud.handlers import startup
+from govcloud.handlers import resourceplan, startup
 from govcloud.k8s import client
 from govcloud.reconcile import metering
 
@@ -208,9 +208,13 @@ def default_card(hub: client.Cluster) -> dict[str, Any] | None:
 
 
 def card_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None:
-    """RateCard default appearing starts the ticks (soon, not a whole interval later)."""
-    if obj["metadata"]["name"] == ratecard.DEFAULT_NAME and event_type == "ADDED":
+    """RateCard default appearing starts the ticks (soon, not a whole interval later); any
+    change of it re-prices every plan now (their estimated cost), not at their next resync."""
+    if obj["metadata"]["name"] != ratecard.DEFAULT_NAME:
+        return
+    if event_type == "ADDED":
         first_tick(memo)
+    resourceplan.look_at_every_plan(memo)
 
 
 def first_tick(memo: kopf.Memo) -> None:
