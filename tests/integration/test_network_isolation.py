@@ -16,7 +16,6 @@ import contextlib
 import datetime
 import io
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -373,8 +372,12 @@ def test_a_grant_opens_exactly_the_granted_service_port_with_consent_until_it_en
     assert left["items"] == []
 
     # The short one ends by itself: withdrawn at its expiry, with an Event, table as before.
-    time.sleep(max(0.0, (ends - datetime.datetime.now(datetime.UTC)).total_seconds()))
-    expired = _state(kubectl, consumer_ns, "short", "Expired", timeout=20)
+    left_to_run = (ends - datetime.datetime.now(datetime.UTC)).total_seconds()
+    expired = _state(kubectl, consumer_ns, "short", "Expired", timeout=max(0.0, left_to_run) + 20)
+    ended_at = datetime.datetime.fromisoformat(
+        expired["status"]["history"][-1]["at"].replace("Z", "+00:00")
+    )
+    assert ended_at >= ends.replace(microsecond=0), (ended_at, ends)  # not before its time
     assert expired["status"].get("policies", []) == []
     assert ("Consented", "li.health") in [
         (h["event"], h.get("by")) for h in expired["status"]["history"]
