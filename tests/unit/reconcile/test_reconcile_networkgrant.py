@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+from _status_patch import merge_status
 
 from govcloud.k8s import client
 from govcloud.reconcile import networkgrant
@@ -74,13 +75,7 @@ class Hub:
     def patch_status(
         self, api_version: str, kind: str, name: str, status: Manifest, namespace: str
     ) -> Manifest:
-        current = self.body.setdefault("status", {})
-        for key, value in status.items():
-            if value is None:
-                current.pop(key, None)
-            else:
-                current[key] = value
-        return self.body
+        return merge_status(self.body, status)
 
     def create(self, manifest: Manifest) -> Manifest:
         self.reviews.append(manifest)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
+from _status_patch import merge_status
 
 from govcloud.k8s import client
 from govcloud.reconcile import plan
@@ -36,13 +37,7 @@ class Hub:
         return []
 
     def patch_status(self, api_version: str, kind: str, name: str, status: Manifest) -> Manifest:
-        current = self.plan.setdefault("status", {})
-        for key, value in status.items():
-            if value is None:
-                current.pop(key, None)
-            else:
-                current[key] = value
-        return self.plan
+        return merge_status(self.plan, status)
 
     def create(self, manifest: Manifest) -> Manifest:
         assert manifest["kind"] == "SubjectAccessReview"

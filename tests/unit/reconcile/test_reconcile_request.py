@@ -6,6 +6,8 @@ import copy
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from _status_patch import merge_status
+
 from govcloud.k8s import client
 from govcloud.reconcile import request
 
@@ -44,13 +46,7 @@ class Hub:
     def patch_status(
         self, api_version: str, kind: str, name: str, status: Manifest, namespace: str
     ) -> Manifest:
-        current = self.body.setdefault("status", {})
-        for key, value in status.items():
-            if value is None:
-                current.pop(key, None)
-            else:
-                current[key] = value
-        return self.body
+        return merge_status(self.body, status)
 
     def create(self, manifest: Manifest) -> Manifest:
         self.reviews.append(manifest)
