@@ -1,25 +1,20 @@
-"""Velero, the real parts (issue 17, item 4): the pinned `velero server` and its AWS plugin back
-up a department's namespace on the hub into a bucket of a real S3-compatible server (moto), and
-a second Velero on another control plane restores it from that bucket; the restored objects
-equal the originals. Only API objects: volume data needs a node agent (the kind workflow).
-
-Backups by policy (item 1): the operator, with backups on, keeps each tenant's Velero Schedule
-of exactly its namespaces; the backup Velero makes from it shows in the tenant's status and
-/metrics; a tenant whose RPO passes with no backup says so (condition, Event, metric); deleting
-the tenant deletes its Schedule; the object store's credentials appear nowhere it writes."""
+"""Backups by policy (issue 17, item 1): the operator, with backups on, keeps each tenant's
+Velero Schedule of exactly its namespaces; the backup Velero makes from it shows in the tenant's
+status and /metrics; a tenant whose RPO passes with no backup says so (condition, Event,
+metric); deleting the tenant deletes its Schedule; the object store's credentials appear nowhere
+it writes."""
 
 from __future__ import annotations
 
-import base64
 import datetime
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import _subcenter_helpers as sc
 import _tenant_helpers as helpers
+import _velero_helpers as vh
 import pytest
 
 from govcloud.dev import cluster, objectstore, testing, velero
@@ -28,188 +23,12 @@ from govcloud.reconcile import tenant_backup
 pytestmark = pytest.mark.integration
 
 Manifest = dict[str, Any]
-LOGS = testing.REPO_ROOT / ".cache" / "logs"
-BUCKET = "govcloud-backups"
-FINISHED = ("Completed", "PartiallyFailed", "Failed", "FailedValidation")
-# Backups found in the bucket are synced into a cluster about once a minute.
-SYNC_TIMEOUT = 150.0
 
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[objectstore.ObjectStore]:
-    started = objectstore.ObjectStore(LOGS / f"moto-{os.getpid()}.log").start()
-    try:
-        started.create_bucket(BUCKET)
+    with vh.object_store() as started:
         yield started
-    finally:
-        started.stop()
-
-
-def uninstall(kubectl: testing.Kubectl) -> None:
-    # Velero's server is stopped by now: the finalizers it puts on its objects (a Restore's) would
-    # never go, and the CRDs would wait for them forever, so a later install could not start.
-    for kind in ("restores", "backups"):
-        listed = kubectl.run("get", kind, "-n", velero.NAMESPACE, "-o", "name")
-        for name in listed.stdout.split():
-            kubectl.run(
-                "patch", name, "-n", velero.NAMESPACE, "--type=merge",
-                "-p", '{"metadata":{"finalizers":null}}',
-            )  # fmt: skip
-    kubectl.run("delete", "namespace", velero.NAMESPACE, "--wait=false", "--ignore-not-found")
-    kubectl.run("delete", "clusterrolebinding", "velero", "--ignore-not-found")
-    kubectl.run("delete", "crd", "-l", "component=velero", "--wait=false", "--ignore-not-found")
-    # The next install must not meet a namespace still terminating (it refuses new objects).
-    testing.eventually(
-        lambda: velero_gone(kubectl), timeout=120, what="Velero's CRDs and namespace to be gone"
-    )
-
-
-def velero_gone(kubectl: testing.Kubectl) -> bool:
-    """No Velero CRD and no Velero namespace left."""
-    crds = kubectl.json("get", "crd", "-l", "component=velero")["items"]
-    return not crds and kubectl.get("namespace", velero.NAMESPACE) is None
-
-
-def running_velero(
-    plane: cluster.ControlPlane, store: objectstore.ObjectStore, *, read_only: bool
-) -> velero.VeleroServer:
-    """Velero installed on `plane` and its server started; its storage location Available."""
-    kubectl = testing.Kubectl(plane.kubeconfig)
-    server = velero.VeleroServer(
-        plane.kubeconfig,
-        store,
-        BUCKET,
-        LOGS / f"velero-{plane.name}-{os.getpid()}.log",
-        read_only=read_only,
-    )
-    server.install(kubectl)
-    server.start()
-    try:
-        testing.eventually(
-            lambda: _field(server, kubectl, "backupstoragelocation", "default") == "Available",
-            timeout=60,
-            what=f"Velero's storage location on {plane.name} to be Available",
-        )
-    except BaseException:
-        server.stop()
-        raise
-    return server
-
-
-def _field(
-    server: velero.VeleroServer, kubectl: testing.Kubectl, kind: str, name: str
-) -> str | None:
-    if not server.running():
-        raise AssertionError(f"velero server exited:\n{server.log_tail()}")
-    found = kubectl.get(kind, name, velero.NAMESPACE) or {}
-    phase = (found.get("status") or {}).get("phase")
-    return str(phase) if phase else None
-
-
-def department(namespace: str) -> list[Manifest]:
-    """What a department runs: configuration, a credential, a service and its app."""
-    labels = {"app": "permits"}
-    return [
-        {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": "permits-config", "namespace": namespace},
-         "data": {"region": "330100", "mode": "办件"}},
-        {"apiVersion": "v1", "kind": "Secret",
-         "metadata": {"name": "permits-db", "namespace": namespace},
-         "data": {"password": base64.b64encode(uuid.uuid4().bytes).decode()}},
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "permits", "namespace": namespace, "labels": labels},
-         "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
-        helpers.deployment("permits", namespace, 2),
-    ]  # fmt: skip
-
-
-def comparable(kind: str, body: Manifest) -> Manifest:
-    """What must survive a backup and restore: the content, not what the cluster assigns."""
-    labels = {
-        key: value
-        for key, value in (body["metadata"].get("labels") or {}).items()
-        if not key.startswith("velero.io/")
-    }
-    if kind == "Service":
-        ports = [
-            {k: v for k, v in port.items() if k != "nodePort"} for port in body["spec"]["ports"]
-        ]
-        content: Any = {"selector": body["spec"].get("selector"), "ports": ports}
-    elif kind == "Deployment":
-        content = {"replicas": body["spec"]["replicas"], "template": body["spec"]["template"]}
-    else:
-        content = body.get("data")
-    return {"labels": labels, "content": content}
-
-
-def finished(server: velero.VeleroServer, kubectl: testing.Kubectl, kind: str, name: str) -> str:
-    return testing.eventually(
-        lambda: (phase := _field(server, kubectl, kind, name)) in FINISHED and phase,
-        timeout=90,
-        what=f"{kind} {name} to finish",
-    )
-
-
-def test_a_department_backed_up_on_the_hub_is_restored_on_another_cluster_as_it_was(
-    hub: cluster.ControlPlane,
-    subcenter: cluster.ControlPlane,
-    kubectl: testing.Kubectl,
-    site_kubectl: testing.Kubectl,
-    store: objectstore.ObjectStore,
-) -> None:
-    namespace = helpers.unique("dr-dept")
-    backup = f"backup-{namespace}"
-    kubectl("create", "namespace", namespace)
-    hub_server: velero.VeleroServer | None = None
-    site_server: velero.VeleroServer | None = None
-    try:
-        for manifest in department(namespace):
-            kubectl.apply(manifest)
-        originals = {
-            (item["kind"], item["metadata"]["name"]): kubectl.get(
-                item["kind"].lower(), item["metadata"]["name"], namespace
-            )
-            for item in department(namespace)
-        }
-        hub_server = running_velero(hub, store, read_only=False)
-        kubectl.apply(
-            {"apiVersion": "velero.io/v1", "kind": "Backup",
-             "metadata": {"name": backup, "namespace": velero.NAMESPACE},
-             "spec": {"includedNamespaces": [namespace], "snapshotVolumes": False,
-                      "ttl": "720h0m0s"}}
-        )  # fmt: skip
-        assert finished(hub_server, kubectl, "backup", backup) == "Completed"
-        written = store.keys(BUCKET, f"backups/{backup}/")
-        assert f"backups/{backup}/{backup}.tar.gz" in written, written
-        hub_server.stop()  # one Velero server per machine: its controller manager binds :8080
-
-        site_server = running_velero(subcenter, store, read_only=True)
-        testing.eventually(
-            lambda: site_kubectl.get("backup", backup, velero.NAMESPACE),
-            timeout=SYNC_TIMEOUT,
-            what="the hub's backup to be synced from the bucket to the other cluster",
-        )
-        restore = f"restore-{namespace}"
-        site_kubectl.apply(
-            {"apiVersion": "velero.io/v1", "kind": "Restore",
-             "metadata": {"name": restore, "namespace": velero.NAMESPACE},
-             "spec": {"backupName": backup}}
-        )  # fmt: skip
-        phase = finished(site_server, site_kubectl, "restore", restore)
-        assert phase == "Completed", (phase, site_server.log_tail())
-        for (kind, name), original in originals.items():
-            assert original is not None
-            restored = site_kubectl.get(kind.lower(), name, namespace)
-            assert restored is not None, f"{kind} {name} was not restored"
-            assert comparable(kind, restored) == comparable(kind, original), kind
-    finally:
-        for server in (hub_server, site_server):
-            if server is not None:
-                server.stop()
-        kubectl.run("delete", "namespace", namespace, "--wait=false")
-        site_kubectl.run("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
-        uninstall(kubectl)
-        uninstall(site_kubectl)
 
 
 # -- backups by policy: the operator keeps the Schedules --------------------------------------
@@ -273,19 +92,19 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
     try:
         for plane in (kubectl, site_kubectl):
             testing.eventually(
-                lambda plane=plane: velero_gone(plane),
+                lambda plane=plane: vh.velero_gone(plane),
                 timeout=120,
                 what="Velero's CRDs and namespace of an earlier test to be gone",
             )
         # Velero installed on the sub-center too (its server is not needed to hold Schedules).
         velero.VeleroServer(
-            subcenter.kubeconfig, store, BUCKET, LOGS / f"velero-site-{os.getpid()}.log"
+            subcenter.kubeconfig, store, vh.BUCKET, vh.LOGS / f"velero-site-{os.getpid()}.log"
         ).install(site_kubectl)
-        server = running_velero(hub, store, read_only=False)
+        server = vh.running_velero(hub, store, read_only=False)
         kubectl("create", "namespace", other)
         backing = testing.OperatorProcess(
             hub.kubeconfig,
-            LOGS / f"operator-backup-{os.getpid()}.log",
+            vh.LOGS / f"operator-backup-{os.getpid()}.log",
             env={
                 "GOVCLOUD_RESYNC_SECONDS": "5",
                 "GOVCLOUD_PLATFORM_NAMESPACES": "monitoring",
@@ -312,7 +131,7 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
         assert schedule["spec"]["schedule"] == "@every 1h0m0s"
         # Velero validates the Schedule (its cron parser takes @every) and enables it.
         testing.eventually(
-            lambda: _field(server, kubectl, "schedule", schedule_name) == "Enabled",
+            lambda: vh.phase_of(server, kubectl, "schedule", schedule_name) == "Enabled",
             timeout=30,
             what=f"Velero to enable the Schedule {schedule_name}",
         )
@@ -338,12 +157,12 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
                 "spec": {k: v for k, v in template.items() if k != "metadata"},
             }
         )
-        assert finished(server, kubectl, "backup", made_name) == "Completed", server.log_tail()
+        assert vh.finished(server, kubectl, "backup", made_name) == "Completed", server.log_tail()
         made = kubectl.get("backup", made_name, velero.NAMESPACE)
         assert made is not None
         assert made["spec"]["includedNamespaces"] == template["includedNamespaces"]
         assert made["metadata"]["labels"]["govcloud.io/tenant"] == kept
-        written = store.keys(BUCKET, f"backups/{made['metadata']['name']}/")
+        written = store.keys(vh.BUCKET, f"backups/{made['metadata']['name']}/")
         assert f"backups/{made['metadata']['name']}/{made['metadata']['name']}.tar.gz" in written
         status = testing.eventually(
             lambda: (found := backup_status(kubectl, kept)).get("lastBackup") and found,
@@ -486,8 +305,8 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
             if server is not None:
                 server.stop()
             kubectl.run("delete", "namespace", other, "--wait=false", "--ignore-not-found")
-            uninstall(kubectl)
-            uninstall(site_kubectl)
+            vh.uninstall(kubectl)
+            vh.uninstall(site_kubectl)
             operator.start()
 
 

@@ -9,12 +9,15 @@ agent, no CSI driver); the kind workflow covers that.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ from govcloud.dev import binaries, objectstore, testing
 
 NAMESPACE = "velero"
 MANAGER_PORT = 8080  # controller-runtime's metrics default, fixed in velero server
+# Test modules on other xdist workers may want a server too: they take turns (see `start`).
+TURN_TIMEOUT = 600.0
 CREDENTIALS_SECRET = "cloud-credentials"  # the name `velero install` gives it
 
 
@@ -80,6 +85,7 @@ class VeleroServer:
     metrics_port: int = field(default_factory=testing.free_port)
     process: subprocess.Popen[bytes] | None = None
     _workdir: Path | None = None
+    _turn: Any = None
 
     def install(self, kubectl: testing.Kubectl) -> None:
         """Velero's own installation on the cluster (see `install_manifests`)."""
@@ -95,8 +101,10 @@ class VeleroServer:
         kubectl.apply({"apiVersion": "v1", "kind": "List", "items": rest})
 
     def start(self) -> VeleroServer:
+        self._take_turn()
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", MANAGER_PORT)) == 0:
+                self._release_turn()
                 raise RuntimeError(
                     f"port {MANAGER_PORT} is in use: velero server's controller manager binds it"
                     " (no flag moves it), so one velero server runs on a machine at a time"
@@ -139,6 +147,34 @@ class VeleroServer:
             )
         return self
 
+    def _take_turn(self) -> None:
+        """Wait for the machine's one velero server slot (its manager binds a fixed port), so
+        that tests on several workers run their servers one after another, not into a clash."""
+        lock_path = binaries.cache_dir() / "velero-server.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("a")
+        deadline = time.monotonic() + TURN_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    handle.close()
+                    raise RuntimeError(
+                        f"no turn to run a velero server within {TURN_TIMEOUT:.0f} s: another"
+                        f" test holds {lock_path}"
+                    ) from None
+                time.sleep(0.2)
+        self._turn = handle
+
+    def _release_turn(self) -> None:
+        if self._turn is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._turn, fcntl.LOCK_UN)
+            self._turn.close()
+            self._turn = None
+
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -156,3 +192,4 @@ class VeleroServer:
                 self.process.wait()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
+        self._release_turn()
