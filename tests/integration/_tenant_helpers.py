@@ -238,6 +238,40 @@ def tenant_writes(
     return found
 
 
+# Kinds no tenant pass writes: an operator serving one module also serves what earlier modules
+# on its worker left (a plan whose rate card went is re-priced), and the at-rest checks are
+# about the tenants' passes.
+OTHER_MODULES_KINDS = ("ResourcePlan", "ResourceRequest", "NetworkGrant", "UsageReport")
+
+
+def writes_by_series(operator: testing.OperatorProcess) -> dict[str, float]:
+    """Each govcloud_api_writes_total series (cluster, verb, kind) and its count."""
+    found = {}
+    for line in operator.metrics().splitlines():
+        if line.startswith("govcloud_api_writes_total{"):
+            series, _, value = line.rpartition(" ")
+            found[series] = float(value)
+    return found
+
+
+def new_writes(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Writes made since `before`, by series, except those of other modules' kinds."""
+    return {
+        key: value - before.get(key, 0.0)
+        for key, value in after.items()
+        if not any(f'kind="{kind}"' in key for kind in OTHER_MODULES_KINDS)
+        if value != before.get(key, 0.0)
+    }
+
+
+def writes_logged(operator: testing.OperatorProcess, offset: int = 0) -> list[str]:
+    """The objects a --verbose operator wrote after byte `offset` of its log (verb, kind, name)."""
+    with operator.log_path.open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode(errors="replace")
+    return [line for line in text.splitlines() if "govcloud.k8s.client: write " in line]
+
+
 def events_for(kubectl: testing.Kubectl, name: str, kind: str = "CloudTenant") -> list[Manifest]:
     """Every Event about the object `kind`/`name`, in any namespace."""
     found: list[Manifest] = kubectl.json(

@@ -346,9 +346,13 @@ def test_a_member_reads_this_months_bill_and_never_another_tenants(
 
 
 def test_an_admin_files_a_plan_an_approver_decides_and_the_history_records_each_decision(
-    world: World, kubectl: testing.Kubectl
+    world: World, kubectl: testing.Kubectl, request: pytest.FixtureRequest
 ) -> None:
     name = f"{world.a}-{NEXT_YEAR}"
+    # Plans are cluster-scoped: they outlive the tenant's namespaces unless deleted.
+    request.addfinalizer(
+        lambda: kubectl.run("delete", "resourceplan", name, "--ignore-not-found", "--wait=false")
+    )
     filing = (
         "plan", "file", "--year", str(NEXT_YEAR),
         "--offering", "ecs.2c4g", "--count", "2", "--reason", "交通大数据平台",

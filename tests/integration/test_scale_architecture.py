@@ -29,31 +29,6 @@ def passes(operator: testing.OperatorProcess) -> float:
     return operator.metric_value("govcloud_reconcile_total", kind="CloudTenant")
 
 
-def writes_by_series(operator: testing.OperatorProcess) -> dict[str, float]:
-    """Each govcloud_api_writes_total series (cluster, verb, kind) and its count."""
-    found = {}
-    for line in operator.metrics().splitlines():
-        if line.startswith("govcloud_api_writes_total{"):
-            series, _, value = line.rpartition(" ")
-            found[series] = float(value)
-    return found
-
-
-# Kinds this test makes none of: the session operator also serves what earlier modules left
-# (a plan whose rate card went is re-priced), and this test is about the tenants' passes.
-OTHER_MODULES_KINDS = ("ResourcePlan", "ResourceRequest", "NetworkGrant", "UsageReport")
-
-
-def new_writes(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """Writes made since `before`, by series, except those of other modules' kinds."""
-    return {
-        key: value - before.get(key, 0.0)
-        for key, value in after.items()
-        if not any(f'kind="{kind}"' in key for kind in OTHER_MODULES_KINDS)
-        if value != before.get(key, 0.0)
-    }
-
-
 def quiet_round(operator: testing.OperatorProcess, count: int) -> bool:
     """Whether `count` more tenant passes ran (one resync of each tenant) without a write."""
     writes, before = operator.metric_value("govcloud_api_writes_total"), passes(operator)
@@ -74,7 +49,11 @@ def test_resync_passes_read_the_cache_and_write_nothing(
     testing.eventually(
         lambda: quiet_round(operator, len(names)), timeout=90, what="a resync round with no write"
     )
-    reads, writes, before = cached_reads(operator), writes_by_series(operator), passes(operator)
+    reads, writes, before = (
+        cached_reads(operator),
+        helpers.writes_by_series(operator),
+        passes(operator),
+    )
     # The session operator resyncs every 5 s: wait for two resyncs of every tenant.
     testing.eventually(
         lambda: passes(operator) >= before + 2 * len(names),
@@ -87,7 +66,7 @@ def test_resync_passes_read_the_cache_and_write_nothing(
     assert operator.metric_value("govcloud_cache_bytes", cluster="hub", kind="Namespace") > 0
     # The counter is live: adding each tenant's finalizer checks the CRD, a real read.
     assert operator.metric_value("govcloud_api_reads_total", kind="CustomResourceDefinition") > 0
-    assert not new_writes(writes, writes_by_series(operator)), operator.log_tail(60)
+    assert not helpers.new_writes(writes, helpers.writes_by_series(operator)), operator.log_tail(60)
 
 
 def test_a_tenant_with_the_finalizer_old_versions_left_is_deleted(

@@ -172,7 +172,7 @@ class Cluster:
         """Server-side apply as the operator's field manager, taking ownership of set fields."""
         resource = self.resource(manifest["apiVersion"], manifest["kind"])
         meta = manifest["metadata"]
-        self._count("apply", manifest["kind"])
+        self._count("apply", manifest["kind"], meta["name"], meta.get("namespace"))
         applied = self._retry(
             "apply",
             lambda: resource.server_side_apply(
@@ -187,7 +187,13 @@ class Cluster:
 
     def create(self, manifest: Manifest) -> Manifest:
         resource = self.resource(manifest["apiVersion"], manifest["kind"])
-        self._count("create", manifest["kind"])
+        meta = manifest["metadata"]
+        self._count(
+            "create",
+            manifest["kind"],
+            meta.get("name") or meta.get("generateName"),
+            meta.get("namespace"),
+        )
         created = self._retry(
             "create",
             lambda: resource.create(body=manifest, namespace=manifest["metadata"].get("namespace")),
@@ -204,7 +210,7 @@ class Cluster:
     ) -> Manifest:
         """An RFC 6902 JSON patch: list edits (append, test-and-remove) that race no one."""
         resource = self.resource(api_version, kind)
-        self._count("patch", kind)
+        self._count("patch", kind, name, namespace)
         patched = self._retry(
             "patch",
             lambda: resource.patch(
@@ -263,7 +269,7 @@ class Cluster:
         namespace: str | None = None,
     ) -> Manifest:
         resource = self.resource(api_version, kind)
-        self._count("patch", kind)
+        self._count("patch", kind, name, namespace)
         patched = self._retry(
             "patch",
             lambda: resource.patch(
@@ -290,7 +296,7 @@ class Cluster:
         body: Manifest = {"status": status}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        self._count("patch_status", kind)
+        self._count("patch_status", kind, name, namespace)
         patched = self._retry(
             "patch_status",
             lambda: resource.patch(
@@ -316,7 +322,7 @@ class Cluster:
         body: Manifest = {"propagationPolicy": "Background"}
         if resource_version:
             body["preconditions"] = {"resourceVersion": resource_version}
-        self._count("delete", kind)
+        self._count("delete", kind, name, namespace)
         try:
             self._retry(
                 "delete", lambda: resource.delete(name=name, namespace=namespace, body=body)
@@ -329,7 +335,9 @@ class Cluster:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _count(self, verb: str, kind: str) -> None:
+    def _count(self, verb: str, kind: str, name: str | None, namespace: str | None) -> None:
+        # Names only, never bodies: with --verbose, which object a write counter counts.
+        log.debug("write %s %s %s%s", verb, kind, f"{namespace}/" if namespace else "", name)
         if self._on_write is not None:
             self._on_write(verb, kind)
 

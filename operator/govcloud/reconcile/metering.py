@@ -66,6 +66,7 @@ from govcloud.billing import (
     statement,
     usage,
 )
+from govcloud.desired import compare
 from govcloud.k8s import cache as caches
 from govcloud.k8s import client, clusters
 from govcloud.reconcile import conditions, events, placement
@@ -663,11 +664,13 @@ def show_bill(
     if not report.name:
         return
     wanted = billing_status(tenant, period, report, context.table.currency)
-    if ((tenant.get("status") or {}).get("billing") or {}) == wanted:
+    stored = (tenant.get("status") or {}).get("billing") or {}
+    if stored == wanted:
         return
     name = str(tenant["metadata"]["name"])
+    patch = {"billing": compare.merge_patch(stored, wanted)}  # keys gone are sent as null
     try:
-        context.hub.patch_status(constants.API_VERSION, "CloudTenant", name, {"billing": wanted})
+        context.hub.patch_status(constants.API_VERSION, "CloudTenant", name, patch)
     except client.ApiError as error:
         if error.status != 404:  # a tenant deleted meanwhile has no status to show
             with context.result.lock:
@@ -955,11 +958,15 @@ class Meter:
             for item in old.get("conditions") or []
         ):
             self.result.events.append((body, Event("Warning", "MissingRate", rated["message"])))
+        # The fields it names, nested keys gone sent as null (a merge patch keeps the rest).
+        patch = {
+            key: value for key, value in compare.merge_patch(old, status).items() if key in status
+        }
         self.hub.patch_status(
             constants.API_VERSION,
             KIND,
             body["metadata"]["name"],
-            status,
+            patch,
             resource_version=body["metadata"]["resourceVersion"],
         )
         with self.result.lock:  # as it stands now (the assessment counts it so)

@@ -35,6 +35,7 @@ import pydantic
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import migrationplan, subcenter
 from govcloud.api.v1alpha1.migrationplan import Phase
+from govcloud.desired import compare
 from govcloud.k8s import cache, client, clusters
 from govcloud.migration import machine, transform
 from govcloud.reconcile import conditions, events, finalizers, placement, statuses
@@ -1072,8 +1073,7 @@ def write_status(hub: client.Cluster, body: Manifest, status: Manifest) -> None:
     current = body.get("status") or {}
     if all(current.get(key) == value for key, value in status.items()):
         return
-    patch = {**status}
-    patch.update({key: None for key in current if key not in status})
+    patch = compare.merge_patch(current, status)  # gone keys, nested ones too, sent as null
     hub.patch_status(
         constants.API_VERSION, KIND, body["metadata"]["name"], patch, body["metadata"]["namespace"]
     )

@@ -368,12 +368,7 @@ def _unix(text: Any) -> float | None:
 
 
 def _write(hub: client.Cluster, body: Manifest, status: Manifest) -> bool:
-    # Whatever the pass leaves out is cleared, except the decisions on record (append-only);
-    # a field left out alone waits for the next change (a write of only that repeated at
-    # rest in clean-clone runs: not understood yet, so not done).
-    current = body.get("status") or {}
-    if all(current.get(key) == value for key, value in status.items()):
-        return False
+    # Whatever the pass leaves out is cleared, except the decisions on record (append-only).
     return statuses.replace(hub, constants.API_VERSION, KIND, body, status, KEPT)
 
 

@@ -214,3 +214,58 @@ def test_an_approved_plan_counts_its_planned_apps_past_their_date_without_a_migr
     assert result.snapshot is not None
     assert result.snapshot.state == "Approved"
     assert result.snapshot.apps_missing == 1
+
+
+CARD = {
+    "metadata": {"name": "default", "generation": 1},
+    "spec": {
+        "currency": "CNY",
+        "rates": [
+            {"resource": "requests.cpu", "price": "0.12", "effectiveFrom": "2026-01-01"},
+            {"resource": "requests.memory", "price": "0.015", "effectiveFrom": "2026-01-01"},
+        ],
+        "offerings": [
+            {"name": "ecs.4c8g", "resources": {"requests.cpu": "4", "requests.memory": "8Gi"}}
+        ],
+    },
+}
+
+
+class VanishingHub(Hub):
+    """A hub whose tenant and RateCard can go; it counts the status writes."""
+
+    def __init__(self, body: Manifest) -> None:
+        super().__init__(body)
+        self.card: Manifest | None = copy.deepcopy(CARD)
+        self.tenant: Manifest | None = {"spec": {"unit": {"tier": "city"}}}
+        self.writes = 0
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
+        if kind == "RateCard":
+            return copy.deepcopy(self.card)
+        if kind == "CloudTenant":
+            return copy.deepcopy(self.tenant)
+        return super().get(api_version, kind, name, namespace)
+
+    def patch_status(self, api_version: str, kind: str, name: str, status: Manifest) -> Manifest:
+        self.writes += 1
+        return super().patch_status(api_version, kind, name, status)
+
+
+def test_a_plan_whose_tenant_and_rate_card_went_is_written_once_then_left_alone() -> None:
+    ordered = body(1)
+    ordered["spec"]["lines"] = [{"offering": "ecs.4c8g", "count": 1, "reason": "x"}]
+    hub = VanishingHub(ordered)
+    run(hub)
+    assert hub.plan["status"]["ceiling"] == {"requests.cpu": "4", "requests.memory": "8Gi"}
+    assert "estimatedAnnualCost" in hub.plan["status"]
+    hub.card, hub.tenant = None, None
+    run(hub)
+    # The offering resolves to nothing without the card: the stored ceiling is emptied (each
+    # key sent as null: a merge patch keeps the keys it does not name) and the cost goes.
+    assert hub.plan["status"]["ceiling"] == {}
+    assert "estimatedAnnualCost" not in hub.plan["status"]
+    written = hub.writes
+    run(hub)
+    run(hub)
+    assert hub.writes == written, "a pass over an unchanged plan wrote its status again"
