@@ -19,13 +19,17 @@ from pydantic import Field, field_validator
 
 from govcloud.api import cel
 from govcloud.api.v1alpha1._base import DNS_LABEL_PATTERN, Condition, Model
-from govcloud.api.v1alpha1.cloudtenant import BACKUP_DURATION, BACKUP_DURATION_PATTERN
 
 MAX_NAME_LENGTH = 48  # the Restore on the target is drill-<name>, a label value Velero copies
 MAX_USER_LENGTH = 253
 MAX_MISMATCHES = 20
 MAX_NAMESPACES = 64
 DEFAULT_TIMEOUT = "30m"
+TIMEOUT_PATTERN = r"^([0-9]{1,5}h)?([0-9]{1,5}m)?([0-9]{1,5}s)?$"
+TIMEOUT_FORMAT = cel.Rule(
+    rule="self != '' && self.matches(r'" + TIMEOUT_PATTERN + "')",
+    message="a duration in hours, minutes and seconds, e.g. 30m, 2h or 90s",
+)
 
 IMMUTABLE = cel.Rule(
     rule="self == oldSelf",
@@ -107,14 +111,14 @@ class RecoveryDrillSpec(Model):
             "How long the drill may take from its start to a verified restore (e.g. 30m,"
             " 2h); past it, the drill fails as Overdue."
         ),
-        json_schema_extra=cel.validations(BACKUP_DURATION, IMMUTABLE),
+        json_schema_extra=cel.validations(TIMEOUT_FORMAT, IMMUTABLE),
     )
 
     @field_validator("timeout")
     @classmethod
     def _a_duration(cls, value: str) -> str:
-        if not value or not re.match(BACKUP_DURATION_PATTERN, value):
-            raise ValueError(BACKUP_DURATION.message)
+        if not value or not re.match(TIMEOUT_PATTERN, value):
+            raise ValueError(TIMEOUT_FORMAT.message)
         return value
 
     requested_by: Annotated[str, Field(min_length=1, max_length=MAX_USER_LENGTH)] = Field(
