@@ -112,7 +112,7 @@ def refusal(backup: Mapping[str, Any], tenant: str, namespaces: set[str]) -> tup
     included = list((backup.get("spec") or {}).get("includedNamespaces") or [])
     foreign = sorted(set(included) - namespaces)
     if not included or "*" in included or foreign:
-        what = ", ".join(foreign) if foreign else "every namespace"
+        what = "every namespace" if not included or "*" in included else ", ".join(foreign)
         return (
             "BackupNotTenants",
             f"backup {name} holds {what}, which is not tenant {tenant}'s own (its spec's"

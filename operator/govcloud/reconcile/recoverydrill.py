@@ -430,7 +430,10 @@ class Drill:
             wanted = "Kept"
         else:
             wanted = "Deleted"
-        if cleanup == wanted or (cleanup == "Deleted" and wanted == "Kept"):
+        said_already = any(
+            item.get("type") == CLEANED_UP for item in status.get("conditions") or []
+        )
+        if said_already and (cleanup == wanted or (cleanup == "Deleted" and wanted == "Kept")):
             return Result("success", self.body)
         said: list[Event] = []
         next_look = None
