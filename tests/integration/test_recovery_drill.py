@@ -18,13 +18,13 @@ import _subcenter_helpers as sc
 import _tenant_helpers as helpers
 import _velero_helpers as vh
 import pytest
+from _chart_helpers import Release, installed_release
 
 from govcloud.dev import cluster, objectstore, testing, velero
 
 pytestmark = pytest.mark.integration
 
 Manifest = dict[str, Any]
-DRILLS_POLICY = testing.REPO_ROOT / "charts/govcloud-operator/files/backup/drills.yaml"
 # Yearly crons: the tests make each backup from its tenant's Schedule, as
 # `velero backup create --from-schedule` does.
 BACKUP_LEVELS = {
@@ -335,28 +335,41 @@ def unix(text: str) -> float:
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def test_the_requester_of_a_drill_is_the_user_who_creates_it(
-    kubectl: testing.Kubectl, crds: None
+@pytest.fixture(scope="module")
+def release(hub: cluster.ControlPlane, kubectl: testing.Kubectl, crds: None) -> Iterator[Release]:
+    """The chart with backups on: its platform roles and the drill admission policy."""
+    yield from installed_release(
+        hub, kubectl, "--set", "backup.enabled=true", "--set", "backup.namespace=default"
+    )
+
+
+def test_only_the_platform_runs_drills_and_the_requester_is_whoever_creates_it(
+    release: Release, kubectl: testing.Kubectl
 ) -> None:
-    kubectl("apply", "-f", str(DRILLS_POLICY))
+    binding = f"{release.fullname}-drill-alice"
+    kubectl(
+        "create", "clusterrolebinding", binding,
+        f"--clusterrole={release.fullname}:platform-admin", "--user=platform-alice",
+    )  # fmt: skip
     try:
-        as_alice = kubectl.impersonate("alice", "system:masters")
+        alice = kubectl.impersonate("platform-alice")
         name = helpers.unique("drill-who")
 
-        def attempt(by: str) -> Any:
-            return as_alice.run(
+        def attempt(who: testing.Kubectl, by: str) -> Any:
+            return who.run(
                 "create", "--dry-run=server", "-f", "-",
                 stdin=json.dumps(drill(name, "finance", "county", by)),
             )  # fmt: skip
 
-        # The policy takes a moment to be enforced after it is created.
-        refused = testing.eventually(
-            lambda: (result := attempt("bob")).returncode != 0 and result,
-            timeout=30,
-            what="the drill admission policy to refuse a requester who is not the creator",
+        refused = attempt(alice, "bob")
+        assert refused.returncode != 0
+        assert "spec.requestedBy must be the user creating the drill (platform-alice)" in (
+            refused.stderr
         )
-        assert "spec.requestedBy must be the user creating the drill (alice)" in refused.stderr
-        allowed = attempt("alice")
+        allowed = attempt(alice, "platform-alice")
         assert allowed.returncode == 0, allowed.stderr
+        # A department's admins (or anyone else) cannot run a drill at all.
+        tenant_admin = kubectl.impersonate("dept-li", "finance-admins")
+        assert helpers.forbidden(attempt(tenant_admin, "dept-li"), "recoverydrills")
     finally:
-        kubectl.run("delete", "-f", str(DRILLS_POLICY), "--ignore-not-found")
+        kubectl.run("delete", "clusterrolebinding", binding, "--ignore-not-found")

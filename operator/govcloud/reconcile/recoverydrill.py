@@ -13,6 +13,7 @@ reads and writes nothing. What is decided is pure (desired.drills).
 from __future__ import annotations
 
 import logging
+import tarfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -395,6 +396,12 @@ class Drill:
         limit = int(getattr(self.settings, "drill_max_contents_mib", 256)) * 2**20
         try:
             items = drills.backup_items(self.fetch(str(url), limit), set(included), limit)
+        except (tarfile.TarError, ValueError, KeyError, TypeError):
+            raise Stop(
+                Phase.FAILED,
+                "BackupUnreadable",
+                f"the contents of backup {backup} are not a Velero backup the operator can read",
+            ) from None
         finally:
             _delete(
                 target, backups.VELERO_API_VERSION, drills.DOWNLOAD_KIND, request_name, self.velero

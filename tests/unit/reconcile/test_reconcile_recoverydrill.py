@@ -286,3 +286,24 @@ def test_a_running_drill_is_looked_at_again_soon_and_never_after_its_deadline(
     late = run(hub, NOW + timedelta(seconds=28))
     assert late.next_look is not None
     assert late.next_look <= 2.5
+
+
+def test_unreadable_backup_contents_fail_the_drill_and_the_link_is_never_shown(
+    world: tuple[Memory, Memory],
+) -> None:
+    hub, site = world
+    make_drill(hub)
+    site.put(backup())
+    run(hub)
+    site.objects[("Restore", "velero", "drill-d1")]["status"] = {
+        "phase": "Completed", "progress": {"itemsRestored": 1, "totalItems": 1}}  # fmt: skip
+    run(hub)
+    site.objects[("DownloadRequest", "velero", "drill-d1-contents")]["status"] = {
+        "downloadURL": "http://store/signed?X-Amz-Credential=AKIDSECRET"
+    }
+    result = run(hub, NOW, b"not a tarball")
+    found = status(hub)
+    assert condition(found, "Succeeded")["reason"] == "BackupUnreadable"
+    assert "AKIDSECRET" not in json.dumps(found)
+    assert all("AKIDSECRET" not in event.message for event in result.events)
+    assert ("DownloadRequest", "velero", "drill-d1-contents") not in site.objects
