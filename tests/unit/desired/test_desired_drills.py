@@ -199,7 +199,7 @@ def test_what_the_cluster_or_controllers_make_is_not_compared() -> None:
     compared, mismatches = drills.compare(items, lambda item: None)
     assert compared == 1
     assert mismatches == ["ConfigMap fin-web/app: missing"]
-    compared, mismatches = drills.compare(items, lambda item: dict(item))
+    compared, mismatches = drills.compare(items, dict)
     assert (compared, mismatches) == (1, [])
 
 
