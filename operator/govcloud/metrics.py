@@ -552,6 +552,8 @@ class Recorder:
         self.billing = BillingRecorder(registry)
         self.grants = GrantRecorder(registry)
         self.backup = BackupRecorder(registry)
+        self._drills = _DrillCollector()
+        registry.register(self._drills)
 
     def record_tenant(self, name: str, snapshot: TenantSnapshot) -> None:
         lines = _tenant_lines(name, snapshot)
@@ -609,6 +611,11 @@ class Recorder:
     def watch_caches(self, source: Callable[[], Sequence[CacheSize]]) -> None:
         """Export the caches' sizes: `source` is asked at each scrape."""
         self.registry.register(_CacheCollector(source))
+
+    def watch_drills(self, source: Callable[[], Sequence[DrillRecord]]) -> None:
+        """Export each tenant's restore drills: `source` is asked at each scrape (the same
+        source again when this replica leads again)."""
+        self._drills.source = source
 
     def watch_entries(self, source: Callable[[], Sequence[Entries]]) -> None:
         """Export the operator's per-object memory: `source` is asked at each scrape."""
@@ -1217,3 +1224,67 @@ class BackupRecorder:
     def texts(self) -> list[str]:
         with self._lock:
             return [store.text() for store in self._text]
+
+
+# -- restore drills: each tenant's record, read from the hub's cache at scrape time ------------
+
+
+@dataclass(frozen=True)
+class DrillRecord:
+    """A tenant's RecoveryDrills as the metrics show them."""
+
+    tenant: str
+    last_success: float | None  # Unix time its newest successful drill completed
+    recovery_time: float | None  # that drill's recovery time, seconds
+    newest_finished: str | None  # its newest finished drill
+    failed: bool  # ... failed
+    overdue: bool | None  # None: the drill policy does not apply to it (not level 3)
+
+
+DRILL_LAST_SUCCESS = Family(
+    "govcloud_recovery_drill_last_success_timestamp_seconds",
+    "When the tenant's newest successful RecoveryDrill completed (Unix time), once there is one.",
+    ["tenant"],
+)
+DRILL_RECOVERY_TIME = Family(
+    "govcloud_recovery_drill_recovery_time_seconds",
+    "The recovery time of the tenant's newest successful RecoveryDrill, seconds.",
+    ["tenant"],
+)
+DRILL_FAILED = Family(
+    "govcloud_recovery_drill_failed",
+    "1 when the tenant's newest finished RecoveryDrill (label drill) failed, else 0.",
+    ["tenant", "drill"],
+)
+DRILL_OVERDUE = Family(
+    "govcloud_recovery_drill_overdue",
+    "1 when a security level 3 tenant has had no successful RecoveryDrill within the drill"
+    " period (GOVCLOUD_DRILL_PERIOD_DAYS), else 0.",
+    ["tenant"],
+)
+DRILL_FAMILIES = (DRILL_LAST_SUCCESS, DRILL_RECOVERY_TIME, DRILL_FAILED, DRILL_OVERDUE)
+
+
+class _DrillCollector(Collector):
+    """Per tenant: its drills' record, from a source asked at scrape time (none: no series)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Sequence[DrillRecord]] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        source = self.source
+        if source is None:
+            return
+        last, rto, failed, overdue = (family.gauge() for family in DRILL_FAMILIES)
+        for record in source():
+            if record.last_success is not None:
+                last.add_metric([record.tenant], record.last_success)
+            if record.recovery_time is not None:
+                rto.add_metric([record.tenant], record.recovery_time)
+            if record.newest_finished is not None:
+                failed.add_metric(
+                    [record.tenant, record.newest_finished], 1 if record.failed else 0
+                )
+            if record.overdue is not None:
+                overdue.add_metric([record.tenant], 1 if record.overdue else 0)
+        yield from (last, rto, failed, overdue)

@@ -256,6 +256,27 @@ class Settings(BaseSettings):
         default="8760h", description="The longest a tenant may ask its backups to be kept."
     )
 
+    # -- restore drills (RecoveryDrill, docs/backup.md "Drills"); only with backups on -------
+    drill_period_days: float = Field(
+        default=180.0,
+        gt=0,
+        description=(
+            "A security level 3 tenant with no successful RecoveryDrill within this many days"
+            " is overdue (metric govcloud_recovery_drill_overdue, alert)."
+        ),
+    )
+    drill_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often a running drill looks at its Restore on the target.",
+    )
+    drill_max_contents_mib: int = Field(
+        default=256,
+        gt=0,
+        description="The largest backup a drill downloads to compare its objects (MiB).",
+    )
+
     @field_validator("backup_levels", mode="before")
     @classmethod
     def _over_defaults(cls, value: object) -> object:

@@ -54,6 +54,8 @@ PROMETHEUS_SERIES = {"up"}
 # without Velero, so their names and labels come from the recorder's own definitions, and
 # test_velero_backup.py scrapes them from an operator that backs tenants up.
 BACKUP_SERIES = {family.name: set(family.labels) for family in metrics.BACKUP_FAMILIES}
+# Likewise the restore drills' series (test_recovery_drill.py scrapes them).
+BACKUP_SERIES |= {family.name: set(family.labels) for family in metrics.DRILL_FAMILIES}
 # Labels Prometheus adds to every scraped series (target labels from the ServiceMonitor).
 TARGET_LABELS = {"job", "namespace", "instance", "pod", "service", "container", "endpoint"}
 

@@ -14,6 +14,7 @@ from govcloud.api.v1alpha1 import (
     migrationplan,
     networkgrant,
     ratecard,
+    recoverydrill,
     resourceplan,
     resourcerequest,
     subcenter,
@@ -328,6 +329,43 @@ NETWORKGRANT = Kind(
     selectable_fields=(".spec.provider.namespace",),
 )
 
+# -- restore drills (issue #17 item 3) ---------------------------------------------------------
+
+RECOVERYDRILL = Kind(
+    kind="RecoveryDrill",
+    plural="recoverydrills",
+    singular="recoverydrill",
+    short_names=("drill", "drills"),
+    scope="Cluster",
+    spec=recoverydrill.RecoveryDrillSpec,
+    status=recoverydrill.RecoveryDrillStatus,
+    description=(
+        "A disaster-recovery drill: one department's Velero backup restored onto another"
+        " cluster (a sub-center), compared with the backup, timed, and cleaned up."
+    ),
+    printer_columns=(
+        PrinterColumn("Tenant", "string", ".spec.tenant", "The CloudTenant restored."),
+        PrinterColumn("Site", "string", ".spec.target.site", "The cluster restored onto."),
+        PrinterColumn("Backup", "string", ".status.backup", "The backup restored."),
+        PrinterColumn("Phase", "string", ".status.phase", "Pending, Restoring, Succeeded, ..."),
+        PrinterColumn("Matched", "boolean", ".status.matched", "Restored objects = backup's."),
+        PrinterColumn("RTO", "integer", ".status.recoveryTimeSeconds", "Recovery time, s."),
+        PrinterColumn("Cleanup", "string", ".status.cleanup", "Deleted, Kept or Failed."),
+        PrinterColumn("By", "string", ".status.requestedBy", "Who ran it."),
+        AGE,
+        PrinterColumn(
+            "Reason",
+            "string",
+            '.status.conditions[?(@.type=="Succeeded")].reason',
+            "Why it failed, or Matched.",
+            priority=1,
+        ),
+        PrinterColumn("Restore", "string", ".status.restore", "The Velero Restore.", priority=1),
+    ),
+    root_rules=recoverydrill.ROOT_RULES,
+    selectable_fields=(".spec.tenant",),
+)
+
 KINDS: tuple[Kind, ...] = (
     CLOUDTENANT,
     SUBCENTER,
@@ -337,4 +375,5 @@ KINDS: tuple[Kind, ...] = (
     RESOURCEPLAN,
     RESOURCEREQUEST,
     USAGEREPORT,
+    RECOVERYDRILL,
 )

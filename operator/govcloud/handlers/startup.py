@@ -149,7 +149,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     memo.hub = cache.CachedCluster(
         direct,
-        _informers(direct, HUB_KINDS, dispatch) + _backup_informers(direct, config, dispatch),
+        _informers(direct, HUB_KINDS, dispatch)
+        + _backup_informers(direct, config, dispatch)
+        + _drill_informers(direct, config, dispatch),
     )
     memo.poster = posting.Poster(
         client.Cluster(direct.api, "hub"),
@@ -251,6 +253,17 @@ def _backup_informers(
         )
         for api_version, kind in BACKUP_KINDS
     ]
+
+
+def _drill_informers(
+    cluster: client.Cluster,
+    config: settings.Settings,
+    dispatch: Callable[[str, str, dict[str, Any]], None],
+) -> list[cache.Informer]:
+    """RecoveryDrills (restore drills, docs/backup.md), on the hub; none with backups off."""
+    if not config.backup_enabled:
+        return []
+    return [cache.Informer(cluster, constants.API_VERSION, "RecoveryDrill", on_event=dispatch)]
 
 
 def _dispatcher(memo: kopf.Memo) -> Callable[[str, str, dict[str, Any]], None]:
