@@ -158,10 +158,14 @@ def download_request(drill: str, backup: str, velero_namespace: str, tenant: str
 # -- the backup's objects and their restored copies -----------------------------------------
 
 
+UNPACKED_LIMIT_FACTOR = 4
+
+
 def backup_items(contents: bytes, namespaces: set[str], limit: int) -> list[Manifest]:
     """The namespaced objects of `namespaces` in a Velero backup tarball (gzip): one per kind,
     namespace and name, the preferred API version's copy when there are several."""
     found: dict[tuple[str, str, str], tuple[bool, Manifest]] = {}
+    unpacked = 0  # what the objects read take once unpacked: a small archive can hold a lot
     with tarfile.open(fileobj=io.BytesIO(contents), mode="r:gz") as archive:
         for member in archive:
             if not member.isfile() or not member.name.endswith(".json"):
@@ -172,8 +176,12 @@ def backup_items(contents: bytes, namespaces: set[str], limit: int) -> list[Mani
             namespace = parts[parts.index("namespaces") + 1]
             if namespace not in namespaces:
                 continue
-            if member.size > limit:
-                continue
+            unpacked += member.size
+            if member.size > limit or unpacked > UNPACKED_LIMIT_FACTOR * limit:
+                raise ValueError(
+                    f"the backup's objects unpack to more than {UNPACKED_LIMIT_FACTOR} times"
+                    f" {limit // 2**20} MiB"
+                )
             handle = archive.extractfile(member)
             if handle is None:
                 continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +61,16 @@ class Stop(Exception):  # noqa: N818 - a step's verdict, not an error
 
 
 def download(url: str, limit: int) -> bytes:
-    """The backup's contents from the link Velero signed (never logged: it carries a key id)."""
+    """The backup's contents from the link Velero signed (never logged: it carries a key id).
+    Only http(s): the link comes from a sub-center, which must not make the operator read its
+    own files (file://) or anything else urllib would open."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise Stop(
+            Phase.FAILED,
+            "BackupUnreadable",
+            "Velero's download link for the backup is not an http(s) URL; the drill reads"
+            " backups only from the object store",
+        )
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             data: bytes = response.read(limit + 1)

@@ -149,6 +149,23 @@ def test_the_backups_objects_are_read_from_its_tarball_one_each_the_preferred_ve
     assert items == [config_map("c", "fin-web", a="1")]
 
 
+def test_a_small_archive_that_unpacks_to_far_more_than_the_limit_is_refused() -> None:
+    # Many objects, each under the limit, that together unpack past four times it: a
+    # sub-center's archive must not make the operator hold more than that.
+    padding = "x" * 900
+    contents = tarball(
+        {
+            f"resources/configmaps/namespaces/fin-web/c{index}.json": config_map(
+                f"c{index}", "fin-web", a=padding
+            )
+            for index in range(12)
+        }
+    )
+    assert len(drills.backup_items(contents, NAMESPACES, 2**20)) == 12
+    with pytest.raises(ValueError, match="unpack to more than"):
+        drills.backup_items(contents, NAMESPACES, 2**11)
+
+
 def test_restored_copies_equal_the_backup_without_what_the_cluster_assigns() -> None:
     original = {
         "apiVersion": "v1",

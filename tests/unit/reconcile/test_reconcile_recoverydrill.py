@@ -9,6 +9,7 @@ import io
 import json
 import tarfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -307,3 +308,14 @@ def test_unreadable_backup_contents_fail_the_drill_and_the_link_is_never_shown(
     assert "AKIDSECRET" not in json.dumps(found)
     assert all("AKIDSECRET" not in event.message for event in result.events)
     assert ("DownloadRequest", "velero", "drill-d1-contents") not in site.objects
+
+
+def test_a_download_link_that_is_not_http_is_never_opened(tmp_path: Path) -> None:
+    # The link comes from a sub-center's Velero: it must not make the operator read its own files.
+    own = tmp_path / "token"
+    own.write_text("the operator's own credential")
+    link = f"file://{own}"
+    with pytest.raises(reconciler.Stop) as stopped:
+        reconciler.download(link, 2**20)
+    assert stopped.value.reason == "BackupUnreadable"
+    assert link not in stopped.value.message
