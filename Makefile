@@ -43,7 +43,7 @@ unit: venv
 	$(VENV)/bin/pytest tests/unit -q
 
 integration: tools
-	$(VENV)/bin/pytest tests/integration -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder
+	$(VENV)/bin/pytest tests/integration -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 e2e: tools
 	$(PY) -m govcloud.dev tools helm
