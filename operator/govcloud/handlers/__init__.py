@@ -12,6 +12,7 @@ MODULES = (
     "govcloud.handlers.resourceplan",
     "govcloud.handlers.resourcerequest",
     "govcloud.handlers.networkgrant",
+    "govcloud.handlers.backuprestore",
     "govcloud.handlers.metering",
     "govcloud.handlers.legacy",
 )
