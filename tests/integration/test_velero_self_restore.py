@@ -221,6 +221,7 @@ def test_a_departments_admin_restores_its_own_backup_into_its_own_namespace_as_i
 ) -> None:
     a = world.a
     admin = a.admin(kubectl)
+    completed_before = _restores_total(world, a.name, "completed")
     # The admin reads the department's backups in its CloudTenant (its self-view role), as it
     # cannot read Velero's namespace.
     seen = testing.eventually(
@@ -277,12 +278,7 @@ def test_a_departments_admin_restores_its_own_backup_into_its_own_namespace_as_i
     header, row = admin("get", "brs", "bring-back", "-n", a.namespace).splitlines()[:2]
     assert header.split()[:3] == ["NAME", "BACKUP", "PHASE"], header
     assert row.split()[1:3] == [a.backup, "Completed"], row
-    assert (
-        world.operator.metric_value(
-            "govcloud_backup_restores_total", tenant=a.name, result="completed"
-        )
-        == 1
-    )
+    assert _restores_total(world, a.name, "completed") == completed_before + 1
     # A finished request is a record: it cannot be changed (the CRD), only replaced.
     changed = kubectl.run(
         "patch", "brs", "bring-back", "-n", a.namespace, "--type=merge",
@@ -297,12 +293,16 @@ def test_another_departments_backup_or_namespace_is_refused_and_nothing_is_creat
 ) -> None:
     a, b = world.a, world.b
     admin = a.admin(kubectl)
+    # A backup labelled as A's that also holds B's namespace (made by hand by the platform):
+    # B's namespace is still not A's to restore into.
+    wide = _wide_backup(kubectl, world, a, b)
+    refused_before = _restores_total(world, a.name, "refused")
     before = restores(kubectl)
     cases = (
         ("their-backup", request("their-backup", a.namespace, b.backup), "BackupNotFound"),
         (
             "their-namespace",
-            request("their-namespace", a.namespace, a.backup, b.namespace),
+            request("their-namespace", a.namespace, wide, b.namespace),
             "NamespaceNotOwned",
         ),
     )
@@ -322,16 +322,47 @@ def test_another_departments_backup_or_namespace_is_refused_and_nothing_is_creat
         assert said[reason]["message"] == accepted["message"]
         assert "restore" not in status
     # The refusal about B's backup does not tell whether B has one of that name.
-    assert b.name not in helpers.condition(
+    message = helpers.condition(
         kubectl.get("backuprestore", "their-backup", a.namespace), brs.ACCEPTED
-    )["message"].replace(b.backup, "")
+    )["message"]
+    assert "has no backup named" in message
     assert restores(kubectl) == before  # no Velero Restore was created
-    assert kubectl.get("configmap", "permits-config", b.namespace) is not None
-    assert (
-        world.operator.metric_value(
-            "govcloud_backup_restores_total", tenant=a.name, result="refused"
-        )
-        == 2
+    assert _restores_total(world, a.name, "refused") == refused_before + 2
+    # By default, only A's own namespaces of that backup are restored: never B's.
+    file_request(admin, request("whole-backup", a.namespace, wide))
+    done = finished(kubectl, "whole-backup", a.namespace)
+    assert done["status"]["phase"] == "Completed", done["status"]
+    assert done["status"]["namespaces"] == [a.namespace]
+    made = kubectl.get("restore", done["status"]["restore"].split("/")[1], velero.NAMESPACE)
+    assert made is not None
+    assert made["spec"]["includedNamespaces"] == [a.namespace]
+
+
+def _wide_backup(kubectl: testing.Kubectl, world: World, a: Department, b: Department) -> str:
+    name = f"govcloud-{a.name}-wide"
+    kubectl.apply(
+        {
+            "apiVersion": "velero.io/v1",
+            "kind": "Backup",
+            "metadata": {
+                "name": name,
+                "namespace": velero.NAMESPACE,
+                "labels": {
+                    "app.kubernetes.io/managed-by": "govcloud-operator",
+                    "govcloud.io/tenant": a.name,
+                },
+            },
+            "spec": {"includedNamespaces": [a.namespace, b.namespace], "ttl": "1h0m0s"},
+        }
+    )
+    phase = vh.finished(world.server, kubectl, "backup", name)
+    assert phase == "Completed", world.server.log_tail()
+    return name
+
+
+def _restores_total(world: World, tenant: str, result: str) -> float:
+    return world.operator.metric_value(
+        "govcloud_backup_restores_total", tenant=tenant, result=result
     )
 
 
