@@ -8,6 +8,7 @@ appear nowhere the operator writes."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import _tenant_helpers as helpers
 import _velero_helpers as vh
 import pytest
 
+from govcloud.cli import main as plugin_main
 from govcloud.dev import cluster, objectstore, testing, velero
 from govcloud.reconcile import backuprestore as brs
 
@@ -107,7 +109,8 @@ def world(
             made = [_backed_up(kubectl, server, name) for name in names]
             yield World(made[0], made[1], backing, server, store)
     finally:
-        for name in names:
+        for name in names:  # none left for the shared operator (which does no backups)
+            kubectl.run("delete", "backuprestores", "--all", "-n", f"{name}-app")
             kubectl.run("delete", "cloudtenant", name, "--wait=false", "--ignore-not-found")
         try:
             for name in names:
@@ -181,6 +184,16 @@ def request(name: str, namespace: str, backup: str, *namespaces: str) -> Manifes
     }
 
 
+def plugin(kubectl: testing.Kubectl, who: testing.Kubectl, *args: str) -> tuple[int, str, str]:
+    """`kubectl govcloud ...` (its entry point, in this process) as `who`."""
+    argv = ["--kubeconfig", str(kubectl.kubeconfig), "--as", str(who.as_user)]
+    for group in who.as_groups:
+        argv += ["--as-group", group]
+    out, err = io.StringIO(), io.StringIO()
+    code = plugin_main.run([*argv, *args], out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
 def file_request(admin: testing.Kubectl, manifest: Manifest) -> None:
     """Create as the department's admin (once the chart's role has aggregated into admin)."""
     testing.eventually(
@@ -223,7 +236,7 @@ def test_a_departments_admin_restores_its_own_backup_into_its_own_namespace_as_i
     admin = a.admin(kubectl)
     completed_before = _restores_total(world, a.name, "completed")
     # The admin reads the department's backups in its CloudTenant (its self-view role), as it
-    # cannot read Velero's namespace.
+    # cannot read Velero's namespace: with kubectl, and with `kubectl govcloud backup list`.
     seen = testing.eventually(
         lambda: [
             item
@@ -237,10 +250,18 @@ def test_a_departments_admin_restores_its_own_backup_into_its_own_namespace_as_i
     )
     assert seen[0]["phase"] == "Completed", seen
     assert seen[0]["completedAt"], seen
-    # The department loses its objects, then restores them.
+    code, out, err = plugin(kubectl, admin, "backup", "list", "--tenant", a.name)
+    assert code == 0, err
+    assert [a.name, a.backup, "Completed"] in [line.split()[:3] for line in out.splitlines()], out
+    # The department loses its objects, then restores them with the plugin.
     for kind, name in a.originals:
         kubectl("delete", kind.lower(), name, "-n", a.namespace, "--wait=true")
-    file_request(admin, request("bring-back", a.namespace, a.backup))
+    asked = ("backup", "restore", a.backup, "--name", "bring-back", "-n", a.namespace)
+    testing.eventually(
+        lambda: plugin(kubectl, admin, *asked)[0] == 0,
+        timeout=30,
+        what=f"{admin.as_user} to request the restore (once the chart's role aggregated)",
+    )
     done = finished(kubectl, "bring-back", a.namespace)
     status = done["status"]
     assert status["phase"] == "Completed", status
@@ -278,6 +299,11 @@ def test_a_departments_admin_restores_its_own_backup_into_its_own_namespace_as_i
     header, row = admin("get", "brs", "bring-back", "-n", a.namespace).splitlines()[:2]
     assert header.split()[:3] == ["NAME", "BACKUP", "PHASE"], header
     assert row.split()[1:3] == [a.backup, "Completed"], row
+    code, out, err = plugin(kubectl, admin, "backup", "restores", "--tenant", a.name)
+    assert code == 0, err
+    assert [a.namespace, "bring-back", a.backup, "Completed"] in [
+        line.split()[:4] for line in out.splitlines()
+    ], out
     assert _restores_total(world, a.name, "completed") == completed_before + 1
     # A finished request is a record: it cannot be changed (the CRD), only replaced.
     changed = kubectl.run(
