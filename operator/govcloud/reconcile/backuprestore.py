@@ -26,6 +26,15 @@ RESTORE_EVENTS = restores.RESTORE_KIND  # the route of the hub's Velero Restore 
 ACCEPTED = "Accepted"
 RESTORED = "Restored"
 BACKUPS_OFF = "BackupsNotEnabled"
+BACKUPS_OFF_MESSAGE = (
+    "the platform's backups are not turned on (chart value backup.enabled): nothing can be"
+    " restored yet; ask the platform team"
+)
+VELERO_MISSING = "VeleroNotInstalled"
+VELERO_MISSING_MESSAGE = (
+    "Velero is not installed on the hub (its Backup kind is not served): nothing can be"
+    " restored until the platform team installs it (docs/backup.md)"
+)
 RESTORE_GONE = "RestoreDeleted"
 NOT_APPLIED = "RestoreNotCreated"
 
@@ -72,7 +81,7 @@ def reconcile(
         refusal = restores.Refusal("InvalidSpec", plan.spec_message(error))
         return _refuse(hub, body, tenant, refusal, now)
     if not getattr(settings, "backup_enabled", False):
-        return _pending(hub, body, tenant, now)
+        return _pending(hub, body, tenant, now, BACKUPS_OFF, BACKUPS_OFF_MESSAGE)
     return _serve(hub, body, tenant, spec, settings.backup_policy.namespace, now)
 
 
@@ -92,7 +101,12 @@ def _serve(
         return _follow(hub, body, tenant, spec, found, None, now, started=False)
     if (body.get("status") or {}).get("restore"):
         return _gone(hub, body, tenant, spec, body["status"], now)
-    judged = _judge(hub, tenant, metadata["namespace"], spec, velero_namespace)
+    try:
+        judged = _judge(hub, tenant, metadata["namespace"], spec, velero_namespace)
+    except client.ApiError as error:
+        if error.status != 404:
+            raise
+        return _pending(hub, body, tenant, now, VELERO_MISSING, VELERO_MISSING_MESSAGE)
     if judged.refusal is not None or tenant is None:
         refusal = judged.refusal or restores.Refusal(restores.NOT_A_TENANT_NAMESPACE, "")
         return _refuse(hub, body, tenant, refusal, now)
@@ -275,12 +289,15 @@ def _refuse(
     return Result("invalid", body, said, tenant or "", None if not said else RESULTS[Phase.REFUSED])
 
 
-def _pending(hub: client.Cluster, body: Manifest, tenant: str | None, now: datetime) -> Result:
-    """The platform does not do backups (its backup.enabled): wait, deciding nothing."""
-    message = (
-        "the platform's backups are not turned on (chart value backup.enabled): nothing can be"
-        " restored yet; ask the platform team"
-    )
+def _pending(
+    hub: client.Cluster,
+    body: Manifest,
+    tenant: str | None,
+    now: datetime,
+    reason: str,
+    message: str,
+) -> Result:
+    """The platform does not do backups, or Velero is not installed: wait, deciding nothing."""
     old = body.get("status") or {}
     generation = body["metadata"].get("generation")
     new = {
@@ -289,13 +306,13 @@ def _pending(hub: client.Cluster, body: Manifest, tenant: str | None, now: datet
         "tenant": tenant,
         "conditions": conditions.merge(
             old.get("conditions") or [],
-            [conditions.Condition(ACCEPTED, conditions.UNKNOWN, BACKUPS_OFF, message)],
+            [conditions.Condition(ACCEPTED, conditions.UNKNOWN, reason, message)],
             generation,
             now,
         ),
     }
     changed = _write(hub, body, {key: value for key, value in new.items() if value is not None})
-    said = [Event("Warning", BACKUPS_OFF, message)] if changed else []
+    said = [Event("Warning", reason, message)] if changed else []
     return Result("success", body, said, tenant or "")
 
 

@@ -205,3 +205,25 @@ def test_a_velero_restore_routes_to_its_request_only_when_the_operators() -> Non
         backuprestore.request_of({"metadata": {"annotations": ours["metadata"]["annotations"]}})
         is None
     )
+
+
+class NoVelero(Hub):
+    """A hub where Velero's CRDs are not served."""
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Manifest | None:
+        if api_version == "velero.io/v1":
+            raise client.ApiError(f"{kind} ({api_version}) is not served by hub", 404)
+        return super().get(api_version, kind, name, namespace)
+
+
+def test_without_velero_a_request_waits_and_says_so() -> None:
+    hub = NoVelero()
+    hub.objects = world().objects
+    ask(hub)
+    waiting = backuprestore.reconcile(hub, "fin-web", "bring-back", SETTINGS, NOW)
+    assert status(hub)["phase"] == "Pending"
+    assert status(hub)["conditions"][0]["reason"] == "VeleroNotInstalled"
+    assert [event.reason for event in waiting.events] == ["VeleroNotInstalled"]
+    assert waiting.finished is None
