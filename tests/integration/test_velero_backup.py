@@ -232,7 +232,13 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
         assert missed["status"] == "False"
         assert backup_status(kubectl, late)["rpoMet"] is False
         assert "lastBackup" not in backup_status(kubectl, late)
-        assert backing.metric_value("govcloud_tenant_backup_rpo_met", tenant=late) == 0
+        # The metric is recorded once the pass that wrote the status returns (a moment later
+        # on a loaded machine).
+        testing.eventually(
+            lambda: backing.metric_value("govcloud_tenant_backup_rpo_met", tenant=late) == 0,
+            timeout=15,
+            what=f"govcloud_tenant_backup_rpo_met of {late} to be 0",
+        )
         warnings = testing.eventually(
             lambda: [
                 item
@@ -265,8 +271,13 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
             lambda: kubectl.get("cloudtenant", kept) is None, timeout=60, what=f"{kept} to go"
         )
         assert kubectl.get("backup", made["metadata"]["name"], velero.NAMESPACE) is not None
+        # Its series go once the operator sees it deleted (its watch event, a moment later).
+        testing.eventually(
+            lambda: f'tenant="{kept}"' not in backing.metrics(),
+            timeout=15,
+            what=f"the series of {kept} to go",
+        )
         assert backing.metric_value("govcloud_tenant_backup_rpo_met", tenant=kept) == 0
-        assert f'tenant="{kept}"' not in backing.metrics()
 
         # So does deleting a placed tenant, on its sub-center.
         kubectl("delete", "cloudtenant", onsite, "--wait=false")
