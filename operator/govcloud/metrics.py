@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import contextvars
 import threading
 import time
@@ -554,6 +555,7 @@ class Recorder:
         self.backup = BackupRecorder(registry)
         self._drills = _DrillCollector()
         registry.register(self._drills)
+        self.restores = RestoreRecorder(registry)
 
     def record_tenant(self, name: str, snapshot: TenantSnapshot) -> None:
         lines = _tenant_lines(name, snapshot)
@@ -567,6 +569,7 @@ class Recorder:
             _drop_all(self._tenant_text, (name,))
         self.billing.forget_tenant(name)
         self.backup.record(name, None)
+        self.restores.forget(name)
 
     def tenants(self) -> dict[str, TenantSnapshot]:
         with self._lock:
@@ -1288,3 +1291,30 @@ class _DrillCollector(Collector):
             if record.overdue is not None:
                 overdue.add_metric([record.tenant], 1 if record.overdue else 0)
         yield from (last, rto, failed, overdue)
+
+
+# -- self-service restores: how each tenant's BackupRestores ended ---------------------------
+
+RESTORE_RESULTS = ("completed", "partially_failed", "failed", "refused")
+
+
+class RestoreRecorder:
+    """Counts each tenant's BackupRestores as they end (once each), by result."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.total = Counter(
+            "govcloud_backup_restores_total",
+            "BackupRestores (department self-service restores) that ended, by tenant and result"
+            " (completed, partially_failed, failed, refused).",
+            ["tenant", "result"],
+            registry=registry,
+        )
+
+    def count(self, tenant: str, result: str) -> None:
+        self.total.labels(tenant=tenant, result=result).inc()
+
+    def forget(self, tenant: str) -> None:
+        """The tenant is gone: its series go too."""
+        for result in RESTORE_RESULTS:
+            with contextlib.suppress(KeyError):
+                self.total.remove(tenant, result)

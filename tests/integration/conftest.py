@@ -34,6 +34,7 @@ LONGEST_FIRST = (
     "test_cloudtenant_lifecycle.py",
     "test_ha.py",
     "test_velero_restore.py",
+    "test_velero_self_restore.py",
     "test_billing_subcenter.py",
     "test_cloudtenant_validation.py",
     "test_migration_restart.py",

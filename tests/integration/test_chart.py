@@ -273,6 +273,8 @@ def test_backups_grant_a_role_in_veleros_namespace_only_when_switched_on(
                              "verbs": ["get", "list", "watch", "create", "patch", "delete"]}),
         ("Role", "backups", {"apiGroups": ["velero.io"], "resources": ["backups"],
                              "verbs": ["get", "list", "watch"]}),
+        ("Role", "backups", {"apiGroups": ["velero.io"], "resources": ["restores"],
+                             "verbs": ["get", "list", "watch", "create"]}),
     ]  # fmt: skip
     binding = named(enabled, "RoleBinding", "govcloud-backup")
     assert binding["metadata"]["namespace"] == "backups"

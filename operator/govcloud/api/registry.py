@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from govcloud import constants
 from govcloud.api import cel
 from govcloud.api.v1alpha1 import (
+    backuprestore,
     cloudtenant,
     migrationplan,
     networkgrant,
@@ -366,6 +367,43 @@ RECOVERYDRILL = Kind(
     selectable_fields=(".spec.tenant",),
 )
 
+
+# -- self-service restores (issue #17, item 5) ----------------------------------------------
+
+BACKUPRESTORE = Kind(
+    kind="BackupRestore",
+    plural="backuprestores",
+    singular="backuprestore",
+    short_names=("brs",),
+    scope="Namespaced",
+    spec=backuprestore.BackupRestoreSpec,
+    status=backuprestore.BackupRestoreStatus,
+    description=(
+        "A department's restore of one of its own Velero backups into its own namespaces,"
+        " requested by its admins in one of them; never into another tenant's namespaces."
+    ),
+    printer_columns=(
+        PrinterColumn("Backup", "string", ".spec.backup", "The Velero Backup restored from."),
+        PrinterColumn("Phase", "string", ".status.phase", "Refused, InProgress, Completed, ..."),
+        PrinterColumn("Items", "integer", ".status.itemsRestored", "Objects restored so far."),
+        PrinterColumn("Warnings", "integer", ".status.warnings", "Velero's warnings."),
+        PrinterColumn("Errors", "integer", ".status.errors", "Velero's errors."),
+        PrinterColumn("Completed", "date", ".status.completedAt", "When the restore ended."),
+        AGE,
+        PrinterColumn(
+            "Reason",
+            "string",
+            '.status.conditions[?(@.type=="Accepted")].reason',
+            "Why it was refused, if it was.",
+            priority=1,
+        ),
+        PrinterColumn("Tenant", "string", ".status.tenant", "The requesting tenant.", 1),
+        PrinterColumn("Restore", "string", ".status.restore", "The Velero Restore.", 1),
+        PrinterColumn("Started", "date", ".status.startedAt", "When Velero started.", 1),
+    ),
+    selectable_fields=(".spec.backup",),
+)
+
 KINDS: tuple[Kind, ...] = (
     CLOUDTENANT,
     SUBCENTER,
@@ -376,4 +414,5 @@ KINDS: tuple[Kind, ...] = (
     RESOURCEREQUEST,
     USAGEREPORT,
     RECOVERYDRILL,
+    BACKUPRESTORE,
 )

@@ -10,7 +10,7 @@ from typing import TextIO
 
 from govcloud import __version__
 from govcloud.billing import assessment
-from govcloud.cli import commands, grants, requests, statements, views
+from govcloud.cli import commands, grants, requests, restores, statements, views
 from govcloud.k8s import user
 
 Command = Callable[[commands.Context, argparse.Namespace], views.View]
@@ -158,6 +158,7 @@ def parser() -> argparse.ArgumentParser:
     assess.add_argument("--max-overdue", type=int, default=rule.max_overdue)
     requests.add_parsers(subparsers, _subcommand)
     grants.add_parsers(subparsers, _subcommand)
+    restores.add_parsers(subparsers, _subcommand)
     return top
 
 

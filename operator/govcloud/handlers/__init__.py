@@ -13,6 +13,7 @@ MODULES = (
     "govcloud.handlers.resourcerequest",
     "govcloud.handlers.networkgrant",
     "govcloud.handlers.recoverydrill",
+    "govcloud.handlers.backuprestore",
     "govcloud.handlers.metering",
     "govcloud.handlers.legacy",
 )

@@ -38,6 +38,7 @@ HUB_KINDS: tuple[tuple[str, str, str | None], ...] = (
     (constants.API_VERSION, "ResourcePlan", None),
     (constants.API_VERSION, "ResourceRequest", None),
     (constants.API_VERSION, "NetworkGrant", None),
+    (constants.API_VERSION, "BackupRestore", None),
     (constants.API_VERSION, "RateCard", None),
     ("v1", "Namespace", None),
     ("v1", "ResourceQuota", MANAGED_SELECTOR),
@@ -58,6 +59,8 @@ SITE_KINDS: tuple[tuple[str, str, str | None], ...] = (
 # With backups on: Velero's Schedules the operator keeps and the Backups they make, in
 # Velero's namespace only, on the hub and on every sub-center (a tenant's lives where it does).
 BACKUP_KINDS = (("velero.io/v1", "Schedule"), ("velero.io/v1", "Backup"))
+# With backups on, on the hub only: the Velero Restores of tenants' BackupRestores.
+RESTORE_KINDS = (("velero.io/v1", "Restore"),)
 SITE_EVENTS = "site"  # the route kind of every event from a sub-center's caches
 # Quota refusals that controllers record (Events of this reason) wake the refused tenant.
 REFUSALS = "reason=FailedCreate"
@@ -151,7 +154,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         direct,
         _informers(direct, HUB_KINDS, dispatch)
         + _backup_informers(direct, config, dispatch)
-        + _drill_informers(direct, config, dispatch),
+        + _drill_informers(direct, config, dispatch)
+        + _backup_informers(direct, config, dispatch, RESTORE_KINDS),
     )
     memo.poster = posting.Poster(
         client.Cluster(direct.api, "hub"),
@@ -238,6 +242,7 @@ def _backup_informers(
     cluster: client.Cluster,
     config: settings.Settings,
     dispatch: Callable[[str, str, dict[str, Any]], None],
+    kinds: tuple[tuple[str, str], ...] = BACKUP_KINDS,
 ) -> list[cache.Informer]:
     """Velero's kinds in its namespace, by the operator's label; none with backups off."""
     if not config.backup_enabled:
@@ -251,7 +256,7 @@ def _backup_informers(
             on_event=dispatch,
             namespace=config.backup_namespace,
         )
-        for api_version, kind in BACKUP_KINDS
+        for api_version, kind in kinds
     ]
 
 

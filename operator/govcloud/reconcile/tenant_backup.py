@@ -16,7 +16,7 @@ from typing import Any
 
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant
-from govcloud.desired import backups
+from govcloud.desired import backups, restores
 from govcloud.k8s import cache, client
 from govcloud.reconcile import conditions, events, tenant_lifecycle, tenant_types
 
@@ -157,6 +157,7 @@ def converge(
         f"{backups.selector(tenant)},{backups.SCHEDULE_NAME_LABEL}={name}",
     )
     point = backups.recovery(created, made or [], plan.rpo, now, name)
+    _list_recent(target, tenant, policy.namespace, status)
     if point.last_backup is not None and point.last_time is not None:
         status["lastBackup"] = point.last_backup
         status["lastBackupTime"] = point.last_time.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -172,6 +173,15 @@ def converge(
         else None
     )
     return _outcome(decide(plan, point, errors, status), status, snapshot, due_in, said)
+
+
+def _list_recent(target: client.Cluster, tenant: str, namespace: str, status: Manifest) -> None:
+    """status.backup.recent: the tenant's newest backups there, which its admins may restore
+    (BackupRestore) and read here, as they cannot read Velero's namespace."""
+    found = _velero(target, backups.BACKUP_KIND, namespace, backups.selector(tenant)) or []
+    listed = restores.recent(found, tenant)
+    if listed:
+        status["recent"] = listed
 
 
 def conditions_of(

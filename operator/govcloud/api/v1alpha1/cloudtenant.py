@@ -919,6 +919,26 @@ class BillingStatus(Model):
     )
 
 
+class RecentBackup(Model):
+    """One of the tenant's newest Velero Backups, as its members may read it here."""
+
+    name: str = Field(
+        max_length=253, description="The Backup's name (a BackupRestore's spec.backup)."
+    )
+    phase: str = Field(
+        max_length=64, description="Velero's phase: Completed, InProgress, Failed, ..."
+    )
+    completed_at: str | None = Field(
+        default=None, alias="completedAt", json_schema_extra={"format": "date-time"}
+    )
+    expires_at: str | None = Field(
+        default=None,
+        alias="expiresAt",
+        description="When Velero deletes it (its ttl).",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
 class BackupStatus(Model):
     """The tenant's backups: its Velero Schedule and the newest backup that completed."""
 
@@ -942,6 +962,14 @@ class BackupStatus(Model):
         default=None,
         alias="rpoMet",
         description="Whether the newest completed backup is younger than the RPO.",
+    )
+    recent: list[RecentBackup] = Field(
+        default_factory=list,
+        max_length=10,
+        description=(
+            "The tenant's newest backups (up to 10, newest first): what its admins may restore"
+            " with a BackupRestore."
+        ),
     )
 
 
