@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 from typing import Any
@@ -16,6 +17,8 @@ from govcloud.reconcile import events, tenant, tenant_lifecycle, tenant_types
 log = logging.getLogger(__name__)
 
 KIND = "CloudTenant"
+# A pass outlasting this many later deletions is not expected; older names are dropped.
+DELETED_KEPT = 1024
 RETRY_SECONDS = 5.0
 CRD_DELETION_ATTEMPTS = 12
 # Every kind the operator writes for a tenant, on the hub and on sub-centers (SITE_EVENTS).
@@ -59,11 +62,12 @@ async def reconcile(name: str, memo: kopf.Memo) -> tenant_types.Result:
             memo, run, memo.hub, name, memo.config, None, memo.clusters
         )
     recorder.reconciles.labels(kind=KIND, result=result.outcome).inc()
-    if result.snapshot is not None:
-        recorder.record_tenant(name, result.snapshot)
-    elif result.outcome == "deleted":
+    if result.outcome == "deleted" or (result.snapshot is not None and name in deleted(memo)):
+        # Deleted, or deleted while this pass ran (its DELETED event already forgot it):
+        # recording now would bring back series nothing would ever remove.
         recorder.forget_tenant(name)
-    if result.snapshot is not None:  # a pass that converged: its backups too (None: none)
+    elif result.snapshot is not None:  # a pass that converged: its backups too (None: none)
+        recorder.record_tenant(name, result.snapshot)
         recorder.backup.record(name, result.backup)
     body: Any = result.body
     if body is not None:
@@ -79,6 +83,34 @@ async def reconcile(name: str, memo: kopf.Memo) -> tenant_types.Result:
     return result
 
 
+class Deleted:
+    """The tenants whose DELETED event came last, the newest DELETED_KEPT of them: a pass that
+    was running when one came must not record its series again."""
+
+    def __init__(self) -> None:
+        self._names: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def add(self, name: str) -> None:
+        self._names[name] = None
+        self._names.move_to_end(name)
+        while len(self._names) > DELETED_KEPT:
+            self._names.popitem(last=False)
+
+    def discard(self, name: str) -> None:
+        self._names.pop(name, None)
+
+
+def deleted(memo: kopf.Memo) -> Deleted:
+    """The tenants deleted last (made on first use)."""
+    if getattr(memo, "deleted_tenants", None) is None:
+        memo.deleted_tenants = Deleted()
+    found: Deleted = memo.deleted_tenants
+    return found
+
+
 @startup.requester(KIND)
 def request(memo: kopf.Memo, name: str) -> None:
     """Queue a pass over the tenant `name` (also used by other kinds, e.g. after a probe)."""
@@ -89,10 +121,12 @@ def request(memo: kopf.Memo, name: str) -> None:
 def tenant_changed(memo: kopf.Memo, event_type: str, obj: dict[str, Any]) -> None:
     name = obj["metadata"]["name"]
     if event_type == "DELETED":
+        deleted(memo).add(name)
         memo.recorder.forget_tenant(name)
         demands(memo).forget(name)
         startup.forget(memo, KIND, name)
         return
+    deleted(memo).discard(name)  # created again under the same name
     request(memo, name)
 
 
