@@ -168,6 +168,10 @@ def test_a_drill_restores_a_department_on_a_sub_center_verifies_it_and_cleans_up
         )
         for manifest in vh.department(web):
             kubectl.apply(manifest)
+        # A record of the platform's in the department's namespace (an in-year request): a
+        # govcloud.io kind the sub-center does not serve. The drill leaves it out of the
+        # restore (Velero would fail the restore on it) and out of the comparison.
+        kubectl.apply(platform_record(web))
         originals = {
             (item["kind"], item["metadata"]["name"]): kubectl.get(
                 item["kind"].lower(), item["metadata"]["name"], web
@@ -242,6 +246,9 @@ def test_a_drill_restores_a_department_on_a_sub_center_verifies_it_and_cleans_up
         assert made is not None
         assert sorted(made["spec"]["includedNamespaces"]) == [f"{dept}-db", web]
         assert made["spec"]["backupName"] == backup["metadata"]["name"]
+        assert "*.govcloud.io" in made["spec"]["excludedResources"]  # Velero adds its own
+        assert made["status"]["phase"] == "Completed"
+        assert not made["status"].get("errors"), made["status"]
         header, row = kubectl("get", "drills", names["run"]).splitlines()[:2]
         assert header.split()[:8] == [
             "NAME", "TENANT", "SITE", "BACKUP", "PHASE", "MATCHED", "RTO", "CLEANUP"
@@ -282,6 +289,7 @@ def test_a_drill_restores_a_department_on_a_sub_center_verifies_it_and_cleans_up
         )
         # The hub's department was never touched.
         assert kubectl.get("configmap", "permits-config", web) is not None
+        assert kubectl.get("resourcerequest", "more-cpu", web) is not None
 
         # The object store's credentials appear nowhere the operator writes.
         places = {
@@ -318,6 +326,18 @@ def test_a_drill_restores_a_department_on_a_sub_center_verifies_it_and_cleans_up
             vh.uninstall(kubectl)
             vh.uninstall(site_kubectl)
             operator.start()
+
+
+def platform_record(namespace: str) -> Manifest:
+    return {
+        "apiVersion": "govcloud.io/v1alpha1",
+        "kind": "ResourceRequest",
+        "metadata": {"name": "more-cpu", "namespace": namespace},
+        "spec": {
+            "year": datetime.datetime.now(datetime.UTC).year,
+            "lines": [{"resources": {"requests.cpu": "2"}, "reason": "汛期扩容"}],
+        },
+    }
 
 
 def deleted(found: Manifest | None) -> bool:

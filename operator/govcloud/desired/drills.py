@@ -24,7 +24,14 @@ RESTORE_KIND = "Restore"
 DOWNLOAD_KIND = "DownloadRequest"
 RESTORE_PREFIX = "drill-"
 LABEL_DRILL = "govcloud.io/recovery-drill"
-RESTORE_RUNNING = frozenset({"", "New", "InProgress", "WaitingForPluginOperations"})
+# Velero's phases of a Restore not yet ended: it still restores, runs plugin operations, or
+# finalizes (a Restore passes through Finalizing for a moment before Completed).
+RESTORE_RUNNING = frozenset(
+    {
+        "", "New", "InProgress", "WaitingForPluginOperations",
+        "WaitingForPluginOperationsPartiallyFailed", "Finalizing", "FinalizingPartiallyFailed",
+    }
+)  # fmt: skip
 RESTORE_COMPLETED = "Completed"
 # Objects a cluster makes by itself in every namespace, or controllers make from others: they
 # are not what a department backed up, so they are not compared.
@@ -35,6 +42,10 @@ DERIVED_KINDS = frozenset(
     }
 )  # fmt: skip
 CLUSTER_MADE = frozenset({("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")})
+# The platform's own records in a department's namespaces (MigrationPlans, ResourceRequests):
+# the hub's operator keeps them, and a target has no such API, so a drill restores and compares
+# the department's objects without them (a glob Velero's excludedResources matches).
+PLATFORM_RESOURCES = f"*.{constants.GROUP}"
 SERVICE_ACCOUNT_TOKEN = "kubernetes.io/service-account-token"
 # What Velero, or the target's API server, assigns anew on a restore (not the department's).
 IGNORED_ANNOTATIONS = ("deployment.kubernetes.io/revision", "kubectl.kubernetes.io/")
@@ -125,7 +136,8 @@ def restore(
     drill: str, backup: str, namespaces: Sequence[str], velero_namespace: str, tenant: str
 ) -> Manifest:
     """The Velero Restore of exactly the tenant's namespaces from the backup, into namespaces of
-    the same names, API objects only (no cluster-scoped objects, no volumes)."""
+    the same names, API objects only (no cluster-scoped objects, no volumes, none of the
+    platform's own records)."""
     labels = {**meta.common_labels(tenant), LABEL_DRILL: drill}
     return {
         "apiVersion": backups.VELERO_API_VERSION,
@@ -134,6 +146,7 @@ def restore(
         "spec": {
             "backupName": backup,
             "includedNamespaces": sorted(namespaces),
+            "excludedResources": [PLATFORM_RESOURCES],
             "includeClusterResources": False,
             "restorePVs": False,
         },
@@ -194,10 +207,13 @@ def backup_items(contents: bytes, namespaces: set[str], limit: int) -> list[Mani
 
 
 def compared_kind(item: Mapping[str, Any]) -> bool:
-    """Whether the object is the department's own (not one the cluster or a controller made)."""
+    """Whether the object is the department's own (not one the cluster or a controller made,
+    nor one of the platform's records, which the drill does not restore)."""
     kind = str(item.get("kind"))
     name = str(item["metadata"]["name"])
     if kind in DERIVED_KINDS or (kind, name) in CLUSTER_MADE:
+        return False
+    if str(item.get("apiVersion", "")).startswith(f"{constants.GROUP}/"):
         return False
     return not (kind == "Secret" and item.get("type") == SERVICE_ACCOUNT_TOKEN)
 

@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
-from govcloud.dev import binaries, cluster, testing
+from govcloud.dev import binaries, cluster, objectstore, testing, velero
 
 EXAMPLES = binaries.REPO_ROOT / "examples"
 FEDERATION = EXAMPLES / "federation"
@@ -30,6 +32,13 @@ BILLING = EXAMPLES / "billing"
 SITES = ("baohe", "lujiang")  # the district sub-centers of examples/federation/
 LOGS = binaries.REPO_ROOT / ".cache" / "logs"
 READY_TIMEOUT = 120.0
+BUCKET = "govcloud-backups"
+DRILLED = ("city-transport", "baohe")  # the level-3 department drilled, and the site it goes to
+# The operator as the chart runs it with `backup.enabled=true`; drills looked at every second.
+BACKUPS_ON = {"GOVCLOUD_BACKUP_ENABLED": "true", "GOVCLOUD_DRILL_POLL_SECONDS": "1"}
+BACKUP_FINISHED = ("Completed", "PartiallyFailed", "Failed", "FailedValidation")
+# A drill waits for the site's Velero to sync the backup from the bucket, restores, compares.
+DRILL_TIMEOUT = 210.0
 
 
 def say(text: str) -> None:
@@ -451,6 +460,224 @@ def self_service(kubectl: testing.Kubectl, path: Path) -> None:
     plugin(path, approver, "assess")
 
 
+@contextmanager
+def velero_installed(
+    path: Path, name: str, store: objectstore.ObjectStore
+) -> Iterator[velero.VeleroServer]:
+    """Velero installed on a cluster as `velero install` would (its CRDs, namespace, the
+    bucket as its storage location); its server is started when needed, stopped on the way
+    out."""
+    server = velero.VeleroServer(path, store, BUCKET, LOGS / f"demo-velero-{name}.log")
+    server.install(testing.Kubectl(path))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def velero_phase(
+    server: velero.VeleroServer, kubectl: testing.Kubectl, kind: str, name: str
+) -> str:
+    if not server.running():
+        raise AssertionError(f"velero server exited:\n{server.log_tail()}")
+    found = kubectl.get(kind, name, velero.NAMESPACE) or {}
+    return str((found.get("status") or {}).get("phase") or "")
+
+
+def serve(server: velero.VeleroServer, kubectl: testing.Kubectl) -> None:
+    """The server started, and its storage location Available."""
+    server.start()
+    testing.eventually(
+        lambda: velero_phase(server, kubectl, "backupstoragelocation", "default") == "Available",
+        timeout=60,
+        what="Velero's storage location to be Available",
+    )
+
+
+def backup_from_schedule(
+    kubectl: testing.Kubectl, path: Path, server: velero.VeleroServer, tenant: str
+) -> str:
+    """`velero backup create --from-schedule govcloud-<tenant>`, run and waited for."""
+    schedule = f"govcloud-{tenant}"
+    name = f"{schedule}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    command = ["backup", "create", name, "--from-schedule", schedule, "-n", velero.NAMESPACE]
+    print(f"$ velero {' '.join(command)}", flush=True)
+    created = subprocess.run(
+        [str(binaries.ensure("velero")), *command, "--kubeconfig", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    said = [line for line in created.stdout.splitlines() if not line.startswith("time=")]
+    print("\n".join(said), flush=True)
+    phase = testing.eventually(
+        lambda: (
+            (found := velero_phase(server, kubectl, "backup", name)) in BACKUP_FINISHED and found
+        ),
+        timeout=90,
+        what=f"backup {name} to finish",
+    )
+    if phase != "Completed":
+        raise AssertionError(f"backup {name} ended {phase}:\n{server.log_tail()}")
+    return name
+
+
+def last_backup(kubectl: testing.Kubectl, tenant: str) -> str:
+    found = kubectl.get("cloudtenant", tenant) or {}
+    return str(((found.get("status") or {}).get("backup") or {}).get("lastBackup") or "")
+
+
+def recovery_drill(name: str, tenant: str, site: str, by: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "govcloud.io/v1alpha1",
+        "kind": "RecoveryDrill",
+        "metadata": {"name": name},
+        "spec": {"tenant": tenant, "target": {"site": site}, "requestedBy": by},
+    }
+
+
+def drill_done(kubectl: testing.Kubectl, name: str) -> dict[str, Any] | None:
+    """The drill's status once it has failed, or succeeded and cleaned up; else None."""
+    status = dict((kubectl.get("recoverydrill", name) or {}).get("status") or {})
+    if status.get("phase") == "Failed" or status.get("cleanup") == "Deleted":
+        return status
+    return None
+
+
+def mark_available(kubectl: testing.Kubectl) -> None:
+    """The site's storage location as its long-running Velero would have it: Available.
+    Velero syncs backups only from a location it holds Available, once a minute; a server
+    started just now would otherwise skip its first sync and make the drill wait a minute."""
+    kubectl(
+        "patch", "backupstoragelocation", "default", "-n", velero.NAMESPACE,
+        "--type=merge", "-p", '{"status":{"phase":"Available"}}',
+    )  # fmt: skip
+
+
+def backups_on(kubectl: testing.Kubectl, operator: testing.OperatorProcess, tenant: str) -> None:
+    say("restarting the operator with backups on (the chart's backup.enabled=true)")
+    operator.stop()
+    operator.env.update(BACKUPS_ON)
+    operator.start()
+    testing.eventually(
+        lambda: kubectl.get("schedule", f"govcloud-{tenant}", velero.NAMESPACE),
+        timeout=READY_TIMEOUT,
+        what=f"the Schedule of {tenant}",
+    )
+    show(
+        kubectl,
+        "a Velero Schedule per department on the hub, by its MLPS level (3: daily, 2: weekly)",
+        "get", "schedules", "-n", velero.NAMESPACE, "-L", "govcloud.io/tenant",
+    )  # fmt: skip
+    show(kubectl, "no backup yet: LAST-BACKUP empty (a new tenant's grace)", "get", "ct")
+
+
+def drill_on_site(
+    kubectl: testing.Kubectl, site_server: velero.VeleroServer, tenant: str, site: str
+) -> None:
+    """A RecoveryDrill of `tenant` onto `site`, waited for, and its result."""
+    site_kubectl = testing.Kubectl(site_server.kubeconfig)
+    mark_available(site_kubectl)
+    print(
+        f"({site}'s storage location marked Available first, as a site's long-running Velero"
+        " has it: a server started just now would skip its first sync of the bucket)",
+        flush=True,
+    )
+    serve(site_server, site_kubectl)
+    me = kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").strip()
+    name = f"{tenant}-drill"
+    say(f"the platform team runs a RecoveryDrill: {tenant}'s newest backup, restored on {site}")
+    drill = recovery_drill(name, tenant, site, me)
+    print(f"spec: {json.dumps(drill['spec'])}", flush=True)
+    print(kubectl("apply", "-f", "-", stdin=json.dumps(drill)).rstrip(), flush=True)
+    status = (
+        testing.eventually(
+            lambda: drill_done(kubectl, name), timeout=DRILL_TIMEOUT, what=f"the drill {name}"
+        )
+        or {}
+    )
+    show(
+        kubectl,
+        "the result: restored, compared with the backup (MATCHED), recovery time in seconds"
+        " (RTO), and cleaned up",
+        "get", "drills",
+    )  # fmt: skip
+    show(
+        kubectl,
+        "what it restored and compared",
+        "get", "drill", name, "-o",
+        "jsonpath={.status.restoredNamespaces} {.status.itemsRestored}/{.status.totalItems}"
+        " items restored, {.status.compared} compared, mismatches: {.status.mismatches}",
+    )  # fmt: skip
+    show(
+        site_kubectl,
+        f"{site} after the drill: the restored namespaces are deleted",
+        "get", "namespaces", "-l", f"govcloud.io/tenant={tenant}",
+    )  # fmt: skip
+    if status.get("phase") != "Succeeded":
+        raise AssertionError(f"the drill failed: {status}\n{site_server.log_tail()}")
+
+
+def backup_metrics(operator: testing.OperatorProcess, tenant: str) -> None:
+    say("the same in /metrics (the dashboard and the RPO and drill alerts read these)")
+    lines = [
+        line
+        for line in operator.metrics().splitlines()
+        if line.startswith(("govcloud_tenant_backup", "govcloud_recovery_drill"))
+        and f'tenant="{tenant}"' in line
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def backups_and_drill(
+    kubectl: testing.Kubectl,
+    path: Path,
+    operator: testing.OperatorProcess,
+    planes: dict[str, cluster.ControlPlane],
+) -> None:
+    """Journey 14: each department backed up by its Schedule; a drill restores a level-3 one on
+    a county site, measures how long it took, checks it, and cleans up."""
+    tenant, site = DRILLED
+    say("an S3 object store (moto) and Velero on the hub and each sub-center, one bucket")
+    with ExitStack() as stack:
+        store = objectstore.ObjectStore(LOGS / "demo-moto.log").start()
+        stack.callback(store.stop)
+        store.create_bucket(BUCKET)
+        hub = stack.enter_context(velero_installed(path, "hub", store))
+        sites = {
+            name: stack.enter_context(velero_installed(plane.kubeconfig, name, store))
+            for name, plane in planes.items()
+        }
+        print(f"bucket {BUCKET} on {store.url}; velero installed on: hub, {', '.join(sites)}")
+        print(f"velero logs: {LOGS}/demo-velero-<cluster>.log", flush=True)
+        serve(hub, kubectl)
+        show(
+            kubectl,
+            "the hub's velero server runs; its storage location (the bucket) is Available",
+            "get", "bsl", "-n", velero.NAMESPACE,
+        )  # fmt: skip
+        backups_on(kubectl, operator, tenant)
+        say(f"{tenant}'s nightly backup, made now from its Schedule (Velero would at 02:00)")
+        backup = backup_from_schedule(kubectl, path, hub, tenant)
+        testing.eventually(
+            lambda: last_backup(kubectl, tenant) == backup,
+            timeout=READY_TIMEOUT,
+            what=f"{tenant}'s status to show its backup",
+        )
+        show(
+            kubectl, "the tenant's status: LAST-BACKUP, RPO-MET", "get", "ct", tenant, "-o", "wide"
+        )
+        show(kubectl, "…in full", "get", "ct", tenant, "-o", "jsonpath={.status.backup}")
+        say(
+            f"{site}'s velero server starts, reading the same bucket (one velero server per"
+            " machine here, so the hub's stops)"
+        )
+        hub.stop()
+        drill_on_site(kubectl, sites[site], tenant, site)
+        backup_metrics(operator, tenant)
+    say("the object store and the velero servers stopped")
+
+
 def hold_until_interrupted() -> None:
     if not sys.stdin.isatty() or os.environ.get("GOVCLOUD_DEMO_HOLD") == "0":
         return
@@ -490,6 +717,7 @@ def main() -> int:
                 if planes:
                     wait_for_sites(kubectl)
                     federation_tour(kubectl, planes)
+                    backups_and_drill(kubectl, path, operator, planes)
                 hold_until_interrupted()
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything the demo started", file=sys.stderr)

@@ -103,6 +103,7 @@ def test_the_restore_is_of_exactly_the_namespaces_into_the_same_names_api_object
     assert made["spec"] == {
         "backupName": "bk",
         "includedNamespaces": ["fin-db", "fin-web"],
+        "excludedResources": ["*.govcloud.io"],
         "includeClusterResources": False,
         "restorePVs": False,
     }
@@ -110,6 +111,23 @@ def test_the_restore_is_of_exactly_the_namespaces_into_the_same_names_api_object
     asked = drills.download_request("d1", "bk", "velero", "fin")
     assert asked["spec"] == {"target": {"kind": "BackupContents", "name": "bk"}}
     assert asked["metadata"]["name"] == "drill-d1-contents"
+
+
+@pytest.mark.parametrize(
+    "phase",
+    [
+        "", "New", "InProgress", "WaitingForPluginOperations",
+        "WaitingForPluginOperationsPartiallyFailed", "Finalizing", "FinalizingPartiallyFailed",
+    ],
+)  # fmt: skip
+def test_a_restore_in_any_of_velero_s_unfinished_phases_is_still_running(phase: str) -> None:
+    # Finalizing comes between InProgress and Completed: read there, the drill must wait.
+    assert phase in drills.RESTORE_RUNNING
+
+
+@pytest.mark.parametrize("phase", ["Completed", "PartiallyFailed", "Failed", "FailedValidation"])
+def test_a_restore_in_one_of_velero_s_final_phases_has_ended(phase: str) -> None:
+    assert phase not in drills.RESTORE_RUNNING
 
 
 def tarball(files: dict[str, Manifest]) -> bytes:
@@ -212,6 +230,11 @@ def test_what_the_cluster_or_controllers_make_is_not_compared() -> None:
         {"kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "fin-web"}},
         {"kind": "Secret", "type": "kubernetes.io/service-account-token",
          "metadata": {"name": "t", "namespace": "fin-web"}},
+        # The platform's records (a migration, a request): not restored, so not compared.
+        {"apiVersion": "govcloud.io/v1alpha1", "kind": "MigrationPlan",
+         "metadata": {"name": "permits", "namespace": "fin-web"}},
+        {"apiVersion": "govcloud.io/v1alpha1", "kind": "ResourceRequest",
+         "metadata": {"name": "more", "namespace": "fin-web"}},
     ]  # fmt: skip
     compared, mismatches = drills.compare(items, lambda item: None)
     assert compared == 1
