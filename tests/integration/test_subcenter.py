@@ -172,11 +172,13 @@ def test_a_placed_tenant_lives_in_the_subcenter_and_nowhere_else(
         shared_site,
         lambda site: (
             sc.tenants_listed(site) == [name]
+            and sorted(item["name"] for item in (_placed_on(site, name) or {})["namespaces"])
+            == wanted
             and all(
                 item["phase"] == "Active" for item in (_placed_on(site, name) or {})["namespaces"]
             )
         ),
-        "the tenant listed with its namespaces Active",
+        "the tenant listed with both its namespaces Active",
     )
     entry = _placed_on(site, name)
     assert entry is not None
