@@ -13,6 +13,7 @@ MODULES = (
     "govcloud.handlers.resourcerequest",
     "govcloud.handlers.networkgrant",
     "govcloud.handlers.metering",
+    "govcloud.handlers.ledger",
     "govcloud.handlers.legacy",
 )
 

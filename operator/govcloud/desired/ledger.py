@@ -1,0 +1,110 @@
+"""The platform ledger's backups (pure): the Velero Schedule of the operator's own records, the
+Restore that brings them back into an empty hub, and whether its recovery point is recent enough.
+
+The ledger is what finance and the bureau rely on and what no department's backup holds whole:
+CloudTenants, SubCenters, the RateCard, ResourcePlans (their decisions and history) and
+UsageReports, all cluster-scoped, and ResourceRequests (in-year amendments of a plan, kept in the
+departments' namespaces). Only these kinds, with their status, and never a namespace or anything
+else of a department: those are the tenants' own Schedules (desired.backups).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from govcloud import constants
+from govcloud.desired import backups
+
+Manifest = dict[str, Any]
+
+# Not a tenant's Schedule (govcloud-<tenant>: a tenant name has no dot), so never confused with one.
+SCHEDULE_NAME = "govcloud.ledger"
+LABEL_LEDGER = "govcloud.io/ledger"
+LEDGER = "platform"
+# Restored first, into the empty hub, before the operator starts: the records themselves.
+CLUSTER_SCOPED = (
+    f"cloudtenants.{constants.GROUP}",
+    f"subcenters.{constants.GROUP}",
+    f"ratecards.{constants.GROUP}",
+    f"resourceplans.{constants.GROUP}",
+    f"usagereports.{constants.GROUP}",
+)
+# Restored second, once the operator has made the tenants' namespaces again (Velero would make a
+# missing namespace bare, without the tenant's label, and the tenant could not take it).
+NAMESPACED = (f"resourcerequests.{constants.GROUP}",)
+KINDS = CLUSTER_SCOPED + NAMESPACED
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When the ledger is backed up, how long each backup is kept, and the objective."""
+
+    namespace: str
+    schedule: str  # Velero cron (UTC) or @every <duration>
+    ttl: float  # seconds
+    rpo: float  # seconds: the newest completed backup may be at most this old
+
+
+def labels() -> dict[str, str]:
+    """On the ledger's Schedule and every Backup it makes (no tenant label: no tenant's)."""
+    return {constants.LABEL_MANAGED_BY: constants.MANAGED_BY, LABEL_LEDGER: LEDGER}
+
+
+def selector() -> str:
+    return ",".join(f"{key}={value}" for key, value in labels().items())
+
+
+def schedule(policy: Policy) -> Manifest:
+    """The ledger's Velero Schedule: the operator's kinds with their status, in every namespace,
+    and nothing else (no namespace object, no department's resource)."""
+    return {
+        "apiVersion": backups.VELERO_API_VERSION,
+        "kind": backups.SCHEDULE_KIND,
+        "metadata": {"name": SCHEDULE_NAME, "namespace": policy.namespace, "labels": labels()},
+        "spec": {
+            "schedule": policy.schedule,
+            "skipImmediately": False,  # as Velero writes it back: no write at rest
+            "useOwnerReferencesInBackup": False,
+            "template": {
+                "metadata": {"labels": labels()},
+                "includedNamespaces": ["*"],
+                "includedClusterScopedResources": list(CLUSTER_SCOPED),
+                "includedNamespaceScopedResources": list(NAMESPACED),
+                "snapshotVolumes": False,
+                "ttl": backups.format_duration(policy.ttl),
+            },
+        },
+    }
+
+
+def restore(
+    name: str, backup: str, namespace: str, kinds: Sequence[str] = CLUSTER_SCOPED
+) -> Manifest:
+    """The Velero Restore of `kinds` of the ledger from `backup`, their status too (Velero
+    restores no status unless asked), existing objects left as they are."""
+    return {
+        "apiVersion": backups.VELERO_API_VERSION,
+        "kind": "Restore",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "backupName": backup,
+            "includedResources": list(kinds),
+            "includedNamespaces": ["*"],
+            "restoreStatus": {"includedResources": list(kinds)},
+            "existingResourcePolicy": "none",
+        },
+    }
+
+
+def recovery(
+    schedule_created: datetime | None,
+    made: Sequence[Mapping[str, Any]],
+    policy: Policy,
+    now: datetime,
+) -> backups.Recovery:
+    """The newest Completed Backup of the ledger's Schedule, and whether it is within the RPO
+    (a new Schedule has one RPO from its creation)."""
+    return backups.recovery(schedule_created, made, policy.rpo, now, SCHEDULE_NAME)
