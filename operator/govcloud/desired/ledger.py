@@ -99,6 +99,14 @@ def restore(
     }
 
 
+def tenant_uid(tenant: Mapping[str, Any]) -> str:
+    """The UID a tenant's records are kept under: status.ledgerUID (its UID when the operator
+    first saw it, kept by a restore, which gives the tenant a new UID), else its own. Only the
+    operator writes a tenant's status, so nobody else can claim another tenant's records."""
+    status = tenant.get("status") or {}
+    return str(status.get("ledgerUID") or (tenant.get("metadata") or {}).get("uid") or "")
+
+
 def recovery(
     schedule_created: datetime | None,
     made: Sequence[Mapping[str, Any]],

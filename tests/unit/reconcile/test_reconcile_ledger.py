@@ -15,6 +15,8 @@ from govcloud.api.v1alpha1 import cloudtenant
 from govcloud.desired import backups, ledger
 from govcloud.k8s import client
 from govcloud.reconcile import ledger as ledger_pass
+from govcloud.reconcile import metering
+from govcloud.reconcile import tenant as tenant_pass
 
 Manifest = dict[str, Any]
 SETTINGS = settings.Settings(backup_enabled=True, ledger_rpo="26h", ledger_ttl="2160h")
@@ -130,3 +132,48 @@ def test_off_without_backups_or_when_the_ledger_setting_is_off() -> None:
 def test_the_settings_refuse_a_ledger_duration_that_is_not_one() -> None:
     with pytest.raises(ValueError, match="ledger_rpo"):
         settings.Settings(ledger_rpo="1d")
+
+
+OLD_UID = "11111111-1111-1111-1111-111111111111"
+NEW_UID = "22222222-2222-2222-2222-222222222222"
+
+
+def tenant(uid: str, ledger_uid: str | None = None) -> Manifest:
+    status = {"ledgerUID": ledger_uid} if ledger_uid else {}
+    return {"metadata": {"name": "jtj", "uid": uid}, "status": status}
+
+
+def report(uid: str) -> Manifest:
+    return {"spec": {"tenant": "jtj", "period": "2026-12", "tenantUID": uid}}
+
+
+def test_a_restored_tenant_keeps_its_reports_and_a_re_created_one_does_not() -> None:
+    restored = tenant(NEW_UID, OLD_UID)  # restored: a new UID, its status as it was
+    assert ledger.tenant_uid(restored) == OLD_UID
+    assert metering.owns(restored, report(OLD_UID))
+    recreated = tenant(NEW_UID)  # deleted and created again: a new tenant
+    assert ledger.tenant_uid(recreated) == NEW_UID
+    assert not metering.owns(recreated, report(OLD_UID))
+
+
+class StatusHub:
+    def __init__(self) -> None:
+        self.patches: list[Manifest] = []
+
+    def patch_status(self, api_version: str, kind: str, name: str, patch: Manifest) -> None:
+        self.patches.append(patch)
+
+
+def test_a_tenant_pass_records_the_uid_its_records_are_kept_under_once() -> None:
+    hub = StatusHub()
+    body = tenant(OLD_UID)
+    body["status"] = {"phase": "Ready"}
+    tenant_pass.write_status(cast(client.Cluster, hub), body, {"phase": "Ready"})
+    assert [patch["ledgerUID"] for patch in hub.patches] == [OLD_UID]
+    body["status"]["ledgerUID"] = OLD_UID
+    tenant_pass.write_status(cast(client.Cluster, hub), body, {"phase": "Ready"})
+    assert len(hub.patches) == 1  # at rest: nothing
+    restored = tenant(NEW_UID, OLD_UID)
+    restored["status"]["phase"] = "Ready"
+    tenant_pass.write_status(cast(client.Cluster, hub), restored, {"phase": "Ready"})
+    assert len(hub.patches) == 1  # a restored tenant keeps the UID on record
