@@ -72,6 +72,9 @@ def schedule(policy: Policy) -> Manifest:
                 "metadata": {"labels": labels()},
                 "includedNamespaces": ["*"],
                 "includedClusterScopedResources": list(CLUSTER_SCOPED),
+                # Velero adds every namespace object unless told not to: the operator makes a
+                # tenant's namespaces again from the tenant.
+                "excludedClusterScopedResources": ["namespaces"],
                 "includedNamespaceScopedResources": list(NAMESPACED),
                 "snapshotVolumes": False,
                 "ttl": backups.format_duration(policy.ttl),

@@ -9,6 +9,7 @@ from collections.abc import Collection
 from typing import Any
 
 from govcloud import constants
+from govcloud.desired import compare
 from govcloud.k8s import client
 
 Manifest = dict[str, Any]
@@ -28,7 +29,11 @@ def replace(
     stale = [key for key in current if key not in status and key not in kept]
     if not stale and all(current.get(key) == value for key, value in status.items()):
         return False
-    patch = {**status, **dict.fromkeys(stale)}
+    # At every depth: a key gone from a nested map (a plan's review once Approved has no
+    # pendingSince) must be sent as null, or the merge keeps it, the stored status never equals
+    # the pass's, and every resync writes it again.
+    visible = {key: value for key, value in current.items() if key not in kept or key in status}
+    patch = compare.merge_patch(visible, status)
     metadata = body["metadata"]
     namespace = [metadata["namespace"]] if metadata.get("namespace") else []
     try:

@@ -60,6 +60,7 @@ def test_the_schedule_holds_the_ledgers_kinds_only_with_the_platform_policy() ->
         "usagereports.govcloud.io",
     ]
     assert template["includedNamespaceScopedResources"] == ["resourcerequests.govcloud.io"]
+    assert template["excludedClusterScopedResources"] == ["namespaces"]
     assert "namespaces" not in str(template["includedClusterScopedResources"])
     assert "includedResources" not in template  # the old filters do not mix with the new
     assert "govcloud.io/tenant" not in template["metadata"]["labels"]

@@ -232,3 +232,21 @@ def test_the_carried_over_rule_needs_the_same_decider_and_reason() -> None:
     assert plans.carried_over(same, previous, digest)
     assert not plans.carried_over(same, previous, None)
     assert not plans.carried_over(same, {**previous, "specDigest": None}, digest)
+
+
+def test_a_plan_filed_then_decided_rests_once_its_review_is_written() -> None:
+    """The review of a filed plan has pendingSince; once decided it has none. A merge patch
+    keeps a key it does not name, so the pass must send it as null, or the stored review never
+    equals the pass's and every resync writes the plan again (seen on a clean-clone run)."""
+    hub = CountingHub(plans_test.body(1))
+    plans_test.run(hub)
+    assert "pendingSince" in hub.plan["status"]["review"]
+    hub.plan["spec"]["decision"] = plans_test.decision(generation=1)
+    hub.plan["metadata"]["generation"] = 2
+    plans_test.run(hub)
+    assert hub.plan["status"]["review"]["state"] == "Approved"
+    assert "pendingSince" not in hub.plan["status"]["review"]
+    writes = hub.writes
+    for _ in range(3):
+        later_pass(hub)
+    assert hub.writes == writes
