@@ -8,9 +8,10 @@ from datetime import timedelta
 from typing import Any, cast
 
 import pytest
+from prometheus_client import CollectorRegistry
 from test_reconcile_backup import NOW, STAMP, Velero
 
-from govcloud import settings
+from govcloud import metrics, settings
 from govcloud.api.v1alpha1 import cloudtenant
 from govcloud.desired import backups, ledger
 from govcloud.k8s import client
@@ -178,3 +179,19 @@ def test_a_tenant_pass_records_the_uid_its_records_are_kept_under_once() -> None
     restored["status"]["phase"] = "Ready"
     tenant_pass.write_status(cast(client.Cluster, hub), restored, {"phase": "Ready"})
     assert len(hub.patches) == 1  # a restored tenant keeps the UID on record
+
+
+def test_the_ledgers_series_appear_once_it_is_looked_at() -> None:
+    recorder = metrics.Recorder(CollectorRegistry())
+    assert "govcloud_ledger_backup" not in recorder.exposition().decode()
+    recorder.ledger.record(
+        metrics.LedgerSnapshot(rpo_met=True, rpo_seconds=93600, last_success=5.0)
+    )
+    text = recorder.exposition().decode()
+    assert "govcloud_ledger_backup_rpo_met 1.0" in text
+    assert "govcloud_ledger_backup_last_success_timestamp_seconds 5.0" in text
+    assert "govcloud_ledger_backup_rpo_seconds 93600.0" in text
+    recorder.ledger.record(metrics.LedgerSnapshot(rpo_met=False, rpo_seconds=93600))
+    text = recorder.exposition().decode()
+    assert "govcloud_ledger_backup_rpo_met 0.0" in text
+    assert "govcloud_ledger_backup_last_success_timestamp_seconds" not in text
