@@ -55,6 +55,7 @@ OPERATOR_ENV = {
 }
 QUOTA = {"requests.cpu": "8", "requests.memory": "16Gi", "pods": "20"}
 CAPPED = {"requests.cpu": "4", "requests.memory": "8Gi", "pods": "20"}  # by the approved plan
+RAISED = {"requests.cpu": "6", "requests.memory": "12Gi", "pods": "20"}  # and its request
 CHART_POLICIES = (
     ("ValidatingAdmissionPolicy", "govcloud-usagereport-protection"),
     ("ValidatingAdmissionPolicyBinding", "govcloud-usagereport-protection"),
@@ -191,6 +192,24 @@ def _velero_with_the_bucket(
     return server
 
 
+REQUEST = "flood-season"
+
+
+def in_year_request(namespace: str, year: int) -> Manifest:
+    return {
+        "apiVersion": "govcloud.io/v1alpha1",
+        "kind": "ResourceRequest",
+        "metadata": {"name": REQUEST, "namespace": namespace},
+        "spec": {
+            "year": year,
+            "lines": [
+                {"resources": {"requests.cpu": "2", "requests.memory": "4Gi"}, "count": 1,
+                 "reason": "汛期扩容"},
+            ],
+        },
+    }  # fmt: skip
+
+
 def review_of(kubectl: testing.Kubectl, name: str) -> Manifest:
     return dict(((kubectl.get("resourceplan", name) or {}).get("status") or {}).get("review") or {})
 
@@ -229,6 +248,7 @@ def test_the_ledger_restored_into_an_empty_hub_is_adopted_as_it_was(
     period = periods.period_of(now, TZ)
     plan_name = f"{name}-{year}"
     closed_name = f"{name}-{period.previous().name}"
+    namespace = f"{name}-apps"
     open_name = f"{name}-{period.name}"
     backup_name = f"{ledger.SCHEDULE_NAME}-{name}"
     logs = vh.LOGS
@@ -287,6 +307,19 @@ def test_the_ledger_restored_into_an_empty_hub_is_adopted_as_it_was(
             lambda body: (body.get("status") or {}).get("quota", {}).get("hard") == CAPPED,
             "its quota capped by the approved plan",
         )
+        # An in-year request, approved: the cap moves by it.
+        kubectl.apply(marked(in_year_request(namespace, year), marker))
+        decided = approver.run(
+            "patch", "resourcerequest", REQUEST, "-n", namespace, "--type=merge",
+            "-p", bh.decide("Approved", APPROVER, "同意汛期扩容", generation=1),
+        )  # fmt: skip
+        assert decided.returncode == 0, decided.stderr
+        helpers.wait_tenant(
+            kubectl,
+            name,
+            lambda body: (body.get("status") or {}).get("quota", {}).get("hard") == RAISED,
+            "its quota raised by the approved request",
+        )
         tenant = kubectl.get("cloudtenant", name)
         assert tenant is not None
         report = closed_report(tenant, period.previous(), marker)
@@ -325,6 +358,7 @@ def test_the_ledger_restored_into_an_empty_hub_is_adopted_as_it_was(
             ("resourceplan", plan_name),
             ("ratecard", "default"),
             ("usagereport", closed_name),
+            ("resourcerequest", REQUEST, namespace),
         ]
         resyncs(old_hub, name, 1)  # its own Schedule made, now that Velero is here: settled
         originals = {key: kubectl.get(*key) for key in records}
@@ -365,14 +399,15 @@ def test_the_ledger_restored_into_an_empty_hub_is_adopted_as_it_was(
         for key, original in originals.items():
             assert original is not None, key
             assert _changes(original, kubectl.get(*key)) == {}, key
-        # The backup holds the ledger's kinds only: no namespace, nothing of a department.
+        # The backup holds the ledger's kinds only, nothing a department runs
         held = _resource_list(store, backup_name)
-        # (and, as Velero adds them to any backup of custom resources, their CRDs).
+        # (and what Velero adds: their CRDs, and the namespace objects it makes a restored
+        # request's namespace from, with its tenant's label).
         kinds = {f"govcloud.io/v1alpha1/{kind}" for kind in LEDGER_KINDS}
         crds = "apiextensions.k8s.io/v1/CustomResourceDefinition"
-        assert set(held) <= {*kinds, crds}, sorted(held)
+        assert set(held) <= {*kinds, crds, "v1/Namespace"}, sorted(held)
         assert all(item.endswith(".govcloud.io") for item in held.get(crds, [])), held[crds]
-        assert f"{name}-apps" not in json.dumps(held)
+        assert held["govcloud.io/v1alpha1/ResourceRequest"] == [f"{namespace}/{REQUEST}"]
         assert held["govcloud.io/v1alpha1/ResourcePlan"]
         assert held["govcloud.io/v1alpha1/UsageReport"]
         servers.pop().stop()  # one Velero server per machine
@@ -402,33 +437,47 @@ def test_the_ledger_restored_into_an_empty_hub_is_adopted_as_it_was(
             assert content(restored[key]) == content(original), key  # type: ignore[arg-type]
         assert restored[("resourceplan", plan_name)]["metadata"]["generation"] == 1  # type: ignore[index]
         closed_version = restored[("usagereport", closed_name)]["metadata"]["resourceVersion"]  # type: ignore[index]
-        assert site_kubectl.get("namespace", f"{name}-apps") is None
+        # The request's namespace is made by Velero from the backup, with its tenant's label.
+        made_again = site_kubectl.get("namespace", namespace)
+        assert made_again is not None
+        assert helpers.labels_of(made_again)["govcloud.io/tenant"] == name
 
         # -- the operator adopts it.
         new_hub = testing.OperatorProcess(
             subcenter.kubeconfig, logs / f"operator-ledger-new-{os.getpid()}.log", env=OPERATOR_ENV
         ).start()
-        namespace = testing.eventually(  # the restored status says Active already: its pass
-            lambda: site_kubectl.get("namespace", f"{name}-apps"),
+        testing.eventually(  # the restored status says Active already: its quota tells the pass
+            lambda: site_kubectl.json("get", "resourcequotas", "-n", namespace)["items"],
             timeout=60,
-            what=f"the operator to make {name}-apps again",
+            what=f"the operator to take {namespace} again",
         )
         adopted = helpers.wait_phase(site_kubectl, name, "Active")
         assert helpers.condition(adopted, "Ready")["status"] == "True"
-        assert helpers.labels_of(namespace)["govcloud.io/tenant"] == name
         helpers.wait_tenant(
             site_kubectl,
             name,
-            lambda body: (body.get("status") or {}).get("quota", {}).get("hard") == CAPPED,
-            "its quota capped by the restored approved plan (the starter allowance is 2 cores)",
+            lambda body: (body.get("status") or {}).get("quota", {}).get("hard") == RAISED,
+            "its quota capped by the restored approved plan and request, not decided again"
+            " (without them the starter allowance: 2 cores)",
         )
-        quota = site_kubectl.json("get", "resourcequotas", "-n", f"{name}-apps")["items"]
-        assert [item["spec"]["hard"]["requests.cpu"] for item in quota] == ["4"]
+        testing.eventually(
+            lambda: (
+                [
+                    item["spec"]["hard"].get("requests.cpu")
+                    for item in site_kubectl.json("get", "resourcequotas", "-n", namespace)["items"]
+                ]
+                == ["6"]
+            ),
+            timeout=30,
+            what=f"the quota of {namespace} at the approved 6 cores",
+        )
         within = helpers.condition(site_kubectl.get("cloudtenant", name), "WithinPlan")
         assert within["reason"] == "CappedByPlan", within
+        assert "1 approved ResourceRequest" in within["message"], within
         assert adopted["status"]["ledgerUID"] == tenant["metadata"]["uid"]
         assert adopted["metadata"]["uid"] != tenant["metadata"]["uid"]
 
+        request_key = records[-1]
         resyncs(new_hub, name, 2)
         plan_now = site_kubectl.get("resourceplan", plan_name)
         assert plan_now is not None
@@ -447,6 +496,17 @@ def test_the_ledger_restored_into_an_empty_hub_is_adopted_as_it_was(
         )["items"]
         assert [e["reason"] for e in decided_events if e["reason"].startswith("Plan")] == []
         assert [e["reason"] for e in decided_events if e["reason"].startswith("Decision")] == []
+        request_now = site_kubectl.get(*request_key)
+        original_request = originals[request_key]
+        assert request_now is not None
+        assert original_request is not None
+        assert request_now["status"]["review"] == original_request["status"]["review"]
+        assert request_now["status"]["history"] == original_request["status"]["history"]
+        assert bh.condition(request_now, "Approved")["status"] == "True"
+        request_events = site_kubectl.json(
+            "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={REQUEST}"
+        )["items"]
+        assert [e["reason"] for e in request_events if e["reason"].startswith("Request")] == []
 
         # Closed reports are never written; this month's open report stays the tenant's own.
         assert (
@@ -471,7 +531,7 @@ def test_the_ledger_restored_into_an_empty_hub_is_adopted_as_it_was(
         # At rest: several passes and metering ticks write no plan, report or tenant.
         before = {
             kind: operator_writes(new_hub, kind)
-            for kind in ("ResourcePlan", "UsageReport", "CloudTenant")
+            for kind in ("ResourcePlan", "ResourceRequest", "UsageReport", "CloudTenant")
         }
         resyncs(new_hub, name, 2)
         after = {kind: operator_writes(new_hub, kind) for kind in before}

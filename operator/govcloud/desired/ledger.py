@@ -4,8 +4,10 @@ Restore that brings them back into an empty hub, and whether its recovery point 
 The ledger is what finance and the bureau rely on and what no department's backup holds whole:
 CloudTenants, SubCenters, the RateCard, ResourcePlans (their decisions and history) and
 UsageReports, all cluster-scoped, and ResourceRequests (in-year amendments of a plan, kept in the
-departments' namespaces). Only these kinds, with their status, and never a namespace or anything
-else of a department: those are the tenants' own Schedules (desired.backups).
+departments' namespaces). Only these kinds, with their status, and the namespace objects Velero
+adds (names, labels, annotations: a restored request's namespace is made from it, with its
+tenant's label, so the tenant takes it), never what a department runs: those are the tenants'
+own Schedules (desired.backups).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ Manifest = dict[str, Any]
 SCHEDULE_NAME = "govcloud.ledger"
 LABEL_LEDGER = "govcloud.io/ledger"
 LEDGER = "platform"
-# Restored first, into the empty hub, before the operator starts: the records themselves.
 CLUSTER_SCOPED = (
     f"cloudtenants.{constants.GROUP}",
     f"subcenters.{constants.GROUP}",
@@ -32,8 +33,6 @@ CLUSTER_SCOPED = (
     f"resourceplans.{constants.GROUP}",
     f"usagereports.{constants.GROUP}",
 )
-# Restored second, once the operator has made the tenants' namespaces again (Velero would make a
-# missing namespace bare, without the tenant's label, and the tenant could not take it).
 NAMESPACED = (f"resourcerequests.{constants.GROUP}",)
 KINDS = CLUSTER_SCOPED + NAMESPACED
 
@@ -72,9 +71,6 @@ def schedule(policy: Policy) -> Manifest:
                 "metadata": {"labels": labels()},
                 "includedNamespaces": ["*"],
                 "includedClusterScopedResources": list(CLUSTER_SCOPED),
-                # Velero adds every namespace object unless told not to: the operator makes a
-                # tenant's namespaces again from the tenant.
-                "excludedClusterScopedResources": ["namespaces"],
                 "includedNamespaceScopedResources": list(NAMESPACED),
                 "snapshotVolumes": False,
                 "ttl": backups.format_duration(policy.ttl),
@@ -83,11 +79,10 @@ def schedule(policy: Policy) -> Manifest:
     }
 
 
-def restore(
-    name: str, backup: str, namespace: str, kinds: Sequence[str] = CLUSTER_SCOPED
-) -> Manifest:
+def restore(name: str, backup: str, namespace: str, kinds: Sequence[str] = KINDS) -> Manifest:
     """The Velero Restore of `kinds` of the ledger from `backup`, their status too (Velero
-    restores no status unless asked), existing objects left as they are."""
+    restores no status unless asked), existing objects left as they are; while the operator
+    does not run (docs/backup.md)."""
     return {
         "apiVersion": backups.VELERO_API_VERSION,
         "kind": "Restore",

@@ -61,8 +61,7 @@ def test_the_schedule_holds_the_ledgers_kinds_only_with_the_platform_policy() ->
         "usagereports.govcloud.io",
     ]
     assert template["includedNamespaceScopedResources"] == ["resourcerequests.govcloud.io"]
-    assert template["excludedClusterScopedResources"] == ["namespaces"]
-    assert "namespaces" not in str(template["includedClusterScopedResources"])
+    assert "namespaces" not in str(template["includedClusterScopedResources"])  # but Velero's
     assert "includedResources" not in template  # the old filters do not mix with the new
     assert "govcloud.io/tenant" not in template["metadata"]["labels"]
 
@@ -77,10 +76,9 @@ def test_no_tenant_can_own_the_ledgers_schedule_name() -> None:
 
 def test_the_restore_brings_back_status_of_exactly_the_kinds_asked() -> None:
     restore = ledger.restore("ledger-1", "govcloud.ledger-20261207", "velero")
-    assert restore["spec"]["includedResources"] == list(ledger.CLUSTER_SCOPED)
-    assert restore["spec"]["restoreStatus"] == {"includedResources": list(ledger.CLUSTER_SCOPED)}
-    second = ledger.restore("ledger-2", "b", "velero", ledger.NAMESPACED)
-    assert second["spec"]["includedResources"] == ["resourcerequests.govcloud.io"]
+    assert restore["spec"]["includedResources"] == list(ledger.KINDS)
+    assert restore["spec"]["restoreStatus"] == {"includedResources": list(ledger.KINDS)}
+    assert "namespaces" not in restore["spec"]["includedResources"]
 
 
 def test_the_schedule_is_made_once_and_a_new_one_has_one_rpo_of_grace() -> None:
