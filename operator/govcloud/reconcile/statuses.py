@@ -24,16 +24,17 @@ def replace(
     kept: Collection[str] = (),
 ) -> bool:
     """Make `body`'s status `status` (plus the `kept` fields as stored); whether it wrote. An
-    object deleted meanwhile has nothing left to report on: no write, no error."""
+    object deleted meanwhile has nothing left to report on: no write, no error.
+
+    The patch nulls every key `status` leaves out, nested ones too (a merge patch keeps what
+    it does not name: a ceiling emptied by a missing rate card would stay as it was, and
+    every later pass would find it different and write it again)."""
+    wanted = present(status)
     current = body.get("status") or {}
-    stale = [key for key in current if key not in status and key not in kept]
-    if not stale and all(current.get(key) == value for key, value in status.items()):
+    held = {key: value for key, value in current.items() if key not in kept or key in wanted}
+    if held == wanted:
         return False
-    # At every depth: a key gone from a nested map (a plan's review once Approved has no
-    # pendingSince) must be sent as null, or the merge keeps it, the stored status never equals
-    # the pass's, and every resync writes it again.
-    visible = {key: value for key, value in current.items() if key not in kept or key in status}
-    patch = compare.merge_patch(visible, status)
+    patch = compare.merge_patch(held, wanted)
     metadata = body["metadata"]
     namespace = [metadata["namespace"]] if metadata.get("namespace") else []
     try:
@@ -43,6 +44,13 @@ def replace(
             return False
         raise
     return True
+
+
+def present(value: Any) -> Any:
+    """`value` without the keys set to None at any depth: None means absent in a status."""
+    if isinstance(value, dict):
+        return {key: present(item) for key, item in value.items() if item is not None}
+    return value
 
 
 def tenant_of(hub: client.Cluster, namespace: str) -> str | None:

@@ -8,20 +8,19 @@ Manifest = dict[str, Any]
 
 
 def merge_status(body: Manifest, status: Manifest) -> Manifest:
-    """Apply `status` to `body`'s status as the API server applies a JSON merge patch (RFC 7386):
-    maps merge at every depth, None removes a key, anything else replaces."""
-    _merge(body.setdefault("status", {}), status)
+    """Apply `status` to `body`'s status as the API server would: a JSON merge patch (RFC
+    7386), so None removes a key and a nested object merges into what is stored."""
+    body["status"] = merged(body.get("status") or {}, status)
     return body
 
 
-def _merge(current: Manifest, patch: Manifest) -> None:
+def merged(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
-            current.pop(key, None)
-        elif isinstance(value, dict) and isinstance(current.get(key), dict):
-            _merge(current[key], value)
-        elif isinstance(value, dict):
-            current[key] = {}
-            _merge(current[key], value)
+            result.pop(key, None)
         else:
-            current[key] = value
+            result[key] = merged(result.get(key), value)
+    return result
