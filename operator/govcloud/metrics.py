@@ -556,6 +556,7 @@ class Recorder:
         self._drills = _DrillCollector()
         registry.register(self._drills)
         self.restores = RestoreRecorder(registry)
+        self.ledger = LedgerRecorder(registry)
 
     def record_tenant(self, name: str, snapshot: TenantSnapshot) -> None:
         lines = _tenant_lines(name, snapshot)
@@ -1318,3 +1319,58 @@ class RestoreRecorder:
         for result in RESTORE_RESULTS:
             with contextlib.suppress(KeyError):
                 self.total.remove(tenant, result)
+# -- the platform ledger's backups -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerSnapshot:
+    """The ledger's backups as the last look saw them."""
+
+    rpo_met: bool
+    rpo_seconds: float
+    last_success: float | None = None  # Unix time the newest completed backup finished
+
+
+LEDGER_LAST_SUCCESS = "govcloud_ledger_backup_last_success_timestamp_seconds"
+LEDGER_RPO_MET = "govcloud_ledger_backup_rpo_met"
+LEDGER_RPO = "govcloud_ledger_backup_rpo_seconds"
+
+
+class LedgerRecorder(Collector):
+    """The ledger's recovery point: no series until the operator backs the ledger up."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: LedgerSnapshot | None = None
+        registry.register(self)
+
+    def record(self, snapshot: LedgerSnapshot | None) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+
+    def state(self) -> LedgerSnapshot | None:
+        with self._lock:
+            return self._snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        snapshot = self.state()
+        if snapshot is None:
+            return
+        if snapshot.last_success is not None:
+            yield GaugeMetricFamily(
+                LEDGER_LAST_SUCCESS,
+                "When the newest completed Velero backup of the platform ledger finished (Unix"
+                " time), once there is one.",
+                value=snapshot.last_success,
+            )
+        yield GaugeMetricFamily(
+            LEDGER_RPO_MET,
+            "1 while the platform ledger's newest completed backup is within its"
+            " recovery-point objective.",
+            value=1 if snapshot.rpo_met else 0,
+        )
+        yield GaugeMetricFamily(
+            LEDGER_RPO,
+            "The platform ledger's recovery-point objective (backup.ledger.rpo), seconds.",
+            value=snapshot.rpo_seconds,
+        )

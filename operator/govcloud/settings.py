@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from govcloud.desired import backups, quantity
+from govcloud.desired import backups, ledger, quantity
 from govcloud.k8s import lease
 
 
@@ -276,6 +276,39 @@ class Settings(BaseSettings):
         gt=0,
         description="The largest backup a drill downloads to compare its objects (MiB).",
     )
+
+    # -- the platform ledger (docs/backup.md, "The platform ledger") --
+    ledger_backup_enabled: bool = Field(
+        default=True,
+        description=(
+            "With backup_enabled: keep a Velero Schedule of the operator's own records (tenants,"
+            " sub-centers, the rate card, plans, requests and usage reports, with their status)."
+        ),
+    )
+    ledger_schedule: str = Field(
+        default="0 17 * * *",
+        min_length=1,
+        description="When the ledger is backed up (Velero cron, UTC): daily at 01:00 UTC+8.",
+    )
+    ledger_ttl: str = Field(default="2160h", description="How long each ledger backup is kept.")
+    ledger_rpo: str = Field(
+        default="26h", description="The newest completed ledger backup may be at most this old."
+    )
+
+    @field_validator("ledger_ttl", "ledger_rpo")
+    @classmethod
+    def _ledger_duration(cls, value: str) -> str:
+        backups.parse_duration(value)
+        return value
+
+    @property
+    def ledger_policy(self) -> ledger.Policy:
+        return ledger.Policy(
+            namespace=self.backup_namespace,
+            schedule=self.ledger_schedule,
+            ttl=backups.parse_duration(self.ledger_ttl),
+            rpo=backups.parse_duration(self.ledger_rpo),
+        )
 
     @field_validator("backup_levels", mode="before")
     @classmethod

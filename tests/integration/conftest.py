@@ -28,6 +28,7 @@ LONGEST_FIRST = (
     "test_migration.py",
     "test_subcenter.py",
     "test_velero_backup.py",
+    "test_velero_ledger.py",
     "test_subcenter_health.py",
     "test_migration_lifecycle.py",
     "test_billing.py",

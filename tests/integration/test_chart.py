@@ -56,6 +56,11 @@ PROMETHEUS_SERIES = {"up"}
 BACKUP_SERIES = {family.name: set(family.labels) for family in metrics.BACKUP_FAMILIES}
 # Likewise the restore drills' series (test_recovery_drill.py scrapes them).
 BACKUP_SERIES |= {family.name: set(family.labels) for family in metrics.DRILL_FAMILIES}
+# The platform ledger's backups (backup.ledger, the same operator): series without labels.
+LEDGER_SERIES: dict[str, set[str]] = {
+    name: set()
+    for name in (metrics.LEDGER_LAST_SUCCESS, metrics.LEDGER_RPO_MET, metrics.LEDGER_RPO)
+}
 # Labels Prometheus adds to every scraped series (target labels from the ServiceMonitor).
 TARGET_LABELS = {"job", "namespace", "instance", "pod", "service", "container", "endpoint"}
 
@@ -692,7 +697,7 @@ def test_scrape_has_every_series_the_assets_use(scraped: str) -> None:
 def test_every_promql_name_and_label_is_exported_by_the_operator(
     scraped: str, all_features: list[Manifest]
 ) -> None:
-    exported = {**BACKUP_SERIES, **exported_series(scraped)}
+    exported = {**BACKUP_SERIES, **LEDGER_SERIES, **exported_series(scraped)}
     queries = observability_queries(all_features)
     assert len(queries) >= 15
     problems = []

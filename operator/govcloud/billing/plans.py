@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -175,14 +177,94 @@ def grace_quota(
     )
 
 
+def spec_digest(spec: Mapping[str, Any]) -> str:
+    """What a decision is on: sha256 of the canonical JSON of the spec without `decision`.
+
+    A review records it, so that a decision still holds on the very same content when the
+    generation alone moved (an object restored from a backup starts again at generation 1)."""
+    content = {key: value for key, value in spec.items() if key != "decision"}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def same_decision(decision: resourceplan.Decision, previous: Mapping[str, Any]) -> bool:
+    """Whether the recorded review is of this decision (state, decider and reason)."""
+    return (
+        previous.get("state") == decision.state.value
+        and previous.get("decidedBy") == decision.by
+        and previous.get("reason") == decision.reason
+    )
+
+
+def _bound_to(decision: resourceplan.Decision, generation: Any) -> bool:
+    """Whether a record seen on `generation` is of this decision's binding (written on the
+    generation it names, which the write bumped by one)."""
+    return decision.approved_generation is not None and generation == (
+        decision.approved_generation + 1
+    )
+
+
+def carried_over(
+    decision: resourceplan.Decision, previous: Mapping[str, Any] | None, digest: str | None
+) -> bool:
+    """Whether the review on record is of this very decision (state, decider, reason and the
+    generation it was bound to) on exactly the content the spec has now (its digest), whatever
+    the generation is now: a restored object keeps its decision, an edited one (another digest)
+    does not. Reviews recorded without a digest never carry over."""
+    previous = previous or {}
+    return (
+        digest is not None
+        and previous.get("specDigest") == digest
+        and same_decision(decision, previous)
+        and _bound_to(decision, previous.get("observedGeneration"))
+    )
+
+
+def predates(
+    decision: resourceplan.Decision,
+    previous: Mapping[str, Any] | None,
+    history: Sequence[Mapping[str, Any]],
+    created: str | None,
+) -> bool:
+    """Whether this very decision was on record before the object was created (its review or
+    history, which only the operator writes, older than metadata.creationTimestamp, which only
+    the API server writes): the object was re-created from a backup, its generations started
+    again at 1, and the decision's approvedGeneration no longer names what was decided on. Such
+    a decision holds only by its digest (`carried_over`), never by its generation."""
+    since = accrual.parse_time(created) if created else None
+    if since is None:
+        return False
+    records = [
+        (item.get("state"), item.get("decidedBy"), item.get("reason"), item.get("decidedAt"),
+         item.get("observedGeneration"))
+        for item in [previous or {}]
+    ] + [
+        (item.get("state"), item.get("by"), item.get("reason"), item.get("at"),
+         item.get("generation"))
+        for item in history
+    ]  # fmt: skip
+    for state, by, reason, at, generation in records:
+        when = accrual.parse_time(str(at)) if at else None
+        if (
+            when is not None
+            and when < since
+            and (state, by, reason) == (decision.state.value, decision.by, decision.reason)
+            and _bound_to(decision, generation)
+        ):
+            return True
+    return False
+
+
 def review(
     decision: resourceplan.Decision | None,
     previous: Mapping[str, Any] | None,
     generation: int | None,
     now: datetime,
     created: str | None = None,
+    digest: str | None = None,
 ) -> dict[str, Any]:
-    """status.review from spec.decision; decidedAt is when the operator first saw it.
+    """status.review from spec.decision; decidedAt is when the operator first saw it, and
+    `specDigest` the content it holds on (given only for a decision that holds now).
 
     A pending plan says since when it waits (`pendingSince`): its creation if it was never
     decided, else when the operator saw it reopened.
@@ -197,19 +279,17 @@ def review(
         else:
             since = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         return {"state": pending, "pendingSince": since}
-    same = (
-        previous.get("state") == decision.state.value
-        and previous.get("decidedBy") == decision.by
-        and previous.get("reason") == decision.reason
-        and previous.get("decidedAt")
-    )
-    return {
+    same = same_decision(decision, previous) and bool(previous.get("decidedAt"))
+    recorded = {
         "state": decision.state.value,
         "decidedBy": decision.by,
         "decidedAt": previous["decidedAt"] if same else now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "reason": decision.reason,
         "observedGeneration": previous.get("observedGeneration") if same else generation,
     }
+    if digest is not None:
+        recorded["specDigest"] = digest
+    return recorded
 
 
 def history(

@@ -15,6 +15,7 @@ MODULES = (
     "govcloud.handlers.recoverydrill",
     "govcloud.handlers.backuprestore",
     "govcloud.handlers.metering",
+    "govcloud.handlers.ledger",
     "govcloud.handlers.legacy",
 )
 

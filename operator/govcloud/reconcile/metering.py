@@ -67,6 +67,7 @@ from govcloud.billing import (
     usage,
 )
 from govcloud.desired import compare
+from govcloud.desired import ledger
 from govcloud.k8s import cache as caches
 from govcloud.k8s import client, clusters
 from govcloud.reconcile import conditions, events, placement
@@ -546,7 +547,8 @@ def card_edited(card: Mapping[str, Any]) -> bool:
 
 
 def uid_of(tenant: Mapping[str, Any]) -> str:
-    return str((tenant.get("metadata") or {}).get("uid") or "")
+    """The UID the tenant's reports are kept under (the same across a restore of the ledger)."""
+    return ledger.tenant_uid(tenant)
 
 
 def owns(tenant: Mapping[str, Any], report: Mapping[str, Any]) -> bool:

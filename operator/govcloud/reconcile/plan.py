@@ -6,8 +6,10 @@ verb may set it, `by` must be the acting user, and `approvedGeneration` the gene
 approver read. The operator does not trust the policy alone: it ignores a decision whose
 plan changed after it (or that names no generation) and asks the API server
 (SubjectAccessReview) whether `by` may approve before honouring a new decision. It turns an
-honoured decision into status.review with the time it first saw it, and posts one Event per
-decision.
+honoured decision into status.review with the time it first saw it and the digest of the spec
+it holds on, and posts one Event per decision. A review on record still holds when only the
+generation moved and the content did not (a plan restored from a backup starts again at
+generation 1); any edit of the content unbinds it.
 """
 
 from __future__ import annotations
@@ -81,8 +83,20 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
     tz = zone(settings)
     previous = status.get("review")
     payer = payer_of(hub.get(constants.API_VERSION, "CloudTenant", spec.tenant))
-    refusal = refuse_decision(hub, spec.decision, previous, generation, payer)
-    fresh = spec.decision is not None and not honoured_before(spec.decision, previous, generation)
+    digest = plans.spec_digest(body.get("spec") or {})
+    refusal = refuse_decision(
+        hub,
+        spec.decision,
+        previous,
+        generation,
+        payer,
+        digest=digest,
+        history=status.get("history") or [],
+        created=body["metadata"].get("creationTimestamp"),
+    )
+    fresh = spec.decision is not None and not honoured_before(
+        spec.decision, previous, generation, digest
+    )
     if fresh and refusal is None:
         previous = None  # a new decision, or one written again on a new generation: now
     review = plans.review(
@@ -91,6 +105,7 @@ def reconcile(hub: client.Cluster, name: str, settings: Any, now: datetime | Non
         generation,
         now,
         created=body["metadata"].get("creationTimestamp"),
+        digest=digest,
     )
     found = judge(hub, spec, str(review["state"]), now, tz)
     problems, tier, table, ceiling, cost = (
@@ -204,16 +219,18 @@ def unbound(decision: resourceplan.Decision, generation: int | None) -> tuple[st
 
 
 def honoured_before(
-    decision: resourceplan.Decision, previous: dict[str, Any] | None, generation: int | None
+    decision: resourceplan.Decision,
+    previous: dict[str, Any] | None,
+    generation: int | None,
+    digest: str | None = None,
 ) -> bool:
-    """Whether status.review already records this very decision on this generation."""
+    """Whether status.review already records this very decision on this generation, or on
+    exactly this content (`digest`, see plans.carried_over)."""
     previous = previous or {}
-    return (
-        previous.get("state") == decision.state.value
-        and previous.get("decidedBy") == decision.by
-        and previous.get("reason") == decision.reason
-        and previous.get("observedGeneration") == generation
+    on_generation = (
+        plans.same_decision(decision, previous) and previous.get("observedGeneration") == generation
     )
+    return on_generation or plans.carried_over(decision, previous, digest)
 
 
 def payer_of(tenant: Manifest | None) -> str:
@@ -229,11 +246,25 @@ def refuse_decision(
     generation: int | None,
     payer: str,
     what: str = "plan",
+    digest: str | None = None,
+    history: list[dict[str, Any]] | None = None,
+    created: str | None = None,
 ) -> tuple[str, str] | None:
     """(reason, message) when the decision on the `what` must be ignored, else None (SARs
-    when new)."""
+    when new). A decision on record for exactly this content (`digest`) still holds, though
+    the generation moved (restored from a backup): it was bound and checked when first seen.
+    One on record from before the object was created (restored) holds by that only."""
     if decision is None:
         return None
+    if plans.carried_over(decision, previous, digest):
+        return None
+    if plans.predates(decision, previous, history or [], created):
+        return (
+            DECISION_STALE,
+            f"the {what} changed after the decision, which was recorded before this {what} was"
+            f" restored (created {created}) on other content than it has now; the decision no"
+            f" longer holds until an approver decides on the {what} as it is now",
+        )
     stale = unbound(decision, generation)
     if stale or honoured_before(decision, previous, generation):
         return stale
@@ -428,18 +459,33 @@ def approved_changes(
 
 def _decided(item: Manifest) -> bool:
     """Whether an approver's approval holds on the object as it is now. The review must be of
-    this very generation: one edited after its approval is not approved, even before its own
-    pass has noticed."""
-    decision = (item.get("spec") or {}).get("decision") or {}
+    this very generation, or of exactly this content (its spec digest: a restored object): one
+    edited after its approval is not approved, even before its own pass has noticed."""
+    spec = item.get("spec") or {}
+    decision = spec.get("decision") or {}
     review = (item.get("status") or {}).get("review") or {}
     generation = item["metadata"].get("generation")
+    if review.get("state") != APPROVED or decision.get("state") != APPROVED:
+        return False
+    parsed = _decision(decision)
+    if parsed is not None:
+        if plans.carried_over(parsed, review, plans.spec_digest(spec)):
+            return True
+        history = (item.get("status") or {}).get("history") or []
+        if plans.predates(parsed, review, history, item["metadata"].get("creationTimestamp")):
+            return False
     return (
-        review.get("state") == APPROVED
-        and decision.get("state") == APPROVED
-        and review.get("observedGeneration") == generation
+        review.get("observedGeneration") == generation
         and decision.get("approvedGeneration") is not None
         and generation == decision["approvedGeneration"] + 1
     )
+
+
+def _decision(decision: Manifest) -> resourceplan.Decision | None:
+    try:
+        return resourceplan.Decision.model_validate(decision)
+    except pydantic.ValidationError:
+        return None  # the CRD refuses it; the generation rule alone answers
 
 
 def _ready_now(status: Manifest, generation: int | None) -> bool:

@@ -1,6 +1,7 @@
 """ResourceRequest passes: resolve an in-year request against its tenant's approved plan, and
-honour its level's decision exactly as a plan's (bound to the generation read, by an approver
-the API server confirms), so that an approved request moves the tenant's cap."""
+honour its level's decision exactly as a plan's (bound to the generation read, or to the content
+on record once honoured, by an approver the API server confirms), so that an approved request
+moves the tenant's cap."""
 
 from __future__ import annotations
 
@@ -58,9 +59,20 @@ def reconcile(
         return _invalid(hub, body, status, generation, plan.spec_message(error), now)
     payer = plan.payer_of(tenant)
     previous = status.get("review")
-    refusal = plan.refuse_decision(hub, spec.decision, previous, generation, payer, "request")
+    digest = plans.spec_digest(body.get("spec") or {})
+    refusal = plan.refuse_decision(
+        hub,
+        spec.decision,
+        previous,
+        generation,
+        payer,
+        "request",
+        digest=digest,
+        history=status.get("history") or [],
+        created=body["metadata"].get("creationTimestamp"),
+    )
     fresh = spec.decision is not None and not plan.honoured_before(
-        spec.decision, previous, generation
+        spec.decision, previous, generation, digest
     )
     if fresh and refusal is None:
         previous = None  # a new decision, or one written again on a new generation
@@ -70,6 +82,7 @@ def reconcile(
         generation,
         now,
         created=body["metadata"].get("creationTimestamp"),
+        digest=digest,
     )
     change, problems = resolve(hub, spec, tenant_name if tenant else None, namespace)
     new_status: Manifest = {

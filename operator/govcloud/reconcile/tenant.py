@@ -21,7 +21,16 @@ import pydantic
 from govcloud import constants, metrics
 from govcloud.api.v1alpha1 import cloudtenant
 from govcloud.billing import plans, statement
-from govcloud.desired import compare, meta, networkpolicies, protection, quantity, quotas, rbac
+from govcloud.desired import (
+    compare,
+    ledger,
+    meta,
+    networkpolicies,
+    protection,
+    quantity,
+    quotas,
+    rbac,
+)
 from govcloud.desired import namespaces as desired_namespaces
 from govcloud.desired import tenant as desired_tenant
 from govcloud.federation import placement as federation_placement
@@ -1160,6 +1169,9 @@ def write_status(hub: client.Cluster, body: Manifest, status: Manifest) -> list[
     """Patch the status only when it differs from what is stored; a Warning for each condition
     whose news turned bad (each once: the next pass finds it stored)."""
     current = body.get("status") or {}
+    # The UID its records are kept under, once and for good (kept by a restore: docs/backup.md).
+    if ledger.tenant_uid(body):
+        status = {**status, "ledgerUID": ledger.tenant_uid(body)}
     if all(current.get(key) == value for key, value in status.items()):
         return []
     patch = compare.merge_patch(current, status)

@@ -70,6 +70,14 @@ def _velero(
     return found
 
 
+def velero_objects(
+    target: client.Cluster, kind: str, namespace: str, selector: str
+) -> list[Manifest] | None:
+    """Velero's `kind` objects by `selector` (from the cache); None when its CRDs are not
+    served there. Shared with the ledger's backups (reconcile.ledger)."""
+    return _velero(target, kind, namespace, selector)
+
+
 def converge(
     hub: client.Cluster,
     target: client.Cluster,

@@ -102,7 +102,8 @@ def test_a_recorded_decision_is_not_asked_about_again_on_resync() -> None:
 def test_lines_edited_after_the_decision_leave_the_plan_unapproved() -> None:
     hub = Hub(body(2, decision(generation=1)))
     run(hub)
-    hub.plan["metadata"]["generation"] = 3  # the filer changes the lines
+    hub.plan["spec"]["lines"][0]["count"] = 2  # the filer changes the lines
+    hub.plan["metadata"]["generation"] = 3
     assert plan.approved_ceiling(cast(client.Cluster, hub), "jtj", YEAR) is None
     result = run(hub)
     assert hub.plan["status"]["review"]["state"] == "Pending"
@@ -151,7 +152,8 @@ def test_an_approval_written_again_on_a_new_generation_counts_from_then() -> Non
     hub = Hub(body(2, decision(generation=1)))
     run(hub)
     first = hub.plan["status"]["review"]["decidedAt"]
-    hub.plan["spec"]["decision"]["approvedGeneration"] = 3  # approver edited lines, re-approved
+    hub.plan["spec"]["lines"][0]["count"] = 2  # the approver edited the lines, re-approved
+    hub.plan["spec"]["decision"]["approvedGeneration"] = 3
     hub.plan["metadata"]["generation"] = 4
     later = datetime(2026, 10, 2, tzinfo=UTC)
     plan.reconcile(cast(client.Cluster, hub), f"jtj-{YEAR}", object(), now=later)

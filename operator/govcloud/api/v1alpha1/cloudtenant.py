@@ -999,3 +999,12 @@ class CloudTenantStatus(Model):
     backup: BackupStatus | None = Field(
         default=None, description="Backups by policy (with the operator's backup.enabled)."
     )
+    ledger_uid: str | None = Field(
+        default=None,
+        alias="ledgerUID",
+        max_length=36,
+        description=(
+            "The UID the tenant's records (UsageReports) are kept under: its own when first"
+            " seen, kept when the tenant is restored from a backup under a new UID."
+        ),
+    )

@@ -286,6 +286,15 @@ class Review(Model):
         alias="pendingSince",
         description="While Pending: since when the plan waits for a decision (filed or reopened).",
     )
+    spec_digest: str | None = Field(
+        default=None,
+        alias="specDigest",
+        max_length=80,
+        description=(
+            "sha256 of the spec (without the decision) the decision holds on: it still holds on"
+            " this very content when only the generation moved (a restored object)."
+        ),
+    )
 
 
 HISTORY_APPEND_ONLY = cel.Rule(
