@@ -1319,6 +1319,8 @@ class RestoreRecorder:
         for result in RESTORE_RESULTS:
             with contextlib.suppress(KeyError):
                 self.total.remove(tenant, result)
+
+
 # -- the platform ledger's backups -------------------------------------------------------
 
 

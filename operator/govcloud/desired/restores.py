@@ -27,8 +27,16 @@ RESTORE_PREFIX = "govcloud-restore-"
 ANNOTATION_REQUEST = f"{constants.GROUP}/backup-restore"
 # Objects in a tenant namespace that only the platform writes: never restored by a tenant's
 # request (the operator puts its own back; a stale copy would undo a change of quota, isolation
-# or access). Velero's names: <plural>[.<group>].
-EXCLUDED_RESOURCES = ("resourcequotas", "limitranges", "networkpolicies.networking.k8s.io")
+# or access). Velero's names: <plural>[.<group>]. The platform's records there (ResourceRequests
+# and their decisions, NetworkGrants and their consent, MigrationPlans and their progress) come
+# back only with the ledger: re-created without their status, a request's old decision could
+# bind again to other content, a consent reopen a port, a finished migration start over.
+EXCLUDED_RESOURCES = (
+    "resourcequotas",
+    "limitranges",
+    "networkpolicies.networking.k8s.io",
+    f"*.{constants.GROUP}",
+)
 RECENT = 10  # backups listed in a tenant's status.backup.recent
 
 # Refusals (the Accepted condition's reason, Event reason).

@@ -66,8 +66,7 @@ from govcloud.billing import (
     statement,
     usage,
 )
-from govcloud.desired import compare
-from govcloud.desired import ledger
+from govcloud.desired import compare, ledger
 from govcloud.k8s import cache as caches
 from govcloud.k8s import client, clusters
 from govcloud.reconcile import conditions, events, placement
