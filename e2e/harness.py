@@ -40,6 +40,15 @@ TOKEN_DURATION = "4h"
 Manifest = dict[str, Any]
 
 
+def fake_nodes(kubectl: testing.Kubectl) -> bool:
+    """kwok's nodes (the local control plane) run no pod, no network plugin and no volume."""
+    nodes = kubectl.json("get", "nodes")["items"]
+    return any(
+        cluster.KWOK_NODE_ANNOTATION in (node["metadata"].get("annotations") or {})
+        for node in nodes
+    )
+
+
 def helm(*args: str, kubeconfig: Path) -> str:
     home = REPO_ROOT / ".cache" / "helm"
     env = {

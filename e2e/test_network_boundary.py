@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import harness
-from govcloud.dev import cluster, netpol, testing
+from govcloud.dev import netpol, testing
 
 TRANSPORT = "tenant-city-transport.yaml"
 ZONE = "tenant-hightech-zone.yaml"
@@ -133,15 +133,6 @@ def test_the_engine_says_each_department_is_reached_only_as_documented(
     assert engine_table(kubectl, layout) == EXPECTED
 
 
-def fake_nodes(kubectl: testing.Kubectl) -> bool:
-    """kwok's nodes (the local control plane) run no pod and no network plugin."""
-    nodes = kubectl.json("get", "nodes")["items"]
-    return any(
-        cluster.KWOK_NODE_ANNOTATION in (node["metadata"].get("annotations") or {})
-        for node in nodes
-    )
-
-
 def connects(kubectl: testing.Kubectl, source: str, ip: str) -> bool:
     """One real TCP connection from the probe pod of `source` to `ip`:8080, as agnhost makes it
     (exit 0: connected; non-zero with TIMEOUT or REFUSED: not)."""
@@ -160,7 +151,7 @@ def connects(kubectl: testing.Kubectl, source: str, ip: str) -> bool:
 def test_a_real_network_plugin_agrees_with_the_engine_cell_by_cell(
     layout: dict[str, str], kubectl: testing.Kubectl
 ) -> None:
-    if fake_nodes(kubectl):
+    if harness.fake_nodes(kubectl):
         pytest.skip(
             "kwok nodes run no pod and no network plugin: real connections are tried on kind"
             " (.github/workflows/e2e.yml); the engine's table above is checked here"

@@ -32,18 +32,29 @@ CREDENTIALS_SECRET = "cloud-credentials"  # the name `velero install` gives it
 
 
 def install_manifests(
-    kubeconfig: Path, store: objectstore.ObjectStore, bucket: str, *, read_only: bool = False
+    kubeconfig: Path,
+    store: objectstore.ObjectStore,
+    bucket: str,
+    *,
+    read_only: bool = False,
+    in_cluster_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """What `velero install` would create, rendered by the pinned velero itself: its CRDs,
     namespace, ServiceAccount and binding, the credentials Secret, the storage location (a
     bucket on the S3 store, path-style) and its Deployment. The Deployment is kept at 0
     replicas, as the server runs here as a process (its restore actions read the image
-    from it)."""
+    from it).
+
+    With `in_cluster_url` (a real cluster, the kind workflow) Velero runs in its pods as
+    `velero install` makes them, with its node agent backing up volume data by file system,
+    and reaches the object store at that URL."""
     with tempfile.TemporaryDirectory(prefix="govcloud-velero-") as folder:
         secret_file = Path(folder) / "cloud"
         secret_file.write_text(store.credentials_file())
         secret_file.chmod(0o600)
-        config = f"region={objectstore.REGION},s3ForcePathStyle=true,s3Url={store.url}"
+        url = in_cluster_url or store.url
+        config = f"region={objectstore.REGION},s3ForcePathStyle=true,s3Url={url}"
+        node_agent = ["--use-node-agent", "--default-volumes-to-fs-backup"] if in_cluster_url else []
         result = subprocess.run(
             [
                 str(binaries.ensure("velero")), "install", "--dry-run", "-o", "json",
@@ -52,12 +63,15 @@ def install_manifests(
                 "--secret-file", str(secret_file), "--use-volume-snapshots=false",
                 "--image", f"velero/velero:{pinned('velero')}",
                 "--plugins", f"velero/velero-plugin-for-aws:{pinned('velero-plugin-for-aws')}",
+                *node_agent,
             ],
             capture_output=True, text=True, check=False, timeout=60,
         )  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(f"velero install --dry-run failed: {result.stderr[-2000:]}")
     items: list[dict[str, Any]] = json.loads(result.stdout)["items"]
+    if in_cluster_url:
+        return items
     for item in items:
         if item["kind"] == "Deployment":
             item["spec"]["replicas"] = 0
