@@ -54,7 +54,9 @@ def install_manifests(
         secret_file.chmod(0o600)
         url = in_cluster_url or store.url
         config = f"region={objectstore.REGION},s3ForcePathStyle=true,s3Url={url}"
-        node_agent = ["--use-node-agent", "--default-volumes-to-fs-backup"] if in_cluster_url else []
+        node_agent = ["--use-node-agent", "--default-volumes-to-fs-backup"]
+        if not in_cluster_url:
+            node_agent = []
         result = subprocess.run(
             [
                 str(binaries.ensure("velero")), "install", "--dry-run", "-o", "json",
