@@ -4,7 +4,10 @@ reading the same bucket; the operator records who ran it, what was restored, the
 and that every restored object equals the backup's; it keeps the result while told to and
 deletes it after. A drill naming another tenant's backup is refused with nothing restored; one
 past its timeout fails as Overdue; the failures show in conditions, Events and /metrics. The
-chart's admission policy records the requester as the user who created the drill."""
+chart's admission policy records the requester as the user who created the drill.
+
+This is also item 4's proof of a backup and a restore onto a second control plane with the real
+Velero server and object store: the restored objects are compared with the originals."""
 
 from __future__ import annotations
 

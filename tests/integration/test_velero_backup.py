@@ -17,6 +17,7 @@ import _tenant_helpers as helpers
 import _velero_helpers as vh
 import pytest
 
+from govcloud.desired import ledger
 from govcloud.dev import cluster, objectstore, testing, velero
 from govcloud.reconcile import tenant_backup
 
@@ -256,12 +257,19 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
         )  # fmt: skip
         assert len(warnings) == 1, warnings  # once, not once per pass
         assert (warnings[0].get("count") or 1) == 1
-        # The level-3 tenant still meets its objective; no Schedule names a foreign namespace.
+        # The level-3 tenant still meets its objective; no tenant's Schedule names a foreign
+        # namespace, and the platform ledger's (every namespace) holds only the operator's kinds.
         assert backing.metric_value("govcloud_tenant_backup_rpo_met", tenant=kept) == 1
         for item in kubectl.json("get", "schedules", "-n", velero.NAMESPACE)["items"]:
-            included = item["spec"]["template"]["includedNamespaces"]
-            assert other not in included
-            assert "*" not in included
+            template = item["spec"]["template"]
+            if item["metadata"]["name"] == ledger.SCHEDULE_NAME:
+                kinds = template["includedNamespaceScopedResources"]
+                assert kinds, template
+                assert all(kind.endswith(".govcloud.io") for kind in kinds), kinds
+                continue
+            assert helpers.labels_of(item).get("govcloud.io/tenant"), item["metadata"]
+            assert other not in template["includedNamespaces"]
+            assert "*" not in template["includedNamespaces"]
 
         # Deleting a tenant deletes its Schedule (its Backups stay until their ttl).
         kubectl("delete", "cloudtenant", kept, "--wait=false")
