@@ -119,9 +119,11 @@ def fill(kubectl: testing.Kubectl, namespaces: list[str]) -> None:
     recorded by the ReplicaSet controller, so each gets in)."""
     for namespace in namespaces:
         kubectl.apply(json.dumps(one_cpu_deployment("fill", namespace, 3)))
+    # A refused replica is tried again on the ReplicaSet controller's backoff, which doubles
+    # with each refusal: on a loaded machine the last one can come more than a minute later.
     testing.eventually(
         lambda: all(replicas_created(kubectl, namespace, "fill") == 3 for namespace in namespaces),
-        timeout=60,
+        timeout=180,
         interval=0.5,
         what="three replicas in each namespace",
     )
