@@ -136,3 +136,21 @@ def finished(server: velero.VeleroServer, kubectl: testing.Kubectl, kind: str, n
         timeout=90,
         what=f"{kind} {name} to finish",
     )
+
+
+def backed_up_tenant(name: str, level: int, display: str = "备份测试") -> Manifest:
+    """A county CloudTenant of two namespaces (web, db) at security `level`, for backups."""
+    return {
+        "apiVersion": "govcloud.io/v1alpha1",
+        "kind": "CloudTenant",
+        "metadata": {"name": name, "annotations": {"govcloud.io/confirm-delete": name}},
+        "spec": {
+            "displayName": f"{display} {name}",
+            "unit": {"code": name[:30], "tier": "county"},
+            "contacts": [{"name": "测试员", "email": "test@example.gov.cn"}],
+            "admins": {"groups": [f"{name}-admins"]},
+            "securityLevel": level,
+            "namespaces": [{"name": "web"}, {"name": "db"}],
+            "deletionPolicy": "Delete",
+        },
+    }

@@ -42,23 +42,6 @@ def store() -> Iterator[objectstore.ObjectStore]:
         yield started
 
 
-def tenant(name: str, level: int) -> Manifest:
-    return {
-        "apiVersion": "govcloud.io/v1alpha1",
-        "kind": "CloudTenant",
-        "metadata": {"name": name, "annotations": {"govcloud.io/confirm-delete": name}},
-        "spec": {
-            "displayName": f"演练 {name}",
-            "unit": {"code": name[:30], "tier": "county"},
-            "contacts": [{"name": "测试员", "email": "test@example.gov.cn"}],
-            "admins": {"groups": [f"{name}-admins"]},
-            "securityLevel": level,
-            "namespaces": [{"name": "web"}, {"name": "db"}],
-            "deletionPolicy": "Delete",
-        },
-    }
-
-
 def drill(name: str, of: str, site: str, by: str, **spec: Any) -> Manifest:
     return {
         "apiVersion": "govcloud.io/v1alpha1",
@@ -162,8 +145,8 @@ def test_a_drill_restores_a_department_on_a_sub_center_verifies_it_and_cleans_up
                 "GOVCLOUD_DRILL_POLL_SECONDS": "1",
             },
         ).start()
-        kubectl.apply(tenant(dept, 3))
-        kubectl.apply(tenant(other, 2))
+        kubectl.apply(vh.backed_up_tenant(dept, 3, "演练"))
+        kubectl.apply(vh.backed_up_tenant(other, 2, "演练"))
         site = sites.create(helpers.unique("dr-county"), sc.kubeconfig_of(subcenter))
         web = f"{dept}-web"
         testing.eventually(

@@ -44,23 +44,6 @@ BACKUP_LEVELS = {
 }
 
 
-def backup_tenant(name: str, level: int) -> Manifest:
-    return {
-        "apiVersion": "govcloud.io/v1alpha1",
-        "kind": "CloudTenant",
-        "metadata": {"name": name, "annotations": {"govcloud.io/confirm-delete": name}},
-        "spec": {
-            "displayName": f"备份测试 {name}",
-            "unit": {"code": name[:30], "tier": "county"},
-            "contacts": [{"name": "测试员", "email": "test@example.gov.cn"}],
-            "admins": {"groups": [f"{name}-admins"]},
-            "securityLevel": level,
-            "namespaces": [{"name": "web"}, {"name": "db"}],
-            "deletionPolicy": "Delete",
-        },
-    }
-
-
 def condition(kubectl: testing.Kubectl, name: str, type_: str) -> Manifest:
     found = kubectl.get("cloudtenant", name) or {}
     for item in (found.get("status") or {}).get("conditions") or []:
@@ -115,7 +98,7 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
             args=("--verbose",),  # its log names each object it writes
         ).start()
         # Level 3, asking for backups every hour (its level: at least hourly here) kept 1000 h.
-        asking = backup_tenant(kept, 3)
+        asking = vh.backed_up_tenant(kept, 3)
         asking["spec"]["backup"] = {"every": "1h", "ttl": "1000h"}
         kubectl.apply(asking)
         site = sites.create(helpers.unique("bk-county"), sc.kubeconfig_of(subcenter))
@@ -199,7 +182,7 @@ def test_the_operator_keeps_each_tenants_schedule_and_reports_its_recovery_point
         # No Velero server any more: the next tenant's Schedule gets no backup, and once its
         # RPO (20 s at level 2) has passed from the Schedule's creation, it is missed.
         server.stop()
-        kubectl.apply(backup_tenant(late, 2))
+        kubectl.apply(vh.backed_up_tenant(late, 2))
         sites.wait_ready(site, timeout=60)
         placed.place(onsite, site, namespaces=("web",), level=2)
 
@@ -370,12 +353,12 @@ def _wait_resyncs(process: testing.OperatorProcess, tenant: str, passes: int) ->
 def test_the_api_server_refuses_backup_overrides_no_policy_allows(
     kubectl: testing.Kubectl, crds: None, level: int, backup: Manifest, message: str
 ) -> None:
-    tenant = backup_tenant(helpers.unique("bk-refused"), level)
+    tenant = vh.backed_up_tenant(helpers.unique("bk-refused"), level)
     tenant["spec"]["backup"] = backup
     result = kubectl.run("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(tenant))
     assert result.returncode != 0, f"spec.backup {backup} was accepted at level {level}"
     assert message in result.stderr, result.stderr
-    allowed = backup_tenant(helpers.unique("bk-allowed"), 2)
+    allowed = vh.backed_up_tenant(helpers.unique("bk-allowed"), 2)
     allowed["spec"]["backup"] = {"enabled": False, "every": "6h", "ttl": "2160h"}
     result = kubectl.run("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(allowed))
     assert result.returncode == 0, result.stderr
