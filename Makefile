@@ -40,7 +40,7 @@ lint: venv
 	$(PY) -m govcloud.api.crdgen --check --out crds --out charts/govcloud-operator/crds
 
 unit: venv
-	$(VENV)/bin/pytest tests/unit -q
+	$(VENV)/bin/pytest tests/unit -q -n 2
 
 integration: tools
 	$(VENV)/bin/pytest tests/integration -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=15

@@ -101,6 +101,12 @@ def quota(kubectl: testing.Kubectl, namespace: str) -> dict[str, Any]:
     return found
 
 
+def room(kubectl: testing.Kubectl, namespace: str) -> int:
+    """headroom, or 0 while the quota does not exist yet."""
+    found = kubectl.get("resourcequota", "govcloud-quota", namespace)
+    return headroom(kubectl, namespace) if found is not None else 0
+
+
 def headroom(kubectl: testing.Kubectl, namespace: str) -> int:
     """status.hard − status.used of requests.cpu in millicores: what admission still admits."""
     status = quota(kubectl, namespace).get("status") or {}
@@ -117,6 +123,15 @@ def one_cpu_deployment(name: str, namespace: str, replicas: int) -> dict[str, An
 def fill(kubectl: testing.Kubectl, namespaces: list[str]) -> None:
     """Three one-CPU replicas in each namespace (their refusals while the split moves are
     recorded by the ReplicaSet controller, so each gets in)."""
+    # Each namespace's share (~3.33 CPU) enforced first: the fill then fits at once, and no
+    # replica waits on the ReplicaSet controller's backoff, which doubles with each refusal
+    # (on a loaded machine, past any sane deadline).
+    testing.eventually(
+        lambda: all(room(kubectl, namespace) >= 3000 for namespace in namespaces),
+        timeout=60,
+        interval=0.5,
+        what="each namespace's quota share enforced",
+    )
     for namespace in namespaces:
         kubectl.apply(json.dumps(one_cpu_deployment("fill", namespace, 3)))
     # A refused replica is tried again on the ReplicaSet controller's backoff, which doubles

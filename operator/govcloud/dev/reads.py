@@ -125,6 +125,42 @@ class Reader:
             "metadata": {"resourceVersion": ""},
         }
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str] | None = None,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, dict[str, Any]]:
+        """One call as the kubeconfig's user: the HTTP status and the decoded answer (an
+        error's Status too)."""
+        try:
+            response = self._api.call_api(
+                path,
+                method,
+                query_params=list((query or {}).items()),
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=TIMEOUT_SECONDS,
+            )
+            status, data = int(response.status), response.data
+        except ApiException as error:
+            status, data = int(error.status or 0), error.body or b""
+        except HTTPError as error:
+            raise AssertionError(f"{method} {path} failed: {error}") from error
+        try:
+            decoded = json.loads(data) if data else {}
+        except ValueError:
+            decoded = {
+                "message": data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+            }
+        return status, decoded if isinstance(decoded, dict) else {"message": str(decoded)}
+
     def _match(self, name: str, group: str) -> Resource | None:
         for resource in self._resources:
             if name in resource.names and group in ("", resource.group):

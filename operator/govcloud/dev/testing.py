@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from govcloud.dev import binaries, reads
+from govcloud.dev import binaries, reads, writes
 
 T = TypeVar("T")
 REPO_ROOT = binaries.REPO_ROOT
@@ -61,6 +61,9 @@ class Kubectl:
         return [*argv, *args]
 
     def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        reader = self._reader()
+        if reader is not None and (done := writes.run(reader, args, stdin)) is not None:
+            return done
         return subprocess.run(
             self._argv(args), input=stdin, capture_output=True, text=True, check=False, timeout=120
         )

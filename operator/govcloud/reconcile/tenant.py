@@ -284,14 +284,23 @@ def converge(
     adopted = {verdict.name for verdict in verdicts if verdict.adopt} | {
         name for name, found in observed.namespaces.items() if tenant_lifecycle.was_adopted(found)
     }
-    for namespace_manifest in wanted.namespaces:
-        real = namespace_manifest["metadata"]["name"]
-        if real in usable:
-            owned = desired_namespaces.with_owner(
-                namespace_manifest, creator_uid(observed.tenant, observed.namespaces.get(real))
-            )
-            applied.ensure(tenant_lifecycle.mark_adopted(owned) if real in adopted else owned)
-            tenant_lifecycle.thaw(applied, owned)
+    owned = [
+        desired_namespaces.with_owner(
+            manifest, creator_uid(observed.tenant, observed.namespaces.get(real))
+        )
+        for manifest in wanted.namespaces
+        if (real := manifest["metadata"]["name"]) in usable
+    ]
+    applied.ensure_many(
+        [
+            tenant_lifecycle.mark_adopted(manifest)
+            if manifest["metadata"]["name"] in adopted
+            else manifest
+            for manifest in owned
+        ]
+    )
+    for manifest in owned:
+        tenant_lifecycle.thaw(applied, manifest)
     created = created_by_pass(observed, applied, usable)
     settled = spec_settled(observed.tenant)
     busy = busy_quotas(target, spec, allocation, read, exclude=created) if settled else frozenset()
@@ -549,15 +558,14 @@ def ensure_all(
 ) -> None:
     """Apply the wanted RoleBindings (``access``, except where access waits), or else
     everything else: LimitRanges, NetworkPolicies and the cluster-scoped objects."""
-    for manifest in wanted.namespaced:
-        granting = manifest["kind"] == "RoleBinding"
-        if manifest["metadata"]["namespace"] not in usable or granting != access:
-            continue
-        if not (access and withheld(manifest, waiting or {})):
-            applied.ensure(manifest)
-    if not access:
-        for manifest in wanted.cluster_scoped:
-            applied.ensure(manifest)
+    chosen = [
+        manifest
+        for manifest in wanted.namespaced
+        if manifest["metadata"]["namespace"] in usable
+        and (manifest["kind"] == "RoleBinding") == access
+        and not (access and withheld(manifest, waiting or {}))
+    ]
+    applied.ensure_many(chosen if access else [*chosen, *wanted.cluster_scoped])
 
 
 def without_quota(
@@ -656,8 +664,10 @@ def write_first_quotas(
         log.warning("tenant %s: no longer leading; new quotas wait for the leader", name)
         return []
     first = quotas.first_hards(spec.quota, read_quotas(target, name), planned, namespaces=usable)
-    for namespace, hard in first.items():
-        applied.ensure(quotas.manifest(name, namespace, hard), reason="QuotaRebalanced")
+    applied.ensure_many(
+        [quotas.manifest(name, namespace, hard) for namespace, hard in first.items()],
+        reason="QuotaRebalanced",
+    )
     return [
         namespace
         for namespace, hard in first.items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,12 @@ ObjectKey = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), na
 
 
 Event = events.Event
+
+# Threads that carry the writes of passes side by side (``Applier.ensure_many``), shared by
+# every pass; the pool starts its threads only when first used. Only writes run on them, so
+# a pass waiting for its writes never waits for another pass.
+WRITE_FAN_OUT = 32
+_FAN_OUT = concurrent.futures.ThreadPoolExecutor(WRITE_FAN_OUT, thread_name_prefix="write")
 
 
 @dataclass
@@ -201,24 +208,57 @@ class Applier:
     ) -> None:
         """Write ``manifest`` if the object differs; with ``resource_version``, only if the
         object is still at that version (else the write is refused and noted in conflicts)."""
-        key = key_of(manifest)
-        existing = self.current.get(key)
+        existing = self.current.get(key_of(manifest))
         if not compare.needs_update(manifest, existing):
             return
-        cluster = self.cluster_for(key[0])
         if resource_version:
             metadata = {**manifest["metadata"], "resourceVersion": resource_version}
             manifest = {**manifest, "metadata": metadata}
+        self._record(manifest, existing, self._write(manifest, existing), reason)
+
+    def ensure_many(self, manifests: Sequence[Manifest], reason: str | None = None) -> None:
+        """``ensure`` each of ``manifests``, which do not depend on each other: their writes go
+        out side by side (a pass is a few round trips, not one per object), and what they did
+        is recorded in the order given."""
+        pending = [
+            (manifest, self.current.get(key_of(manifest)))
+            for manifest in manifests
+            if compare.needs_update(manifest, self.current.get(key_of(manifest)))
+        ]
+        if len(pending) < 2:
+            for manifest, existing in pending:
+                self._record(manifest, existing, self._write(manifest, existing), reason)
+            return
+        outcomes = list(_FAN_OUT.map(lambda item: self._write(*item), pending))
+        for (manifest, existing), outcome in zip(pending, outcomes, strict=True):
+            self._record(manifest, existing, outcome, reason)
+
+    def _write(self, manifest: Manifest, existing: Manifest | None) -> Manifest | client.ApiError:
+        """The object as written, or the API server's refusal."""
+        key = key_of(manifest)
+        cluster = self.cluster_for(key[0])
         try:
             if compare.needs_replace(manifest, existing):
                 cluster.delete(manifest["apiVersion"], manifest["kind"], key[2], key[1] or None)
-            self.current[key] = cluster.apply(manifest)
+            return cluster.apply(manifest)
         except client.ApiError as error:
-            if resource_version and error.status == 409:
+            return error
+
+    def _record(
+        self,
+        manifest: Manifest,
+        existing: Manifest | None,
+        outcome: Manifest | client.ApiError,
+        reason: str | None,
+    ) -> None:
+        key = key_of(manifest)
+        if isinstance(outcome, client.ApiError):
+            if manifest["metadata"].get("resourceVersion") and outcome.status == 409:
                 self.conflicts.append(describe(key))
             else:
-                self.errors.append(f"{describe(key)}: {error}")
+                self.errors.append(f"{describe(key)}: {outcome}")
             return
+        self.current[key] = outcome
         self.events.append(Event("Normal", *self._why(key, existing, reason)))
 
     def _why(
