@@ -23,10 +23,11 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 ## tools: find (KUBEBUILDER_ASSETS) or build the pinned binaries: the control plane, kwok, helm,
-## cyclonus, velero and its AWS plugin, and promtool (the alert rule tests)
+## cyclonus, velero and its AWS plugin, promtool (the alert rule tests) and krew with its
+## manifest checker (the kubectl plugin's install test)
 tools: venv
 	$(PY) -m govcloud.dev tools
-	$(PY) -m govcloud.dev tools promtool
+	$(PY) -m govcloud.dev tools promtool kubectl-krew validate-krew-manifest
 
 ## crds: regenerate crds/ from the pydantic models
 crds: venv

@@ -29,6 +29,8 @@ class Tool:
     version_module: str
     kubernetes_version_ldflags: bool = False
     build_tags: tuple[str, ...] = ()
+    # A string variable set to the pinned version at link time, for tools that print it.
+    version_variable: str = ""
 
 
 VELERO = "github.com/vmware-tanzu/velero"
@@ -81,11 +83,27 @@ TOOLS: dict[str, Tool] = {
             "github.com/prometheus/prometheus",
             build_tags=("remove_all_sd",),
         ),
+        # kubectl's plugin manager and its manifest checker: the krew test installs
+        # `kubectl govcloud` with them from plugins/krew/govcloud.yaml and the archive built for it.
+        Tool(
+            "kubectl-krew",
+            "krew",
+            "sigs.k8s.io/krew/cmd/krew",
+            "sigs.k8s.io/krew",
+            version_variable="sigs.k8s.io/krew/internal/version.gitTag",
+        ),
+        Tool(
+            "validate-krew-manifest",
+            "krew",
+            "sigs.k8s.io/krew/cmd/validate-krew-manifest",
+            "sigs.k8s.io/krew",
+        ),
     )
 }
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 BACKUP = ("velero", "velero-plugin-for-aws")
+KREW = ("kubectl-krew", "validate-krew-manifest")
 
 
 def cache_dir() -> Path:
@@ -159,6 +177,8 @@ def _ldflags(tool: Tool) -> str:
             f"-X {prefix}.gitMinor={minor}",
             f"-X {prefix}.gitTreeState=clean",
         ]
+    if tool.version_variable:
+        flags.append(f"-X {tool.version_variable}={pinned_version(tool)}")
     return " ".join(flags)
 
 

@@ -73,3 +73,12 @@ def test_versions_are_read_from_the_pinned_go_modules() -> None:
     assert binaries.kubernetes_version().startswith("v1.")
     assert binaries.pinned_version(binaries.TOOLS["kwok"]).startswith("v0.")
     assert binaries.pinned_version(binaries.TOOLS["etcd"]).startswith("v3.")
+
+
+def test_krew_is_pinned_and_told_its_version_at_link_time() -> None:
+    version = binaries.pinned_version(binaries.TOOLS["kubectl-krew"])
+    assert version == binaries.pinned_version(binaries.TOOLS["validate-krew-manifest"])
+    assert version.startswith("v0.")
+    ldflags = binaries._ldflags(binaries.TOOLS["kubectl-krew"])
+    assert f"-X sigs.k8s.io/krew/internal/version.gitTag={version}" in ldflags
+    assert "-X" not in binaries._ldflags(binaries.TOOLS["validate-krew-manifest"])
