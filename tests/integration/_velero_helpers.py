@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
+import json
 import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import _tenant_helpers as helpers
+import boto3
 
 from govcloud.dev import cluster, objectstore, testing, velero
 
@@ -154,3 +157,18 @@ def backed_up_tenant(name: str, level: int, display: str = "备份测试") -> Ma
             "deletionPolicy": "Delete",
         },
     }
+
+
+def resource_list(store: objectstore.ObjectStore, backup: str) -> dict[str, list[str]]:
+    """What Velero says the backup holds (its resource list in the bucket), by kind."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=store.url,
+        region_name=objectstore.REGION,
+        aws_access_key_id=store.access_key,
+        aws_secret_access_key=store.secret_key,
+    )
+    key = f"backups/{backup}/{backup}-resource-list.json.gz"
+    body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    found: dict[str, list[str]] = json.loads(gzip.decompress(body))
+    return found

@@ -290,9 +290,12 @@ def quota_first(kubectl: testing.Kubectl) -> Iterator[None]:
         testing.eventually(lambda: _refuses_pods(kubectl, probe), what="the policy in force")
         yield
     finally:
-        kubectl.run("delete", "namespace", probe, "--wait=false")
         for manifest in reversed(policy):
             kubectl.run("delete", manifest["kind"], manifest["metadata"]["name"])
+        # The API server drops a deleted policy a moment later, too: the next test must not
+        # meet it.
+        testing.eventually(lambda: not _refuses_pods(kubectl, probe), what="the policy gone")
+        kubectl.run("delete", "namespace", probe, "--wait=false")
 
 
 @pytest.fixture

@@ -261,8 +261,13 @@ def test_placement_is_refused_with_a_clear_reason_and_nothing_lands_anywhere(
         message = helpers.condition(body, "Placed")["message"]
         assert words in message, message
         assert "cluster" not in (body["status"].get("placement") or {})
-        events = helpers.events_for(kubectl, name)
-        assert any(event["reason"] == reason for event in events), events
+        testing.eventually(  # posted once the pass that set the condition has finished
+            lambda name=name, reason=reason: any(
+                event["reason"] == reason for event in helpers.events_for(kubectl, name)
+            ),
+            timeout=30,
+            what=f"a {reason} Event about {name}",
+        )
 
     # A tenant that fits is placed although bigger ones were refused: a refused tenant holds
     # none of the site's capacity, and is not listed on it.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import gzip
 import json
 import os
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ from typing import Any
 import _billing_helpers as bh
 import _tenant_helpers as helpers
 import _velero_helpers as vh
-import boto3
 import pytest
 from _chart_helpers import render
 
@@ -142,21 +140,6 @@ def closed_report(tenant: Manifest, period: periods.Period, marker: dict[str, st
 LEDGER_KINDS = (
     "CloudTenant", "SubCenter", "RateCard", "ResourcePlan", "UsageReport", "ResourceRequest",
 )  # fmt: skip
-
-
-def _resource_list(store: objectstore.ObjectStore, backup: str) -> dict[str, list[str]]:
-    """What Velero says the backup holds (its resource list in the bucket), by kind."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=store.url,
-        region_name=objectstore.REGION,
-        aws_access_key_id=store.access_key,
-        aws_secret_access_key=store.secret_key,
-    )
-    key = f"backups/{backup}/{backup}-resource-list.json.gz"
-    body = s3.get_object(Bucket=vh.BUCKET, Key=key)["Body"].read()
-    found: dict[str, list[str]] = json.loads(gzip.decompress(body))
-    return found
 
 
 def _velero_with_the_bucket(
@@ -400,7 +383,7 @@ def test_the_ledger_restored_into_an_empty_hub_is_adopted_as_it_was(
             assert original is not None, key
             assert _changes(original, kubectl.get(*key)) == {}, key
         # The backup holds the ledger's kinds only, nothing a department runs
-        held = _resource_list(store, backup_name)
+        held = vh.resource_list(store, backup_name)
         # (and what Velero adds: their CRDs, and the namespace objects it makes a restored
         # request's namespace from, with its tenant's label).
         kinds = {f"govcloud.io/v1alpha1/{kind}" for kind in LEDGER_KINDS}

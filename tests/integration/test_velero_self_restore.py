@@ -1,13 +1,15 @@
 """Self-service restores, safe by default (issue 17, item 5): a department's admin, impersonated
 against the chart's roles on the real control plane, reads its backups in its CloudTenant's
 status and restores one into its own namespace with a BackupRestore; the real Velero server
-restores it from the real object store (moto) and the objects equal the originals. Naming
+restores it from the real object store (moto) and the objects equal the originals, while the
+platform's record in that namespace (an in-year request, in the backup too) stays gone. Naming
 another department's backup or namespace is refused and creates no Velero Restore; Velero's
 namespace and other departments' namespaces stay out of reach; the object store's credentials
 appear nowhere the operator writes."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import os
@@ -27,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 Manifest = dict[str, Any]
 ROLES = testing.REPO_ROOT / "charts/govcloud-operator/files/backup/restores.yaml"
+PLATFORM_RECORD = "more-cpu"
 # Yearly crons: Velero makes no backup by itself while the test runs; the test makes each
 # backup from the tenant's Schedule, as `velero backup create --from-schedule` does.
 BACKUP_LEVELS = {"2": {"schedule": "0 0 1 1 *", "interval": "1h", "ttl": "720h", "rpo": "2h"}}
@@ -138,6 +141,7 @@ def _backed_up(kubectl: testing.Kubectl, server: velero.VeleroServer, tenant: st
     )
     for manifest in vh.department(namespace):
         kubectl.apply(manifest)
+    kubectl.apply(platform_record(namespace))
     originals = {
         (item["kind"], item["metadata"]["name"]): kubectl.get(
             item["kind"].lower(), item["metadata"]["name"], namespace
@@ -170,6 +174,19 @@ def _backed_up(kubectl: testing.Kubectl, server: velero.VeleroServer, tenant: st
     )
     assert vh.finished(server, kubectl, "backup", backup) == "Completed", server.log_tail()
     return Department(tenant, namespace, backup, originals)
+
+
+def platform_record(namespace: str) -> Manifest:
+    """One of the platform's records in a department's namespace: an in-year request."""
+    return {
+        "apiVersion": "govcloud.io/v1alpha1",
+        "kind": "ResourceRequest",
+        "metadata": {"name": PLATFORM_RECORD, "namespace": namespace},
+        "spec": {
+            "year": datetime.datetime.now(datetime.UTC).year,
+            "lines": [{"resources": {"requests.cpu": "2"}, "reason": "汛期扩容"}],
+        },
+    }
 
 
 def request(name: str, namespace: str, backup: str, *namespaces: str) -> Manifest:
@@ -253,8 +270,12 @@ def test_a_departments_admin_restores_its_own_backup_into_its_own_namespace_as_i
     code, out, err = plugin(kubectl, admin, "backup", "list", "--tenant", a.name)
     assert code == 0, err
     assert [a.name, a.backup, "Completed"] in [line.split()[:3] for line in out.splitlines()], out
-    # The department loses its objects, then restores them with the plugin.
-    for kind, name in a.originals:
+    # The department loses its objects, then restores them with the plugin. The platform's
+    # record in its namespace (an in-year request, in the backup too) was withdrawn meanwhile:
+    # a department's restore must not bring it back, or an old decision with it.
+    held = vh.resource_list(world.store, a.backup).get("govcloud.io/v1alpha1/ResourceRequest")
+    assert held == [f"{a.namespace}/{PLATFORM_RECORD}"], held
+    for kind, name in [*a.originals, ("ResourceRequest", PLATFORM_RECORD)]:
         kubectl("delete", kind.lower(), name, "-n", a.namespace, "--wait=true")
     asked = ("backup", "restore", a.backup, "--name", "bring-back", "-n", a.namespace)
     testing.eventually(
@@ -288,6 +309,7 @@ def test_a_departments_admin_restores_its_own_backup_into_its_own_namespace_as_i
     assert "namespaceMapping" not in spec
     assert "networkpolicies.networking.k8s.io" in spec["excludedResources"]
     assert made["metadata"]["labels"]["govcloud.io/tenant"] == a.name
+    assert kubectl.get("resourcerequest", PLATFORM_RECORD, a.namespace) is None
     # The operator's RoleBindings were not in the restore, and are the operator's still.
     binding = kubectl.get("rolebinding", "govcloud-admin", a.namespace)
     assert binding is not None

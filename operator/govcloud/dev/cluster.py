@@ -32,10 +32,11 @@ from govcloud.dev import binaries, pki
 # The controllers a local control plane runs: what the operator, its tests, the demo and the
 # bench rely on (namespaces and their deletion, the node lifecycle, which lifts the not-ready
 # taint from new kwok nodes, quota, owner references, the workload controllers a migration or a
-# refused replica needs, service accounts and their tokens, the aggregated admin/edit/view
-# roles, the root CA ConfigMap). The others (volumes, endpoints, autoscaling, CronJob runs...)
-# only cost CPU here: an idle control plane with all of them burns about 2.5 % of a core more,
-# and the tests run eight or more at once.
+# refused replica needs, volume claims bound to their volumes and released on deletion, service
+# accounts and their tokens, the aggregated admin/edit/view roles, the root CA ConfigMap). The
+# others (attaching volumes, endpoints, autoscaling, CronJob runs...) only cost CPU here: an
+# idle control plane with all of them burns about 2.5 % of a core more, and the tests run
+# eight or more at once.
 CONTROLLERS = (
     "namespace-controller",
     "node-lifecycle-controller",
@@ -46,6 +47,9 @@ CONTROLLERS = (
     "statefulset-controller",
     "daemonset-controller",
     "job-controller",
+    "persistentvolume-binder-controller",
+    "persistentvolume-protection-controller",
+    "persistentvolumeclaim-protection-controller",
     "serviceaccount-controller",
     "serviceaccount-token-controller",
     "clusterrole-aggregation-controller",
