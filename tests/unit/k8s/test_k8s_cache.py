@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+import tracemalloc
+import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -14,12 +16,20 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from govcloud import constants
-from govcloud.desired import meta
+from govcloud.api.v1alpha1 import cloudtenant
+from govcloud.desired import meta, quotas
+from govcloud.desired import tenant as desired_tenant
 from govcloud.dev import testing
 from govcloud.k8s import cache, client
 
 Manifest = dict[str, Any]
 REAL_BACKOFF = cache.backoff_delay
+
+
+@pytest.fixture(params=[False, True], ids=["dicts", "packed"])
+def store(request: pytest.FixtureRequest) -> cache.Store:
+    """A store holding its objects as dicts, and one holding them packed: both behave alike."""
+    return cache.Store(packed=request.param)
 
 
 def configmap(name: str, rv: int | str, namespace: str = "ns", **labels: str) -> Manifest:
@@ -157,8 +167,9 @@ def test_a_selector_the_index_cannot_answer_is_checked_against_every_object(
     assert examined[0] == 10_000
 
 
-def test_a_relabelled_object_moves_to_its_new_tenant_and_a_deleted_one_leaves_the_index() -> None:
-    store = cache.Store()
+def test_a_relabelled_object_moves_to_its_new_tenant_and_a_deleted_one_leaves_the_index(
+    store: cache.Store,
+) -> None:
     store.upsert(configmap("cm", 1, **tenant_labels("old")))
     store.upsert(configmap("cm", 2, **tenant_labels("new")))
     assert store.list(label_selector=meta.selector("old")) == []
@@ -171,8 +182,7 @@ def test_a_relabelled_object_moves_to_its_new_tenant_and_a_deleted_one_leaves_th
     assert len(store) == 0
 
 
-def test_an_older_or_equal_version_never_overwrites_a_newer_one() -> None:
-    store = cache.Store()
+def test_an_older_or_equal_version_never_overwrites_a_newer_one(store: cache.Store) -> None:
     assert store.upsert(configmap("cm", 10, v="new")) == cache.ADDED
     assert store.upsert(configmap("cm", 9, v="old")) is None
     assert store.upsert(configmap("cm", 10, v="same")) is None
@@ -183,8 +193,7 @@ def test_an_older_or_equal_version_never_overwrites_a_newer_one() -> None:
     assert store.upsert(configmap("cm", 11, v="newer")) == cache.MODIFIED
 
 
-def test_the_store_knows_when_it_took_each_objects_current_version() -> None:
-    store = cache.Store()
+def test_the_store_knows_when_it_took_each_objects_current_version(store: cache.Store) -> None:
     assert store.changed_at("a", "ns") is None
     before = time.monotonic()
     store.upsert(configmap("a", 5))
@@ -209,8 +218,7 @@ def test_versions_compare_as_integers_and_otherwise_replace() -> None:
     assert cache.is_newer("10", "abc")
 
 
-def test_an_object_we_deleted_is_not_brought_back_by_an_older_event() -> None:
-    store = cache.Store()
+def test_an_object_we_deleted_is_not_brought_back_by_an_older_event(store: cache.Store) -> None:
     store.upsert(configmap("cm", 5))
     assert store.forget("cm", "ns") is not None
     assert store.upsert(configmap("cm", 4)) is None
@@ -219,8 +227,7 @@ def test_an_object_we_deleted_is_not_brought_back_by_an_older_event() -> None:
     assert store.upsert(configmap("cm", 6)) == cache.ADDED  # e.g. its deletionTimestamp
 
 
-def test_a_relist_reports_only_what_changed() -> None:
-    store = cache.Store()
+def test_a_relist_reports_only_what_changed(store: cache.Store) -> None:
     for name, rv in (("same", 1), ("changed", 2), ("gone", 3), ("written-after", 30)):
         store.upsert(configmap(name, rv))
     events = store.replace(
@@ -235,8 +242,7 @@ def test_a_relist_reports_only_what_changed() -> None:
     assert held == ["changed", "new", "same", "written-after"]
 
 
-def test_readers_get_copies_that_cannot_corrupt_the_store() -> None:
-    store = cache.Store()
+def test_readers_get_copies_that_cannot_corrupt_the_store(store: cache.Store) -> None:
     store.upsert(configmap("cm", 1, **tenant_labels("t")))
     got = store.get("cm", "ns")
     assert got is not None
@@ -248,14 +254,14 @@ def test_readers_get_copies_that_cannot_corrupt_the_store() -> None:
     assert again == configmap("cm", 1, **tenant_labels("t"))
 
 
-def test_approximate_bytes_grows_with_the_objects_held() -> None:
-    store = cache.Store()
+def test_approximate_bytes_grows_with_the_objects_held(store: cache.Store) -> None:
     assert store.approximate_bytes() == 0
     store.upsert(configmap("a", 1))
-    one = store.approximate_bytes()
+    assert store.approximate_bytes() > 0
     for index in range(100):
         store.upsert(configmap(f"b{index}", index + 2))
-    assert store.approximate_bytes() > 50 * one > 0
+    one = len(json.dumps(configmap("b0", 2), separators=(",", ":")))
+    assert store.approximate_bytes() > 100 * one
 
 
 # -- the informer loop against a scripted API ------------------------------------------------
@@ -654,3 +660,62 @@ def test_a_namespaced_informer_answers_reads_of_its_namespace_only() -> None:
     assert cached.list("v1", "ConfigMap", "other", "team=a") == []
     assert cached.list("v1", "ConfigMap", None, "team=a") == []
     assert direct.calls == ["list team=a", "list team=a"]
+
+
+TENANT_SPEC = {
+    "displayName": "市交通运输局",
+    "unit": {"code": "jtj", "tier": "city"},
+    "contacts": [{"name": "张三", "email": "zhang@example.gov.cn"}],
+    "admins": {"users": ["alice"], "groups": ["jtj-admins"]},
+    "editors": {"users": ["bob"], "serviceAccounts": ["ci/deployer"]},
+    "viewers": {"groups": ["auditors"]},
+    "securityLevel": 2,
+    "namespaces": [{"name": "prod"}, {"name": "dev"}, {"name": "data"}],
+    "quota": {"requests.cpu": "10", "requests.memory": "20Gi", "pods": "50"},
+}
+
+
+def _as_served(manifest: Manifest, version: int) -> Manifest:
+    """A tenant object as a watch delivers it: with the fields the API server adds."""
+    metadata = {
+        **manifest["metadata"],
+        "uid": str(uuid.UUID(int=version)),
+        "resourceVersion": str(version),
+        "creationTimestamp": "2026-12-08T04:00:00Z",
+    }
+    return {**manifest, "metadata": metadata}
+
+
+def _tenant_objects(count: int) -> list[Manifest]:
+    spec = cloudtenant.CloudTenantSpec.model_validate(TENANT_SPEC)
+    found: list[Manifest] = []
+    for index in range(count):
+        name = f"t{index}"
+        names = desired_tenant.namespace_names(name, spec)
+        allocation = quotas.allocate(spec.quota, names, {}, suspended=False)
+        wanted = desired_tenant.build(
+            name, spec, platform_namespaces=["monitoring"], allocation=allocation
+        )
+        for manifest in (*wanted.quotas, *wanted.namespaced):
+            found.append(_as_served(manifest, len(found) + 1))
+    return found
+
+
+def _held_memory(objects: list[Manifest], packed: bool) -> int:
+    """Bytes a store allocates to hold `objects`, measured by tracemalloc."""
+    tracemalloc.start()
+    try:
+        store = cache.Store(packed=packed)
+        for obj in objects:
+            store.upsert(json.loads(json.dumps(obj)))  # decoded from the watch, as informers do
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(store) == len(objects)
+    return held
+
+
+def test_a_packed_store_holds_a_tenants_objects_in_less_than_half_the_memory() -> None:
+    objects = _tenant_objects(40)
+    packed, dicts = _held_memory(objects, packed=True), _held_memory(objects, packed=False)
+    assert packed < dicts / 2, (packed, dicts)
