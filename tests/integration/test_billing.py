@@ -307,7 +307,10 @@ def test_a_stale_write_is_refused_so_two_replicas_cannot_both_accrue(
     hub: cluster.ControlPlane, kubectl: testing.Kubectl, busy_tenant: str
 ) -> None:
     name = f"{busy_tenant}-{current_period().name}"
-    stale = testing.eventually(lambda: report(kubectl, name) or None, what="the report")
+    stale = testing.eventually(  # created, then its status written by the same tick
+        lambda: (found := report(kubectl, name)) and found.get("status") and found,
+        what="the report with its status",
+    )
     testing.eventually(
         lambda: (
             report(kubectl, name)["metadata"]["resourceVersion"]

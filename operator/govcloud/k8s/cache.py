@@ -557,7 +557,7 @@ class Informer:
             except Exception as error:  # the thread must outlive every failure
                 if self._stopping.is_set():
                     break
-                self.not_served = isinstance(error, client.ApiError) and error.status == 404
+                self.not_served = _not_found(error)
                 failures += 1
                 delay = backoff_delay(failures)
                 # Said once per run of failures (a CRD not installed yet, a site down), not
@@ -716,6 +716,13 @@ def backoff_delay(failures: int) -> float:
     """Exponential from BACKOFF_BASE to BACKOFF_CAP, jittered by ±50 %."""
     delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(failures - 1, 16))
     return float(delay * random.uniform(0.5, 1.5))
+
+
+def _not_found(error: BaseException) -> bool:
+    """A 404, however it came: the kind is not served (its CRD not installed, or just deleted
+    while discovery still lists it)."""
+    status = getattr(error, "status", 0) if isinstance(error, client.ApiError | ApiException) else 0
+    return status == 404
 
 
 def describe(error: BaseException) -> str:

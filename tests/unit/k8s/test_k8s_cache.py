@@ -361,6 +361,28 @@ def start(api: ScriptedApi, events: list[tuple[str, str, str]], **options: Any) 
     return informer
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ApiException(status=404, reason="Not Found"),  # discovery still listed the kind
+        client.ApiError("ConfigMap (v1) is not served", status=404),
+    ],
+    ids=["api-404", "not-in-discovery"],
+)
+def test_a_kind_not_served_is_not_waited_for(answer: Exception) -> None:
+    api = ScriptedApi(lists=[answer, answer, answer, answer], watches=[])
+    informer = cache.Informer(ScriptedCluster(api), "v1", "ConfigMap")
+    cached = cache.CachedCluster(ScriptedCluster(api), [informer])
+    informer.start()
+    try:
+        settle(lambda: informer.not_served)
+        began = time.monotonic()
+        assert cached.wait_synced(30) is False  # nothing listed, and nothing to wait for
+        assert time.monotonic() - began < 5
+    finally:
+        informer.stop()
+
+
 def settle(check: Any, timeout: float = 5.0) -> None:
     testing.eventually(check, timeout=timeout, interval=0.01, what="the informer to settle")
 
