@@ -565,7 +565,15 @@ def ensure_all(
         and (manifest["kind"] == "RoleBinding") == access
         and not (access and withheld(manifest, waiting or {}))
     ]
-    applied.ensure_many(chosen if access else [*chosen, *wanted.cluster_scoped])
+    if access:
+        applied.ensure_many(chosen)
+        return
+    # A binding goes out after the role it names: the operator may bind only roles whose
+    # permissions it holds, which the API server cannot check on a role that does not exist yet.
+    bindings = [item for item in wanted.cluster_scoped if item["kind"] == "ClusterRoleBinding"]
+    roles = [item for item in wanted.cluster_scoped if item["kind"] != "ClusterRoleBinding"]
+    applied.ensure_many([*chosen, *roles])
+    applied.ensure_many(bindings)
 
 
 def without_quota(

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
+from govcloud.api.v1alpha1 import cloudtenant
+from govcloud.desired import quotas
+from govcloud.desired import tenant as desired_tenant
 from govcloud.k8s import client
-from govcloud.reconcile import tenant_types
+from govcloud.reconcile import tenant, tenant_types
 
 Manifest = dict[str, Any]
 
@@ -80,3 +84,55 @@ def test_what_is_already_as_wanted_is_not_written() -> None:
     applied.ensure_many([limit_range("a"), limit_range("b"), limit_range("c")])
 
     assert sorted(cluster.applied) == ["b", "c"]
+
+
+class OrderCluster:
+    """Records finished applies; a ClusterRole's apply is slow, and a ClusterRoleBinding whose
+    role is not there yet is refused, as the API server refuses one the writer cannot bind."""
+
+    def __init__(self) -> None:
+        self.finished: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def apply(self, manifest: Manifest) -> Manifest:
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        if kind == "ClusterRole":
+            time.sleep(0.2)
+        if kind == "ClusterRoleBinding":
+            role = manifest["roleRef"]["name"]
+            if ("ClusterRole", role) not in self.finished:
+                raise client.ApiError(f'clusterroles "{role}" not found', status=404)
+        with self.lock:
+            self.finished.append((kind, name))
+        return manifest
+
+
+def test_a_tenants_cluster_role_binding_is_written_after_its_role() -> None:
+    spec = cloudtenant.CloudTenantSpec.model_validate(
+        {
+            "displayName": "市交通运输局",
+            "unit": {"code": "jtj", "tier": "city"},
+            "contacts": [{"name": "张三", "email": "zhang@example.gov.cn"}],
+            "admins": {"groups": ["jtj-admins"]},
+            "securityLevel": 2,
+            "namespaces": [{"name": "prod"}, {"name": "dev"}],
+        }
+    )
+    names = desired_tenant.namespace_names("jtj", spec)
+    allocation = quotas.allocate(spec.quota, names, {}, suspended=False)
+    wanted = desired_tenant.build("jtj", spec, platform_namespaces=[], allocation=allocation)
+    cluster = OrderCluster()
+    applied = tenant_types.Applier(
+        cluster,  # type: ignore[arg-type]
+        cluster,  # type: ignore[arg-type]
+        tenant_types.Observed(tenant={"metadata": {"name": "jtj"}}, namespaces={}, objects={}),
+        [],
+        [],
+    )
+
+    tenant.ensure_all(applied, wanted, names, access=False)
+
+    assert applied.errors == []
+    kinds = [kind for kind, _ in cluster.finished]
+    assert "ClusterRoleBinding" in kinds
+    assert kinds.index("ClusterRoleBinding") > kinds.index("ClusterRole")
