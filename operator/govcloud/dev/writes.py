@@ -143,8 +143,7 @@ def _annotate(reader: reads.Reader, command: Command, args: Sequence[str]) -> Re
         key = clash[0]
         message = f"error: '{key}' already has a value ({current[key]}), and --overwrite is false"
         return _result(args, [], [message])
-    version = found["metadata"]["resourceVersion"]
-    patch = {"metadata": {field_name: changes, "resourceVersion": version}}
+    patch = {"metadata": {field_name: changes}}  # as kubectl sends it: no resourceVersion
     status, body = reader.request("PATCH", path, body=patch, content_type=PATCH_TYPES["merge"])
     if status >= 300:
         return _result(args, [], [_server_error(body)])
@@ -212,6 +211,8 @@ def _create_all(
         if resource.namespaced:
             body = {**body, "metadata": {**body["metadata"], "namespace": namespace}}
         status, answer = reader.request("POST", resource.path(namespace), body=body)
+        if status == 409 and len(planned) == 1:
+            return None  # created meanwhile by someone else: kubectl's apply updates it
         if status >= 300:
             errors.append(_server_error(answer, when='error when creating "STDIN": '))
         else:
