@@ -205,7 +205,12 @@ def test_a_drill_restores_a_department_on_a_sub_center_verifies_it_and_cleans_up
         available_already(site_kubectl)
         site_server = vh.running_velero(subcenter, store, read_only=True)
         kubectl.apply(drill(names["run"], dept, site, me, keep=True))
-        run = finished(kubectl, names["run"], vh.SYNC_TIMEOUT + 60)
+        finished(kubectl, names["run"], vh.SYNC_TIMEOUT + 60)
+        run = testing.eventually(  # the pass after the one that ended it records the cleanup
+            lambda: (found := status_of(kubectl, names["run"])).get("cleanup") and found,
+            timeout=30,
+            what=f"RecoveryDrill {names['run']} to record its cleanup",
+        )
         assert run["phase"] == "Succeeded", (run, site_server.log_tail())
         said = condition(run, "Succeeded")
         assert (said["status"], said["reason"]) == ("True", "Matched"), said

@@ -57,6 +57,15 @@ def install_older_crd(kubectl: testing.Kubectl) -> None:
     }
     assert older["spec"] != current["spec"], "the member rules were not found in the CRD"
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps(older))
+    # The API server takes up a CRD's new schema a moment after the write.
+    probe = helpers.tenant_manifest("older-crd-probe", admins={"groups": ["system:authenticated"]})
+    testing.eventually(
+        lambda: (
+            kubectl.run("create", "--dry-run=server", "-f", "-", stdin=json.dumps(probe)).returncode
+            == 0
+        ),
+        what="the older CRD's schema in force",
+    )
 
 
 def subjects(kubectl: testing.Kubectl, namespace: str) -> list[Manifest]:
