@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from govcloud.api.v1alpha1 import cloudtenant
@@ -93,12 +92,14 @@ class OrderCluster:
     def __init__(self) -> None:
         self.finished: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+        self.binding_tried = threading.Event()
 
     def apply(self, manifest: Manifest) -> Manifest:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
-        if kind == "ClusterRole":
-            time.sleep(0.2)
+        if kind == "ClusterRole":  # held back until a binding was tried, or 0.5 s passed
+            self.binding_tried.wait(0.5)
         if kind == "ClusterRoleBinding":
+            self.binding_tried.set()
             role = manifest["roleRef"]["name"]
             if ("ClusterRole", role) not in self.finished:
                 raise client.ApiError(f'clusterroles "{role}" not found', status=404)
